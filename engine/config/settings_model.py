@@ -1,0 +1,146 @@
+"""Model and Folders screens: which base model, which images, where results go."""
+
+from __future__ import annotations
+
+from .schema import Setting
+
+QUICK_PICKS: dict[str, dict] = {
+    # pick: hub id or builtin name, and the family flags it implies
+    "sd15": {"path": "stable-diffusion-v1-5/stable-diffusion-v1-5", "v2": False, "v_parameterization": False, "sdxl": False},
+    "sd21-base": {"path": "stabilityai/stable-diffusion-2-1-base", "v2": True, "v_parameterization": False, "sdxl": False},
+    "sd21-768-v": {"path": "stabilityai/stable-diffusion-2-1", "v2": True, "v_parameterization": True, "sdxl": False},
+    "sdxl-base": {"path": "stabilityai/stable-diffusion-xl-base-1.0", "v2": False, "v_parameterization": False, "sdxl": True},
+    "builtin-tiny-sd1": {"path": "builtin-tiny-sd1", "v2": False, "v_parameterization": False, "sdxl": False},
+    "builtin-tiny-sdxl": {"path": "builtin-tiny-sdxl", "v2": False, "v_parameterization": False, "sdxl": True},
+}
+
+
+def is_tiny(values) -> bool:
+    return str(values.get("model.path") or values.get("model.quick_pick") or "").startswith("builtin-tiny")
+
+
+def is_sdxl(values) -> bool:
+    return bool(values.get("model.sdxl"))
+
+
+MODEL_SETTINGS = [
+    Setting(
+        "model.quick_pick", "choice", "sd15", "Base model",
+        "A well-known base model, a tiny built-in one for trying things out, or your own.",
+        "Choose the model your LoRA will be trained against. A LoRA only works with the family it was "
+        "trained on: an SD 1.5 LoRA does nothing useful on SDXL. The hub picks load from your local "
+        "Hugging Face cache (or download when this machine is online). The builtin-tiny models are "
+        "small random networks made on this machine: they produce noise, but they exercise every part "
+        "of training in seconds on a CPU. Pick 'custom' to point at your own folder or file.",
+        "model", kohya="model_list", choices=tuple(QUICK_PICKS) + ("custom",),
+    ),
+    Setting(
+        "model.path", "str", "", "Model path or hub id",
+        "A diffusers folder, a single .safetensors/.ckpt file, or a Hugging Face id.",
+        "Where the base model comes from. A folder in diffusers layout (with model_index.json) loads "
+        "as it is. A single checkpoint file (what most model sites offer) also needs the model's "
+        "config files: set the config folder below when offline. A hub id such as "
+        "'stable-diffusion-v1-5/stable-diffusion-v1-5' is looked up in the local cache. Filled in "
+        "automatically by the quick pick.",
+        "model", kohya="pretrained_model_name_or_path", optional=True, empty_means="the quick pick's model",
+        model_default=lambda v: QUICK_PICKS.get(v.get("model.quick_pick"), {}).get("path", ""),
+    ),
+    Setting(
+        "model.config_dir", "path", None, "Config folder (single-file models)",
+        "Diffusers configs and tokenizer for a single-file model, so it loads offline.",
+        "A single .safetensors or .ckpt file holds weights but not the description of the network "
+        "they belong to. Point this at a folder with the matching diffusers configs and tokenizer "
+        "(a diffusers copy of the same family without weights is enough). Leave empty to fetch "
+        "them from the hub, which needs a network connection.",
+        "model", optional=True,
+        applies=lambda v: None if str(v.get("model.path") or "").lower().endswith((".safetensors", ".ckpt"))
+        else "only used when the model path is a single file",
+    ),
+    Setting(
+        "model.v2", "bool", False, "Stable Diffusion 2.x",
+        "The base is an SD 2.x model (OpenCLIP text encoder).",
+        "SD 2.x models use a different text encoder (OpenCLIP ViT-H) and a different key layout than "
+        "SD 1.x. The trainer checks this against the loaded model and stops with an error when they "
+        "disagree. It is also written into the LoRA's metadata so other tools know its family.",
+        "model", kohya="v2",
+    ),
+    Setting(
+        "model.v_parameterization", "bool", False, "V-prediction",
+        "The base predicts velocity instead of noise (SD 2.x 768 px models).",
+        "Most models learn to predict the noise that was added to an image. The SD 2.x 768 px models "
+        "instead predict a mix of noise and image called velocity. Training must use the same target "
+        "as the base model, or the LoRA learns the wrong thing. The scheduler's config of the loaded "
+        "model tells which one it uses, and a mismatch is an error.",
+        "model", kohya="v_parameterization",
+    ),
+    Setting(
+        "model.sdxl", "bool", False, "SDXL",
+        "The base is SDXL (two text encoders, size conditioning, 1024 px).",
+        "SDXL has two text encoders and is told each training image's original size and crop. Its "
+        "LoRA files name their layers differently. Set by the quick pick; for a custom model it is "
+        "checked against the loaded model.",
+        "model", kohya="sdxl",
+    ),
+    Setting(
+        "model.save_as", "choice", "safetensors", "File format",
+        "safetensors (safe, recommended) or ckpt (Python pickle).",
+        "safetensors files hold only numbers and metadata and cannot run code when opened; every "
+        "current tool reads them. ckpt is a Python pickle: opening one from an untrusted source can "
+        "run arbitrary code, and it keeps no metadata. Choose ckpt only for an old tool that needs it.",
+        "model", kohya="save_model_as", choices=("safetensors", "ckpt"),
+    ),
+]
+
+FOLDER_SETTINGS = [
+    Setting(
+        "folders.images", "path", None, "Image folder",
+        "Parent of concept folders named '<repeats>_<tokens>', e.g. '10_mychar woman'.",
+        "Put your training images in one or more sub-folders of this folder. Each sub-folder name "
+        "starts with how many times its images are repeated per epoch, then an underscore, then the "
+        "words used as the caption for images that have no caption file (for example '10_mychar "
+        "woman'). A caption file has the image's name with the caption extension (photo1.png → "
+        "photo1.txt). Sub-folders without the number are skipped with a warning.",
+        "folders", kohya="train_data_dir", required=True,
+    ),
+    Setting(
+        "folders.regularization", "path", None, "Regularisation folder",
+        "Optional class images (same layout) that keep the model from drifting.",
+        "Regularisation images show the model what the general class looks like (for example other "
+        "women, if you train one woman), so the LoRA learns your subject instead of changing the "
+        "whole class. They are repeated or cut to match the number of training images, each epoch "
+        "then has twice as many steps, and their loss is weighted by the prior loss weight. "
+        "Leave empty to train without them.",
+        "folders", kohya="reg_data_dir", optional=True,
+    ),
+    Setting(
+        "folders.output", "path", "./output", "Output folder",
+        "Where the LoRA files, intermediate saves, samples and a copy of this run file go.",
+        "The finished LoRA, the saves made during training, sample images and a copy of this run "
+        "file are written here. It is created if missing. Existing files are never replaced unless "
+        "'overwrite' is on.",
+        "folders", kohya="output_dir",
+    ),
+    Setting(
+        "folders.logging", "path", None, "Logging folder",
+        "When set, TensorBoard logs (loss, learning rate, samples) are written here.",
+        "Set a folder to record the loss and learning rate of every step for TensorBoard (or W&B, see "
+        "the logging option). Useful to compare runs later. Leave empty to skip logging; the live "
+        "dashboard works either way.",
+        "folders", kohya="logging_dir", optional=True,
+    ),
+    Setting(
+        "folders.output_name", "str", "my_lora", "Output name",
+        "Base name of the LoRA file (letters, digits, '-', '_', '.').",
+        "The LoRA is saved as '<name>.safetensors' in the output folder, and saves made during "
+        "training as '<name>-000002.safetensors' (the number is the epoch). It is also what people "
+        "see in their image tools' LoRA list. It cannot contain folder separators.",
+        "folders", kohya="output_name",
+    ),
+    Setting(
+        "folders.training_comment", "str", "", "Training comment",
+        "Free text stored in the LoRA file's metadata (trigger words, notes).",
+        "Anything you want the file to carry: trigger words, the source of the images, a licence "
+        "note. It is stored as 'ss_training_comment' and shown by tools that read LoRA metadata.",
+        "folders", kohya="training_comment",
+    ),
+]

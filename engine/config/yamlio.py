@@ -1,0 +1,169 @@
+"""Reading and writing run files (YAML).
+
+Loading is `yaml.safe_load` with three extra guards a hand-edited file needs: duplicate keys are
+errors (plain YAML silently keeps the last), anchors/aliases are refused (they are never needed
+in a run file and enable "billion laughs" expansion), and huge files are refused before parsing.
+Saving writes every setting, in schema order, each with its one-line hint as a comment.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..problems import Problem, ProblemError, error
+from .rules import check_rules
+from .runconfig import SCHEMA_VERSION, SETTINGS, RunConfig, complete, parse_nested
+
+MAX_RUN_FILE_BYTES = 1_000_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys and aliases."""
+
+
+def _no_alias(self, node):  # noqa: ANN001 - yaml callback signature
+    raise yaml.constructor.ConstructorError(None, None, "anchors and aliases (&name / *name) are not supported in run files",
+                                            node.start_mark)
+
+
+def _mapping_without_duplicates(loader, node, deep=False):  # noqa: ANN001
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+        seen[key] = True
+    return loader.construct_mapping(node, deep=deep)
+
+
+class _NoAliasComposer(_StrictLoader):
+    def compose_node(self, parent, index):  # noqa: ANN001
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "anchors and aliases (&name / *name) are not supported in run files",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
+_NoAliasComposer.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def load_yaml_text(text: str, source: str) -> Any:
+    """Parse YAML text safely; problems raise ProblemError naming the file, line and column."""
+    if len(text.encode("utf-8", "ignore")) > MAX_RUN_FILE_BYTES:
+        raise ProblemError([error(source, f"file is larger than {MAX_RUN_FILE_BYTES // 1000} kB", "a run file is a few kB; is this the right file?")])
+    try:
+        return yaml.load(text, Loader=_NoAliasComposer)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source} line {mark.line + 1}, column {mark.column + 1}" if mark else source
+        problem = (exc.problem or str(exc)).strip()
+        hint = "check the YAML syntax at that place"
+        if "'\\t'" in problem or "tab" in problem.lower():
+            problem, hint = "a tab character is used for indentation", "indent with spaces, not tabs"
+        if "alias" in problem or "duplicate" in problem:
+            hint = "remove the repeated key" if "duplicate" in problem else "write the value out in full"
+        raise ProblemError([error(where, problem, hint)]) from None
+    except yaml.YAMLError as exc:
+        raise ProblemError([error(source, f"not valid YAML: {exc}", "check the file's syntax")]) from None
+
+
+def read_run_text(path: str | os.PathLike) -> str:
+    file = Path(path)
+    try:
+        if file.stat().st_size > MAX_RUN_FILE_BYTES:
+            raise ProblemError([error(str(file), f"file is larger than {MAX_RUN_FILE_BYTES // 1000} kB", "a run file is a few kB; is this the right file?")])
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise ProblemError([error(str(file), "file not found", "check the path")]) from None
+    except IsADirectoryError:
+        raise ProblemError([error(str(file), "is a folder, not a run file", "give the .yaml file")]) from None
+    except PermissionError:
+        raise ProblemError([error(str(file), "cannot be read (permission denied)", "check the file's permissions")]) from None
+    except OSError as exc:
+        raise ProblemError([error(str(file), f"cannot be read: {exc.strerror}", "")]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProblemError([error(str(file), "is not UTF-8 text", "save the file as UTF-8")]) from None
+
+
+def config_from_document(document: Any, source: str) -> tuple[RunConfig, list[Problem]]:
+    """Typed config plus warnings; raises ProblemError with every error found."""
+    values, problems = parse_nested(document, source=source)
+    if not any(p.is_error for p in problems):
+        problems += check_rules(complete(values))
+    if any(p.is_error for p in problems):
+        raise ProblemError(problems)
+    return RunConfig(values), [p for p in problems if not p.is_error]
+
+
+def load_run_file(path: str | os.PathLike) -> tuple[RunConfig, list[Problem]]:
+    """Load and validate a run file: (config, warnings), or ProblemError listing every error."""
+    source = str(path)
+    return config_from_document(load_yaml_text(read_run_text(path), source), source)
+
+
+def dump_run_yaml(config: RunConfig) -> str:
+    """The run file's text: every setting with its hint as a comment, in schema order."""
+    lines = ["# tui-lora run file. Edit by hand or with `tui-lora edit <file>`;",
+             "# `tui-lora validate <file>` checks it. Empty values take their defaults.",
+             f"version: {SCHEMA_VERSION}"]
+    current = None
+    for s in SETTINGS:
+        section = s.section
+        indent = "  " if section else ""
+        if section != current:
+            current = section
+            if section:
+                lines.append(f"\n{section}:")
+        lines.append(f"{indent}# {s.hint}")
+        value = config.values[s.key]
+        if s.model_default is not None and s.kind == "str" and value == s.model_default(config.values):
+            value = None  # follows the quick pick, so editing the pick alone stays consistent
+        lines.append(f"{indent}{s.name}:{_scalar_text(value, indent)}")
+        if not section:
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _scalar_text(value: Any, indent: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list) and value and any(isinstance(x, (dict, str)) for x in value):
+        body = yaml.safe_dump(value, default_flow_style=False, allow_unicode=True, sort_keys=False, width=1000)
+        return "\n" + "\n".join(f"{indent}  {line}" for line in body.rstrip().splitlines())
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1000).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")]
+    text = text.removesuffix("...").strip()
+    return " " + text
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> Path:
+    """Write via a temp file and rename, so a crash never leaves half a file; never replaces
+    an existing file unless `overwrite`."""
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise FileExistsError(str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def save_run_file(config: RunConfig, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    return write_text_atomic(path, dump_run_yaml(config), overwrite=overwrite)
