@@ -1,0 +1,117 @@
+"""The event stream: JSON Lines the engine appends and anything (dashboard, CLI, tests) reads.
+
+One object per line with `type`, `time` (unix seconds) and `seq`. Lines are flushed one by one so
+a reader tailing the file sees each event at once; a reader must tolerate a partial last line
+(the writer may be mid-write), which `EventReader` keeps until it is complete.
+No torch here: the UI imports this module.
+
+Fields by type (all optional beyond these; readers ignore what they do not know):
+- run_started: run_id, output_dir, output_name, config_digest, device (text), mixed_precision
+  (resolved), num_processes, batch_size (per process), gradient_accumulation_steps, seed,
+  steps_per_epoch, total_steps, total_epochs, dataset {images, reg_images, concepts [{name, images,
+  repeats}], buckets {"WxH": count}}, lr_curve {group: [[step, lr], ...]} (the whole schedule,
+  sampled), resumed_from_step.
+- caching: stage ("latents"), done, total.
+- step: step, total_steps, epoch, total_epochs, loss, avg_loss, lr {group: value}, it_per_s,
+  eta_s, elapsed_s, memory {device: "cuda"|"cpu", allocated, reserved, peak, total} in bytes
+  (on CPU: rss, total), gpu_util (percent, when readable), max_norm {keys_scaled, mean, max}.
+- epoch_end: epoch, total_epochs, step, avg_loss.
+- checkpoint: path, bytes, step, epoch, kind ("epoch" | "manual" | "final" | "stopped" | "state").
+- sample: paths [..], prompts [..], step, epoch.
+- warning / log: message (warning may add field, hint).
+- error: message, hint, traceback_path.
+- run_finished: status ("completed" | "stopped" | "failed"), outputs [paths], step, message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+EVENT_TYPES = (
+    "run_started", "caching", "step", "epoch_end", "checkpoint", "sample", "warning", "log", "error",
+    "run_finished",
+)
+FINAL_STATUSES = ("completed", "stopped", "failed")
+
+
+class EventWriter:
+    """Appends events to a file; safe to call from the training loop every step."""
+
+    def __init__(self, path: str | os.PathLike, *, clock=time.time):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+        self._seq = 0
+        self._clock = clock
+
+    def emit(self, type: str, **fields: Any) -> dict[str, Any]:
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}")
+        self._seq += 1
+        event = {"type": type, "time": round(self._clock(), 3), "seq": self._seq, **fields}
+        self._file.write(json.dumps(event, default=_jsonable, separators=(",", ":")) + "\n")
+        self._file.flush()
+        return event
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> "EventWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+class EventReader:
+    """Incremental reader: each `read_new()` returns the complete events added since the last call."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._offset = 0
+        self._partial = b""
+
+    def read_new(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # empty when the data ended with a newline
+        return list(_parse_lines(lines))
+
+
+def _parse_lines(lines: Iterable[bytes]):
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # a torn line from a killed writer: skip it, keep reading
+        if isinstance(event, dict) and "type" in event:
+            yield event
+
+
+def read_events(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """All complete events in a file (a partial last line is ignored)."""
+    return EventReader(path).read_new()
