@@ -1,0 +1,3 @@
+"""tui-lora: a terminal app for Stable Diffusion LoRA training."""
+
+__version__ = "0.1.0"

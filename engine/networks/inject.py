@@ -1,0 +1,300 @@
+"""Add a LoRA-family adapter to one model component with peft, on the layers Kohya's scripts train.
+
+Targets follow sd-scripts' `networks/lora.py`: every Linear and Conv2d inside the UNet's
+Transformer2DModel blocks (attention projections, proj_in/proj_out, feed-forward) and inside the
+text encoder's CLIPAttention / CLIPMLP blocks. LoCon, LoHa and LoKr also take every Linear and
+Conv2d inside ResnetBlock2D, Downsample2D and Upsample2D (conv1, conv2, conv_shortcut,
+time_emb_proj, the samplers' conv) — never conv_in, conv_out or the time embedding, which sit
+outside those blocks. Layers are found by the class of the block that holds them, so models of any
+width (SD1, SD2, SDXL, tiny test models) get the same set.
+
+Convolutions with a kernel wider than 1x1 take conv_rank/conv_alpha; 1x1 convolutions count as
+linear layers and take rank/alpha, as in Kohya. peft's scaling lora_alpha / r equals Kohya's
+alpha / rank.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+import torch
+from torch import nn
+
+from engine.networks import COMPONENTS, NETWORK_TYPES
+from engine.problems import ProblemError, error
+
+NetworkType = Literal["lora", "locon", "loha", "lokr"]
+Component = Literal["unet", "text_encoder", "text_encoder_2"]
+
+# peft supports several named adapters per layer; a run trains exactly one.
+ADAPTER_NAME = "default"
+
+
+def apply_network(
+    model: nn.Module,
+    *,
+    component: str,
+    network_type: str,
+    rank: int,
+    alpha: float,
+    conv_rank: int = 0,
+    conv_alpha: float = 0.0,
+    dropout: float = 0.0,
+    rank_dropout: float = 0.0,
+    module_dropout: float = 0.0,
+    use_tucker: bool = False,
+    dtype: torch.dtype | None = torch.float32,
+) -> list[str]:
+    """Inject the adapter in place, freeze the base weights and return the adapted module paths.
+
+    conv_rank 0 leaves wide convolutions out (Kohya's meaning of conv_dim 0). `use_tucker` selects
+    LyCORIS' Tucker (CP) form for wide convolutions in loha/lokr. Adapter weights are kept in
+    `dtype` (float32 by default) whatever the base model's dtype; None keeps peft's choice.
+    """
+    if component not in COMPONENTS:
+        raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
+    _check_settings(network_type, rank, alpha, conv_rank, conv_alpha, dropout, rank_dropout, module_dropout)
+    if adapter_layers(model):
+        raise ValueError(f"the {component} already carries a network; apply_network runs once per model")
+
+    targets = select_targets(model, component, network_type)
+    wide_convs = [path for path, wide in targets.items() if wide]
+    if conv_rank <= 0:
+        targets = {path: wide for path, wide in targets.items() if not wide}
+        wide_convs = []
+    if not targets:
+        raise ProblemError(
+            [
+                error(
+                    "network.type",
+                    f"found no layers to adapt in the {component} ({type(model).__name__})",
+                    "the model must be a diffusers UNet2DConditionModel or a transformers CLIP text encoder",
+                )
+            ]
+        )
+
+    config = _peft_config(
+        network_type,
+        sorted(targets),
+        wide_convs,
+        rank=rank,
+        alpha=alpha,
+        conv_rank=conv_rank,
+        conv_alpha=conv_alpha,
+        rank_dropout=rank_dropout,
+        module_dropout=module_dropout,
+        use_tucker=use_tucker,
+    )
+    from peft import inject_adapter_in_model
+
+    inject_adapter_in_model(config, model, adapter_name=ADAPTER_NAME)
+    layers = adapter_layers(model)
+    if network_type == "loha":
+        for layer in layers.values():
+            _init_loha_like_lycoris(layer)
+
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    for parameter in network_parameters(model):
+        if dtype is not None:
+            parameter.data = parameter.data.to(dtype)
+        parameter.requires_grad_(True)
+
+    from engine.networks.regularizers import install_dropouts
+
+    install_dropouts(model, dropout=dropout, rank_dropout=rank_dropout, module_dropout=module_dropout)
+    return sorted(layers)
+
+
+def select_targets(model: nn.Module, component: str, network_type: str) -> dict[str, bool]:
+    """Module paths to adapt, each mapped to True when it is a convolution wider than 1x1.
+
+    Works on an adapted model too: a peft layer counts as the layer it wraps.
+    """
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    containers = _container_types(component, network_type)
+    targets: dict[str, bool] = {}
+
+    def visit(module: nn.Module, path: str, inside: bool) -> None:
+        inside = inside or isinstance(module, containers)
+        layer = module.get_base_layer() if isinstance(module, BaseTunerLayer) else module
+        if inside and isinstance(layer, (nn.Linear, nn.Conv2d)):
+            targets[path] = isinstance(layer, nn.Conv2d) and tuple(layer.kernel_size) != (1, 1)
+        if isinstance(module, BaseTunerLayer):
+            return  # its children are the adapter's own layers
+        for name, child in module.named_children():
+            visit(child, f"{path}.{name}" if path else name, inside)
+
+    visit(model, "", False)
+    return targets
+
+
+def adapter_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The peft layers that carry our adapter, by their path in the model (the adapted module's path)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    found = {}
+    for name, module in model.named_modules():
+        if isinstance(module, BaseTunerLayer) and ADAPTER_NAME in _adapter_names(module):
+            found[name] = module
+    return found
+
+
+def network_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The trainable adapter parameters of a model, in a stable order (for the optimizer)."""
+    parameters: list[nn.Parameter] = []
+    for layer in adapter_layers(model).values():
+        for attribute in layer.adapter_layer_names:
+            holder = getattr(layer, attribute, None)
+            if holder is None or ADAPTER_NAME not in holder:
+                continue
+            entry = holder[ADAPTER_NAME]
+            if isinstance(entry, nn.Parameter):
+                parameters.append(entry)
+            else:
+                parameters.extend(entry.parameters())
+    return parameters
+
+
+def layer_kind(layer: nn.Module) -> Literal["lora", "loha", "lokr"]:
+    """Which adapter family a peft layer belongs to (locon layers are lora layers on convolutions)."""
+    from peft.tuners.loha import LoHaLayer
+    from peft.tuners.lokr import LoKrLayer
+    from peft.tuners.lora import LoraLayer
+
+    if isinstance(layer, LoraLayer):
+        return "lora"
+    if isinstance(layer, LoHaLayer):
+        return "loha"
+    if isinstance(layer, LoKrLayer):
+        return "lokr"
+    raise TypeError(f"not a LoRA, LoHa or LoKr layer: {type(layer).__name__}")
+
+
+def _adapter_names(layer: nn.Module) -> set[str]:
+    names: set[str] = set()
+    for attribute in layer.adapter_layer_names:
+        holder = getattr(layer, attribute, None)
+        if holder is not None:
+            names.update(holder.keys())
+    return names
+
+
+def _container_types(component: str, network_type: str) -> tuple[type, ...]:
+    if component == "unet":
+        from diffusers.models.downsampling import Downsample2D
+        from diffusers.models.resnet import ResnetBlock2D
+        from diffusers.models.transformers.transformer_2d import Transformer2DModel
+        from diffusers.models.upsampling import Upsample2D
+
+        if network_type == "lora":
+            return (Transformer2DModel,)
+        return (Transformer2DModel, ResnetBlock2D, Downsample2D, Upsample2D)
+    # CLIPSdpaAttention / CLIPFlashAttention2 of older transformers subclass CLIPAttention.
+    from transformers.models.clip.modeling_clip import CLIPMLP, CLIPAttention
+
+    return (CLIPAttention, CLIPMLP)
+
+
+def _peft_config(
+    network_type: str,
+    targets: list[str],
+    wide_convs: list[str],
+    *,
+    rank: int,
+    alpha: float,
+    conv_rank: int,
+    conv_alpha: float,
+    rank_dropout: float,
+    module_dropout: float,
+    use_tucker: bool,
+):
+    # One alternation pattern keeps peft's per-layer pattern lookup to a single regex.
+    rank_pattern: dict[str, int] = {}
+    alpha_pattern: dict[str, float] = {}
+    if wide_convs:
+        pattern = "|".join(re.escape(path) for path in wide_convs)
+        rank_pattern[pattern] = int(conv_rank)
+        alpha_pattern[pattern] = float(conv_alpha)
+    common = dict(target_modules=targets, rank_pattern=rank_pattern, alpha_pattern=alpha_pattern)
+    if network_type in ("lora", "locon"):
+        from peft import LoraConfig
+
+        # lora_dropout stays 0: peft drops the layer's input; Kohya's dropout acts on lora_down's output.
+        return LoraConfig(
+            r=int(rank), lora_alpha=float(alpha), lora_dropout=0.0, init_lora_weights=True, bias="none", **common
+        )
+    if network_type == "loha":
+        from peft import LoHaConfig
+
+        return LoHaConfig(
+            r=int(rank),
+            alpha=float(alpha),
+            rank_dropout=float(rank_dropout),
+            module_dropout=float(module_dropout),
+            use_effective_conv2d=use_tucker,
+            init_weights=True,
+            **common,
+        )
+    from peft import LoKrConfig
+
+    return LoKrConfig(
+        r=int(rank),
+        alpha=float(alpha),
+        rank_dropout=float(rank_dropout),
+        module_dropout=float(module_dropout),
+        rank_dropout_scale=True,
+        use_effective_conv2d=use_tucker,
+        decompose_both=False,
+        decompose_factor=-1,
+        init_weights="lycoris",
+        **common,
+    )
+
+
+@torch.no_grad()
+def _init_loha_like_lycoris(layer: nn.Module) -> None:
+    """LyCORIS' LoHa start values (peft's are far smaller), so LoHa learning rates carry over."""
+    if ADAPTER_NAME in layer.hada_t1:
+        nn.init.normal_(layer.hada_t1[ADAPTER_NAME], std=0.1)
+        nn.init.normal_(layer.hada_t2[ADAPTER_NAME], std=0.1)
+    nn.init.normal_(layer.hada_w1_a[ADAPTER_NAME], std=0.1)
+    nn.init.normal_(layer.hada_w1_b[ADAPTER_NAME], std=1.0)
+    nn.init.zeros_(layer.hada_w2_a[ADAPTER_NAME])
+    nn.init.normal_(layer.hada_w2_b[ADAPTER_NAME], std=1.0)
+
+
+def _check_settings(
+    network_type: str,
+    rank: int,
+    alpha: float,
+    conv_rank: int,
+    conv_alpha: float,
+    dropout: float,
+    rank_dropout: float,
+    module_dropout: float,
+) -> None:
+    problems = []
+    if network_type not in NETWORK_TYPES:
+        problems.append(error("network.type", f"unknown network type {network_type!r}", f"use one of {', '.join(NETWORK_TYPES)}"))
+    if int(rank) != rank or rank < 1:
+        problems.append(error("network.rank", f"rank must be a whole number ≥ 1, got {rank}"))
+    if not (alpha > 0 and math.isfinite(alpha)):
+        problems.append(error("network.alpha", f"alpha must be a number > 0, got {alpha}", "alpha = rank gives scale 1"))
+    if network_type != "lora" and conv_rank > 0:
+        if int(conv_rank) != conv_rank:
+            problems.append(error("network.conv_rank", f"conv_rank must be a whole number, got {conv_rank}"))
+        if not (conv_alpha > 0 and math.isfinite(conv_alpha)):
+            problems.append(error("network.conv_alpha", f"conv_alpha must be a number > 0, got {conv_alpha}"))
+    for field, value in (
+        ("network.dropout", dropout),
+        ("network.rank_dropout", rank_dropout),
+        ("network.module_dropout", module_dropout),
+    ):
+        if not 0.0 <= value < 1.0:
+            problems.append(error(field, f"must be at least 0 and below 1, got {value}"))
+    if problems:
+        raise ProblemError(problems)

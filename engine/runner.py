@@ -1,0 +1,65 @@
+"""The headless train command shared by `tui-lora train` and `python -m engine train`.
+
+With `hardware.num_processes` > 1 and not already inside accelerate, it re-launches itself through
+`accelerate launch --multi_gpu` (on CPU that gives the gloo-based multi-process mode).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .config import load_run_file
+from .console import ConsoleReporter
+from .problems import ProblemError
+
+
+def _inside_accelerate() -> bool:
+    return "LOCAL_RANK" in os.environ or "ACCELERATE_PROCESS_ID" in os.environ
+
+
+def launch_command(file: str, processes: int, gpu_ids: list[int], resume: str | None, run_id: str | None) -> list[str]:
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+               "--num_machines", "1", "--dynamo_backend", "no", "--mixed_precision", "no"]
+    if gpu_ids:
+        command += ["--gpu_ids", ",".join(str(i) for i in gpu_ids)]
+    command += ["-m", "engine", "train", file]
+    if resume:
+        command += ["--resume", resume]
+    if run_id:
+        command += ["--run-id", run_id]
+    return command
+
+
+def train_main(file: str, *, resume: str | None = None, run_id: str | None = None) -> int:
+    try:
+        cfg, _ = load_run_file(file)
+    except ProblemError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{file}: not valid, nothing was started", file=sys.stderr)
+        return 2
+    if cfg.hardware.num_processes > 1 and not _inside_accelerate():
+        command = launch_command(file, cfg.hardware.num_processes, cfg.hardware.gpu_ids, resume, run_id)
+        # Argument list, no shell: paths from the run file are never interpreted.
+        return subprocess.call(command)
+    from .train.entry import run_from_file
+
+    rank = int(os.environ.get("RANK", "0") or 0)
+    reporter = ConsoleReporter() if rank == 0 else None
+    try:
+        result = run_from_file(file, on_event=reporter, resume=resume, run_id=run_id)
+    except ProblemError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print("nothing was started: fix the errors above", file=sys.stderr)
+        return 2
+    if rank == 0:
+        if result.status == "completed":
+            print(f"done: {result.outputs[-1] if result.outputs else 'no file written'}")
+        elif result.status == "stopped":
+            print(f"stopped; saved {result.outputs[-1] if result.outputs else 'nothing'}", file=sys.stderr)
+        else:
+            print(f"failed: {result.message}" + (f" ({result.hint})" if result.hint else ""), file=sys.stderr)
+    return result.exit_code

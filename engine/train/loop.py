@@ -1,0 +1,449 @@
+"""The training loop: one readable pass from prepared parts to a saved LoRA.
+
+Setup lives in `setup.py`, batching in `batches.py`, latents in `latents.py`, the objective in
+`loss.py`, file writing in `saving.py`; this module wires them together with accelerate and
+reports every step as an event.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..config import RunConfig
+from ..dataset.captions import process_caption
+from ..events import EventWriter
+from ..plan import RunPlan
+from ..problems import Problem
+from .batches import Draw, epoch_batches
+from .control import RunControl
+from .latents import LatentEncoder, centre_crop_conditioning
+from .loss import diffusion_loss, min_snr_weights, sample_noise, sample_timesteps, training_target
+from .memory import MemoryProbe
+from .saving import output_file, prune_epoch_saves, save_lora
+from .setup import TrainedModel, build_model, resolve_mixed_precision, weight_dtype_for
+from .text import encode_captions
+
+
+class TrainingFailure(Exception):
+    """A failure the user can act on: message plus concrete advice."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass
+class Progress:
+    """Where the run is; saved with resumable state."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epochs completed
+    batch_in_epoch: int = 0  # batches of the current epoch already consumed
+    loss_history: list[float] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None = None,
+                 control: RunControl | None = None, run_id: str = "", on_event: Callable[[dict], None] | None = None,
+                 resume_state: Path | None = None):
+        self.cfg = cfg
+        self.plan = plan
+        self.seed = seed
+        self.events = events
+        self.control = control or RunControl()
+        self.run_id = run_id
+        self.on_event = on_event
+        self.resume_state = resume_state
+        self.progress = Progress()
+        self.outputs: list[Path] = []
+        self.epoch_saves: list[Path] = []
+        self.started_at = time.time()
+        self.max_norm_stats: dict[str, float] | None = None
+
+    # -- events ---------------------------------------------------------------------------------
+    def emit(self, type: str, **fields: Any) -> None:
+        if self.accelerator is not None and not self.accelerator.is_main_process:
+            return
+        event = self.events.emit(type, **fields) if self.events else {"type": type, **fields}
+        if self.on_event:
+            self.on_event(event)
+
+    accelerator = None
+
+    def warn(self, problem: Problem) -> None:
+        self.emit("warning", message=problem.message, field=problem.field, hint=problem.hint)
+
+    # -- setup ----------------------------------------------------------------------------------
+    def setup(self) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+        cfg = self.cfg
+        _quiet_libraries()
+        torch.set_num_threads(cfg.training.cpu_threads_per_core)
+        use_cuda = torch.cuda.is_available()
+        device = torch.device("cuda" if use_cuda else "cpu")
+        self.mixed_precision = resolve_mixed_precision(cfg.training.mixed_precision, device)
+        trackers = self._trackers()
+        self.accelerator = Accelerator(
+            mixed_precision=self.mixed_precision,
+            gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
+            cpu=not use_cuda,
+            log_with=trackers or None,
+            project_dir=cfg.folders.logging or None,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        self.device = self.accelerator.device
+        set_seed(self.seed + self.accelerator.process_index)
+        self.generator = torch.Generator(device="cpu").manual_seed(self.seed + 7919 * self.accelerator.process_index)
+        self.caption_rng = random.Random(self.seed + 104729 * self.accelerator.process_index)
+
+        continue_from = None
+        if cfg.network.weights:
+            from ..lorafile.io import read_lora_file
+
+            continue_from = read_lora_file(cfg.network.weights)
+        self.weight_dtype = weight_dtype_for(self.mixed_precision)
+        self.model: TrainedModel = build_model(cfg, self.device, self.weight_dtype, continue_from)
+        for problem in self.model.base.warnings:
+            self.warn(problem)
+        if continue_from is not None and not self.model.train_text_encoder and any(
+                k.startswith("text_encoder") for k in continue_from.weights):
+            self.emit("warning", message="the continued file's text-encoder layers are not used: "
+                      "optimizer.text_encoder_lr is 0", field="network.weights")
+        self._build_optimizer()
+        self.memory = MemoryProbe(self.device)
+
+    def _trackers(self) -> list[str]:
+        if not self.cfg.folders.logging:
+            return []
+        choice = self.cfg.logging.log_with
+        return ["tensorboard", "wandb"] if choice == "all" else [choice]
+
+    def _build_optimizer(self) -> None:
+        from ..optim.extra_args import parse_extra_args
+        from ..optim.optimizers import build_optimizer
+        from ..optim.schedules import build_scheduler
+
+        cfg = self.cfg
+        groups = [{"params": self.model.unet_parameters(), "lr": cfg.unet_lr, "name": "unet"}]
+        text_params = self.model.text_parameters()
+        if text_params:
+            groups.append({"params": text_params, "lr": cfg.text_encoder_lr, "name": "text_encoder"})
+        self.group_names = [g.pop("name") for g in groups]
+        built = build_optimizer(cfg.optimizer.name, groups, parse_extra_args(cfg.optimizer.extra_args))
+        self.optimizer, notes = built if isinstance(built, tuple) else (built, [])
+        for note in notes:
+            self.warn(note)
+        self.lr_scheduler = build_scheduler(
+            self.optimizer, name=cfg.optimizer.scheduler, total_steps=self.plan.total_steps,
+            warmup_percent=cfg.optimizer.warmup_percent, num_cycles=cfg.optimizer.num_cycles,
+            power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules)
+
+    # -- caching --------------------------------------------------------------------------------
+    def cache_latents(self) -> None:
+        cfg = self.cfg
+        base = self.model.base
+        self.encoder = LatentEncoder(base.vae, scaling_factor=base.scaling_factor,
+                                     shift_factor=getattr(base.vae.config, "shift_factor", None), device=self.device,
+                                     dtype=torch.float32, disk=cfg.training.cache_latents_to_disk, seed=self.seed)
+        if not cfg.training.cache_latents:
+            return
+        flips = [False, True] if cfg.augment.flip else [False]
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done == total or now - last[0] > 0.25:
+                last[0] = now
+                self.emit("caching", stage="latents", done=done, total=total)
+
+        self.encoder.fill(self.plan.dataset.items, flips, progress)
+        if self.device.type == "cuda" and not self.cfg.sampling.prompts:
+            base.vae.to("cpu")  # no more encoding: give its memory to training
+            torch.cuda.empty_cache()
+
+    # -- one step -------------------------------------------------------------------------------
+    def _batch_inputs(self, batch: list[Draw]) -> tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
+        items = self.plan.dataset.items
+        cfg = self.cfg
+        latents, size_conds = [], []
+        for draw in batch:
+            item = items[draw.item_index]
+            if cfg.training.cache_latents:
+                latents.append(self.encoder.memory[(draw.item_index, draw.flip)])
+                size_conds.append(self.encoder.conditioning[(draw.item_index, draw.flip)])
+            else:
+                pixels, cond = self.encoder.pixels(item, draw.flip, random_crop=cfg.augment.random_crop,
+                                                   rng=self.caption_rng)
+                latents.append(self.encoder.encode(pixels[None])[0])
+                size_conds.append(cond if cfg.augment.random_crop else centre_crop_conditioning(item, draw.flip))
+        captions = [process_caption(items[d.item_index].caption, shuffle=cfg.captions.shuffle,
+                                    keep_tokens=cfg.captions.keep_tokens, dropout_rate=cfg.captions.dropout_rate,
+                                    rng=self.caption_rng) for d in batch]
+        weights = torch.tensor([cfg.training.prior_loss_weight if items[d.item_index].is_reg else 1.0 for d in batch])
+        return torch.stack(latents).to(self.device), captions, weights.to(self.device), torch.tensor(size_conds)
+
+    def _conditioning(self, captions: list[str], train_text: bool):
+        base = self.model.base
+        with torch.set_grad_enabled(train_text):
+            return encode_captions(base.tokenizers, self.text_encoders, captions, sdxl=base.is_sdxl,
+                                   clip_skip=self.cfg.training.clip_skip,
+                                   max_token_length=self.cfg.training.max_token_length, device=self.device)
+
+    def train_step(self, batch: list[Draw]) -> float:
+        cfg = self.cfg
+        base = self.model.base
+        latents, captions, weights, size_conds = self._batch_inputs(batch)
+        latents = latents.to(self.weight_dtype)
+        train_text = self.model.train_text_encoder and not self.text_frozen
+        with self.accelerator.accumulate(*self.trained_modules):
+            cond = self._conditioning(captions, train_text)
+            noise = sample_noise(latents, cfg.training.noise_offset, self.generator)
+            timesteps = sample_timesteps(latents.shape[0], base.noise_scheduler.config.num_train_timesteps,
+                                         self.generator, self.device)
+            noisy = base.noise_scheduler.add_noise(latents, noise, timesteps)
+            added = None
+            if base.is_sdxl:
+                added = {"text_embeds": cond.pooled.to(self.weight_dtype),
+                         "time_ids": size_conds.to(self.device, dtype=self.weight_dtype)}
+            with self.accelerator.autocast():
+                prediction = self.unet(noisy, timesteps, cond.hidden.to(self.weight_dtype),
+                                       added_cond_kwargs=added).sample
+            target = training_target(base.noise_scheduler, latents.float(), noise.float(), timesteps, base.is_v_prediction)
+            if cfg.training.min_snr_gamma:
+                weights = weights * min_snr_weights(base.noise_scheduler, timesteps, cfg.training.min_snr_gamma,
+                                                    base.is_v_prediction)
+            loss = diffusion_loss(prediction, target, weights)
+            if not torch.isfinite(loss):
+                raise TrainingFailure(
+                    f"the loss became {loss.item()} at step {self.progress.step + 1}: training diverged",
+                    "lower the learning rate; with fp16 try bf16 or mixed_precision: no; check the images")
+            self.accelerator.backward(loss)
+            if self.accelerator.sync_gradients and cfg.training.max_grad_norm > 0:
+                self.accelerator.clip_grad_norm_(self.trainable_params, cfg.training.max_grad_norm)
+            self.optimizer.step()
+            if self.accelerator.sync_gradients:
+                self.lr_scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach().item()
+
+    # -- the run --------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        modules = self.model.components
+        prepared = self.accelerator.prepare(*modules.values(), self.optimizer)
+        *prepared_modules, self.optimizer = prepared
+        named = dict(zip(modules.keys(), prepared_modules))
+        self.unet = named["unet"]
+        self.trained_modules = list(named.values())
+        base = self.model.base
+        self.text_encoders = [named.get(n, enc) for n, enc in zip(("text_encoder", "text_encoder_2"), base.text_encoders)]
+        self.trainable_params = self.model.unet_parameters() + self.model.text_parameters()
+        self.text_frozen = False
+        for module in self.trained_modules:
+            module.train()
+        for name, encoder in zip(("text_encoder", "text_encoder_2"), self.text_encoders):
+            if name not in named:
+                encoder.eval()
+
+    def freeze_text_encoder(self) -> None:
+        """Stop training the text encoder: its LoRA weights keep their values from here on."""
+        for param in self.model.text_parameters():
+            param.requires_grad_(False)
+            param.grad = None
+        for encoder in self.text_encoders:
+            encoder.eval()
+        self.text_frozen = True
+        self.emit("log", message=f"text encoder frozen at step {self.progress.step}")
+
+    def run(self) -> str:
+        """Train to the end or until stopped; returns the final status."""
+        cfg, plan = self.cfg, self.plan
+        total = plan.total_steps
+        stop_te_at = plan.text_encoder_stop_step
+        step_times: list[float] = []
+        losses_epoch: list[float] = []
+        loss_sum_window: list[float] = []
+        if self.progress.step and stop_te_at is not None and self.progress.step >= stop_te_at:
+            self.freeze_text_encoder()
+        status = "completed"
+        for epoch in range(self.progress.epoch, plan.epochs):
+            batches = epoch_batches(plan.dataset.items, batch_size=cfg.training.batch_size, seed=self.seed, epoch=epoch,
+                                    flip=cfg.augment.flip, num_processes=self.accelerator.num_processes,
+                                    process_index=self.accelerator.process_index)
+            start_batch = self.progress.batch_in_epoch
+            for batch_index in range(start_batch, len(batches)):
+                if self.progress.step >= total:
+                    break
+                began = time.perf_counter()
+                loss = self.train_step(batches[batch_index])
+                self.progress.batch_in_epoch = batch_index + 1
+                if not self.accelerator.sync_gradients:
+                    continue
+                self.progress.step += 1
+                step = self.progress.step
+                losses_epoch.append(loss)
+                loss_sum_window.append(loss)
+                if len(loss_sum_window) > 100:
+                    loss_sum_window.pop(0)
+                if cfg.network.scale_weight_norms > 0:
+                    self._apply_max_norm()
+                step_times.append(time.perf_counter() - began)
+                self._emit_step(step, total, epoch, loss, sum(loss_sum_window) / len(loss_sum_window), step_times)
+                if stop_te_at is not None and step >= stop_te_at and not self.text_frozen and self.model.train_text_encoder:
+                    self.freeze_text_encoder()
+                self.after_step(step, epoch)
+                if self.control.save_requested.is_set():
+                    self.control.save_requested.clear()
+                    self.save(kind="manual", epoch=epoch)
+                if self.control.stop_requested.is_set():
+                    status = "stopped"
+                    break
+            if status == "stopped":
+                break
+            self.progress.epoch = epoch + 1
+            self.progress.batch_in_epoch = 0
+            average = sum(losses_epoch) / max(1, len(losses_epoch))
+            losses_epoch = []
+            self.emit("epoch_end", epoch=epoch + 1, total_epochs=plan.epochs, step=self.progress.step, avg_loss=average)
+            self.after_epoch(epoch + 1)
+            every = cfg.training.save_every_n_epochs
+            if every and (epoch + 1) % every == 0 and epoch + 1 < plan.epochs:
+                self.save(kind="epoch", epoch=epoch + 1)
+        self.save(kind="final" if status == "completed" else "stopped", epoch=self.progress.epoch)
+        return status
+
+    def finish(self) -> None:
+        if self.accelerator is not None and self.accelerator.trackers:
+            self.accelerator.end_training()
+
+    def after_step(self, step: int, epoch: int) -> None:
+        """Hook for per-step extras (samples, logging)."""
+
+    def after_epoch(self, epoch: int) -> None:
+        """Hook for per-epoch extras (samples)."""
+
+    def _apply_max_norm(self) -> None:
+        from ..networks.regularizers import apply_max_norm
+
+        keys_scaled, mean_norm, max_norm = apply_max_norm(
+            list(self.model.components.values()), self.cfg.network.scale_weight_norms)
+        self.max_norm_stats = {"keys_scaled": keys_scaled, "mean": mean_norm, "max": max_norm}
+
+    def _emit_step(self, step: int, total: int, epoch: int, loss: float, avg: float, step_times: list[float]) -> None:
+        recent = step_times[-20:]
+        seconds_per_step = sorted(recent)[len(recent) // 2]
+        lrs = {name: self._group_lr(index) for index, name in enumerate(self.group_names)}
+        fields: dict[str, Any] = dict(
+            step=step, total_steps=total, epoch=epoch + 1, total_epochs=self.plan.epochs, loss=loss, avg_loss=avg,
+            lr=lrs, it_per_s=1.0 / seconds_per_step if seconds_per_step > 0 else None,
+            eta_s=seconds_per_step * (total - step), elapsed_s=time.time() - self.started_at, memory=self.memory.read())
+        if self.max_norm_stats is not None:
+            fields["max_norm"] = self.max_norm_stats
+        self.emit("step", **fields)
+        if self.accelerator.trackers:
+            scalars = {"loss/current": loss, "loss/average": avg}
+            scalars.update({f"lr/{k}": v for k, v in lrs.items()})
+            if self.max_norm_stats is not None:
+                scalars.update({f"max_norm/{k}": v for k, v in self.max_norm_stats.items()})
+            self.accelerator.log(scalars, step=step)
+
+    def _group_lr(self, index: int) -> float:
+        try:
+            from ..optim.optimizers import optimizer_lr_for_logging
+
+            return float(optimizer_lr_for_logging(self.optimizer, index))
+        except (ImportError, AttributeError):
+            return float(self.optimizer.param_groups[index]["lr"])
+
+    # -- saving ---------------------------------------------------------------------------------
+    def facts(self, epoch: int) -> dict[str, Any]:
+        data = self.plan.dataset
+        return {
+            "num_epochs": self.plan.epochs, "epoch": epoch, "steps": self.progress.step,
+            "max_train_steps": self.plan.total_steps, "optimizer": self.optimizer_description(),
+            "lr_warmup_steps": self.plan.warmup_steps, "seed": self.seed, "mixed_precision": self.mixed_precision,
+            "tag_frequency": data.tag_frequency, "num_train_images": data.num_train_images,
+            "num_reg_images": data.num_reg_images, "training_started_at": self.started_at,
+        }
+
+    def optimizer_description(self) -> str:
+        optimizer = getattr(self.optimizer, "optimizer", self.optimizer)
+        cls = type(optimizer)
+        args = ",".join(self.cfg.optimizer.extra_args)
+        return f"{cls.__module__}.{cls.__name__}({args})"
+
+    def save(self, *, kind: str, epoch: int) -> Path | None:
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return None
+        path = output_file(self.cfg, epoch if kind == "epoch" else None)
+        if kind == "manual":
+            path = path.with_name(f"{self.cfg.folders.output_name}-step{self.progress.step:06d}{path.suffix}")
+        size = save_lora(path, self.cfg, self.model, self.facts(epoch))
+        self.outputs.append(path)
+        self.emit("checkpoint", path=str(path), bytes=size, step=self.progress.step, epoch=epoch, kind=kind)
+        if kind == "epoch":
+            self.epoch_saves.append(path)
+            for removed in prune_epoch_saves(self.cfg, self.epoch_saves):
+                self.outputs.remove(removed)
+                self.emit("log", message=f"removed older save {removed.name} (keep last {self.cfg.training.save_last_n_epochs})")
+        self.save_state_if_enabled(kind, path)
+        return path
+
+    def save_state_if_enabled(self, kind: str, lora_path: Path) -> None:
+        """Hook: resumable state (see state.py)."""
+
+    def lr_curve(self) -> dict[str, list[list[float]]]:
+        try:
+            from ..optim.schedules import lr_curve
+
+            base = {name: self.optimizer.param_groups[i]["initial_lr"] if "initial_lr" in self.optimizer.param_groups[i]
+                    else self.optimizer.param_groups[i]["lr"] for i, name in enumerate(self.group_names)}
+            cfg = self.cfg
+            curve = lr_curve(cfg.optimizer.scheduler, base, self.plan.total_steps, warmup_percent=cfg.optimizer.warmup_percent,
+                             num_cycles=cfg.optimizer.num_cycles, power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules)
+            return {k: [list(p) for p in v] for k, v in curve.items()}
+        except Exception:  # noqa: BLE001 - the curve is a display aid only
+            return {}
+
+    def started_event(self, config_digest: str) -> None:
+        data = self.plan.dataset
+        device_name = str(self.device)
+        if self.device.type == "cuda":
+            device_name += " " + torch.cuda.get_device_name(self.device)
+        self.emit("run_started", run_id=self.run_id, output_dir=str(Path(self.cfg.folders.output).resolve()),
+                  output_name=self.cfg.folders.output_name, config_digest=config_digest, device=device_name,
+                  mixed_precision=self.mixed_precision, num_processes=self.accelerator.num_processes,
+                  batch_size=self.cfg.training.batch_size,
+                  gradient_accumulation_steps=self.cfg.training.gradient_accumulation_steps, seed=self.seed,
+                  steps_per_epoch=self.plan.steps_per_epoch, total_steps=self.plan.total_steps,
+                  total_epochs=self.plan.epochs, dataset=data.to_event_dict(), lr_curve=self.lr_curve(),
+                  resumed_from_step=self.progress.step or None, family=self.model.base.family)
+
+
+def _quiet_libraries() -> None:
+    """Library progress bars and notices would tear the console's live line; events say it all."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def seconds_to_text(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+

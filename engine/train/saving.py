@@ -1,0 +1,121 @@
+"""Writing the LoRA: file names, metadata from the run's settings, and pruning old epoch saves."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from ..config import SETTINGS, RunConfig
+from ..lorafile.io import save_lora_file
+from ..lorafile.metadata import build_metadata
+from ..networks.state import export_network
+
+SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Settings already written under sd-scripts' own metadata names, or that would leak local paths.
+_NOT_EXTRA = {
+    "model_list", "pretrained_model_name_or_path", "v2", "v_parameterization", "sdxl", "save_model_as",
+    "train_data_dir", "reg_data_dir", "output_dir", "logging_dir", "output_name", "training_comment",
+    "LoRA_type", "network_weights", "network_dim", "network_alpha", "conv_dim", "conv_alpha", "network_dropout",
+    "rank_dropout", "module_dropout", "epoch", "max_train_epochs", "mixed_precision", "seed", "learning_rate",
+    "unet_lr", "text_encoder_lr", "optimizer", "lr_scheduler", "lr_warmup", "max_resolution", "clip_skip",
+    "metadata_title", "metadata_author", "metadata_description", "metadata_license", "metadata_tags",
+    "sample_prompts",
+}
+
+
+def output_file(cfg: RunConfig, epoch: int | None = None) -> Path:
+    """`<output>/<name>.safetensors`, or `<name>-00000N.safetensors` for an epoch save."""
+    suffix = ".ckpt" if cfg.model.save_as == "ckpt" else ".safetensors"
+    name = cfg.folders.output_name if epoch is None else f"{cfg.folders.output_name}-{epoch:06d}"
+    return Path(cfg.folders.output) / f"{name}{suffix}"
+
+
+def lorafile_family(family: str) -> str:
+    return "sd2" if family.startswith("sd2") else family
+
+
+def network_module_and_args(cfg: RunConfig, shape) -> tuple[str, dict]:
+    args: dict = {}
+    if shape.network_type == "lora":
+        module = "networks.lora"
+    elif shape.network_type == "locon":
+        module = "networks.lora"
+        args.update(conv_dim=shape.conv_rank, conv_alpha=shape.conv_alpha)
+    else:
+        module = "lycoris.kohya"
+        args.update(algo=shape.network_type, conv_dim=shape.conv_rank, conv_alpha=shape.conv_alpha)
+    if cfg.network.rank_dropout:
+        args["rank_dropout"] = cfg.network.rank_dropout
+    if cfg.network.module_dropout:
+        args["module_dropout"] = cfg.network.module_dropout
+    return module, args
+
+
+def extra_metadata(cfg: RunConfig) -> dict[str, str]:
+    extra = {}
+    for setting in SETTINGS:
+        if not setting.kohya or setting.kohya in _NOT_EXTRA or setting.kind == "path":
+            continue
+        value = cfg.values[setting.key]
+        if setting.kind in ("list", "int_list", "pair"):
+            value = json.dumps(value)
+        extra[setting.kohya] = value
+    return extra
+
+
+def gather_weights(trained) -> dict:
+    return {name: export_network(module, name) for name, module in trained.components.items()}
+
+
+def save_lora(path: Path, cfg: RunConfig, trained, facts: dict) -> int:
+    """Write the LoRA file atomically; returns its size in bytes."""
+    module, args = network_module_and_args(cfg, trained.shape)
+    family = lorafile_family(trained.base.family)
+    full_facts = {
+        "family": family,
+        "v_parameterization": trained.base.is_v_prediction,
+        "network_module": module,
+        "network_dim": trained.shape.rank,
+        "network_alpha": trained.shape.alpha,
+        "network_args": args,
+        "network_dropout": cfg.network.dropout or None,
+        "resolution": tuple(cfg.training.max_resolution),
+        "learning_rate": cfg.optimizer.learning_rate,
+        "unet_lr": cfg.unet_lr,
+        "text_encoder_lr": cfg.text_encoder_lr,
+        "lr_scheduler": cfg.optimizer.scheduler,
+        "output_name": cfg.folders.output_name,
+        "training_comment": cfg.folders.training_comment or None,
+        "clip_skip": cfg.training.clip_skip,
+        "title": cfg.metadata.title or cfg.folders.output_name,
+        "author": cfg.metadata.author,
+        "description": cfg.metadata.description,
+        "license": cfg.metadata.license,
+        "tags": cfg.metadata.tags,
+        **facts,
+    }
+    metadata = build_metadata(full_facts, extra_metadata(cfg))
+    save_lora_file(path, gather_weights(trained), family=family, unet_config=trained.base.unet.config,
+                   metadata=metadata, save_dtype=SAVE_DTYPES[cfg.training.save_precision], fmt=cfg.model.save_as)
+    return path.stat().st_size
+
+
+def prune_epoch_saves(cfg: RunConfig, written_by_run: list[Path]) -> list[Path]:
+    """Keep the newest `save_last_n_epochs` epoch files this run wrote; return the ones removed."""
+    keep = cfg.training.save_last_n_epochs
+    if not keep:
+        return []
+    pattern = re.compile(re.escape(cfg.folders.output_name) + r"-\d{6}\.(safetensors|ckpt)$")
+    ours = [p for p in written_by_run if pattern.match(p.name)]
+    removed = ours[:-keep] if len(ours) > keep else []
+    for path in removed:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        written_by_run.remove(path)
+    return removed

@@ -1,0 +1,124 @@
+"""Building what a run trains: the base model on its device, the networks, and their parameters.
+
+Kept apart from the loop so the benchmark's bare loop can build exactly the same modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config import RunConfig
+from ..models.loading import BaseModel, load_base_model
+from ..networks.inject import apply_network, network_parameters
+from ..networks.state import import_network, infer_rank_alpha
+from ..problems import ProblemError, error
+
+TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
+
+
+def resolve_mixed_precision(requested: str, device: torch.device) -> str:
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+def weight_dtype_for(mixed_precision: str) -> torch.dtype:
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
+
+
+@dataclass
+class NetworkShape:
+    rank: int
+    alpha: float
+    conv_rank: int
+    conv_alpha: float
+    network_type: str
+
+
+@dataclass
+class TrainedModel:
+    base: BaseModel
+    shape: NetworkShape
+    train_text_encoder: bool
+    adapted: dict[str, list[str]] = field(default_factory=dict)  # component -> module paths
+
+    @property
+    def components(self) -> dict[str, torch.nn.Module]:
+        parts = {"unet": self.base.unet}
+        if self.train_text_encoder:
+            for name, encoder in zip(TEXT_COMPONENTS, self.base.text_encoders):
+                parts[name] = encoder
+        return parts
+
+    def unet_parameters(self) -> list[torch.nn.Parameter]:
+        return network_parameters(self.base.unet)
+
+    def text_parameters(self) -> list[torch.nn.Parameter]:
+        if not self.train_text_encoder:
+            return []
+        return [p for encoder in self.base.text_encoders for p in network_parameters(encoder)]
+
+
+def network_shape(cfg: RunConfig, continue_from=None) -> NetworkShape:
+    """Rank/alpha from the settings, or from the file being continued when dim_from_weights is on."""
+    shape = NetworkShape(cfg.network.rank, cfg.network.alpha,
+                         cfg.network.conv_rank if cfg.network.type != "lora" else 0,
+                         cfg.network.conv_alpha if cfg.network.type != "lora" else 0.0, cfg.network.type)
+    if continue_from is not None and cfg.network.dim_from_weights:
+        merged = {}
+        for modules in continue_from.weights.values():
+            merged.update(modules)
+        rank, alpha, conv_rank, conv_alpha, network_type = infer_rank_alpha(merged)
+        if network_type != cfg.network.type and not (network_type == "lora" and cfg.network.type == "locon"):
+            raise ProblemError([error("network.weights", f"the file holds a {network_type} network, the run trains {cfg.network.type}",
+                                      f"set network.type: {network_type}")])
+        shape = NetworkShape(rank, alpha, conv_rank or 0, conv_alpha or 0.0, cfg.network.type)
+    return shape
+
+
+def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype, continue_from=None) -> TrainedModel:
+    base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, v2=cfg.model.v2,
+                           v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl)
+    shape = network_shape(cfg, continue_from)
+    train_te = cfg.text_encoder_lr != 0
+    model = TrainedModel(base, shape, train_te)
+    common = dict(network_type=shape.network_type, rank=shape.rank, alpha=shape.alpha, conv_rank=shape.conv_rank,
+                  conv_alpha=shape.conv_alpha, dropout=cfg.network.dropout, rank_dropout=cfg.network.rank_dropout,
+                  module_dropout=cfg.network.module_dropout)
+    base.vae.to(device, dtype=torch.float32)  # the VAE stays fp32: SDXL's overflows in fp16
+    base.unet.to(device, dtype=weight_dtype)
+    model.adapted["unet"] = apply_network(base.unet, component="unet", **common)
+    for name, encoder in zip(TEXT_COMPONENTS, base.text_encoders):
+        encoder.to(device, dtype=weight_dtype)
+        if train_te:
+            model.adapted[name] = apply_network(encoder, component=name, **common)
+    if continue_from is not None:
+        _load_continue_weights(model, continue_from)
+    if cfg.training.attention == "xformers":
+        base.unet.enable_xformers_memory_efficient_attention()
+    else:
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        base.unet.set_attn_processor(AttnProcessor2_0())
+    if cfg.training.gradient_checkpointing:
+        base.unet.enable_gradient_checkpointing()
+        if train_te:
+            for encoder in base.text_encoders:
+                encoder.gradient_checkpointing_enable()
+    return model
+
+
+def _load_continue_weights(model: TrainedModel, lora_file) -> None:
+    weights = lora_file.weights
+    if "unet" not in weights:
+        raise ProblemError([error("network.weights", "the file holds no UNet weights", "is this a LoRA file?")])
+    import_network(model.base.unet, "unet", weights["unet"])
+    for name, encoder in model.components.items():
+        if name == "unet":
+            continue
+        if name in weights:
+            import_network(encoder, name, weights[name])

@@ -1,0 +1,69 @@
+"""Saved LoRA files load in diffusers with every key used and reproduce the trained UNet."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from engine.train.entry import run_config
+
+pytestmark = pytest.mark.slow
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _unet_inputs(unet, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    config = unet.config
+    latents = torch.randn(1, config.in_channels, 16, 16, generator=g)
+    text = torch.randn(1, 77, config.cross_attention_dim, generator=g)
+    return latents, torch.tensor([500]), text
+
+
+@pytest.mark.parametrize("network_type", ["lora", "locon"])
+def test_file_loads_in_diffusers_with_same_unet_output(tiny_config, network_type):
+    from diffusers import StableDiffusionPipeline
+
+    from engine.models.tiny import ensure_builtin_model
+
+    cfg = tiny_config(network__type=network_type, network__conv_rank=2, network__conv_alpha=1.0,
+                      network__rank=4, network__alpha=1.0)
+    result = run_config(cfg)
+    assert result.status == "completed"
+    trained_unet = result.trainer.model.base.unet
+    trained_unet.eval()
+    latents, t, text = _unet_inputs(trained_unet)
+    with torch.no_grad():
+        expected = trained_unet(latents, t, text).sample
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(ensure_builtin_model("builtin-tiny-sd1")), safety_checker=None)
+    with torch.no_grad():
+        base_out = pipe.unet(latents, t, text).sample
+    records = _Records()
+    loggers = [logging.getLogger(name) for name in ("diffusers", "peft", "transformers")]
+    for logger in loggers:
+        logger.addHandler(records)
+    try:
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pipe.load_lora_weights(str(result.outputs[-1]))
+    finally:
+        for logger in loggers:
+            logger.removeHandler(records)
+    texts = records.messages + [str(w.message) for w in caught]
+    assert not [m for m in texts if "unexpected" in m.lower() or "not used" in m.lower() or "unused" in m.lower()], texts
+    with torch.no_grad():
+        loaded = pipe.unet(latents, t, text).sample
+    assert not torch.allclose(base_out, expected, atol=1e-6)  # training changed the UNet
+    torch.testing.assert_close(loaded, expected, atol=1e-5, rtol=1e-4)

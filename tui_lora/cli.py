@@ -1,0 +1,92 @@
+"""`tui-lora` command line. Heavy libraries are imported only by the commands that train."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tui-lora",
+        description="Set up, explain, run and watch Stable Diffusion LoRA training from the terminal.",
+        epilog="With no command, the setup wizard opens.",
+    )
+    parser.add_argument("--version", action="version", version=f"tui-lora {__version__}")
+    parser.add_argument("--theme", help="colour theme: dark, light or contrast (remembered)")
+    parser.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (keyboard only)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    edit = commands.add_parser("edit", help="open a run file in the wizard")
+    edit.add_argument("file", help="run file (.yaml)")
+
+    validate = commands.add_parser("validate", help="check a run file and its dataset, print the plan")
+    validate.add_argument("file", help="run file (.yaml)")
+
+    kohya = commands.add_parser("import-kohya", help="convert a Kohya SS GUI .json config into a run file")
+    kohya.add_argument("config", help="Kohya SS GUI config or preset (.json)")
+    kohya.add_argument("-o", "--output", required=True, help="run file to write (.yaml)")
+    kohya.add_argument("--force", action="store_true", help="replace the output file if it exists")
+
+    train = commands.add_parser("train", help="train a LoRA from a run file (headless)")
+    train.add_argument("file", help="run file (.yaml)")
+    train.add_argument("--resume", nargs="?", const="latest", metavar="STATE",
+                       help="continue from saved state (default: the newest state of this run's output)")
+    train.add_argument("--run-id", help=argparse.SUPPRESS)
+
+    demo = commands.add_parser("demo", help="train a small LoRA on the built-in tiny model (CPU, < 2 min)")
+    demo.add_argument("--dir", default=None, help="folder for the demo's dataset, run file and output (default ./tui-lora-demo)")
+
+    commands.add_parser("runs", help="list runs and their status")
+
+    monitor = commands.add_parser("monitor", help="open the dashboard of a run (default: newest running)")
+    monitor.add_argument("run", nargs="?", help="run id, id prefix or run folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in (None, "edit"):
+        from .app import run_app
+
+        return run_app(getattr(args, "file", None), args.theme, mouse=not args.no_mouse)
+    if args.command == "validate":
+        from .commands.validate import validate_command
+
+        return validate_command(args.file)
+    if args.command == "import-kohya":
+        from engine.config.kohya_import import main_import_kohya
+
+        return main_import_kohya(args)
+    if args.command == "train":
+        from .commands.train import train_command
+
+        return train_command(args.file, resume=args.resume, run_id=args.run_id)
+    if args.command == "demo":
+        from .commands.demo import demo_command
+
+        return demo_command(args.dir)
+    if args.command == "runs":
+        from .commands.runs import runs_command
+
+        return runs_command()
+    if args.command == "monitor":
+        from .dashboard import run_monitor
+
+        return run_monitor(args.run, mouse=not args.no_mouse)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""`tui-lora validate run.yaml`: check a run file and its dataset and print the plan. No torch."""
+
+from __future__ import annotations
+
+import sys
+
+from engine.config import load_run_file
+from engine.plan import plan_run
+from engine.problems import ProblemError
+
+
+def format_bytes(count: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return ""
+
+
+def validate_command(path: str) -> int:
+    try:
+        cfg, warnings = load_run_file(path)
+    except ProblemError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{path}: not valid ({len(exc.errors)} error(s))", file=sys.stderr)
+        return 2
+    plan = plan_run(cfg)
+    problems = warnings + plan.problems
+    changed = cfg.non_default()
+    print(f"run file: {path}")
+    if changed:
+        print("settings changed from defaults:")
+        for key, value in changed.items():
+            print(f"  {key}: {value}")
+    data = plan.dataset
+    print(f"dataset: {len(data.concepts)} folder(s), {data.num_train_images} training images with repeats, "
+          f"{data.num_reg_images} regularisation images")
+    for concept in data.concepts:
+        kind = "reg " if concept.is_regularization else ""
+        print(f"  {kind}{concept.folder.name}: {concept.image_count} images × {concept.repeats} repeats, "
+              f"captions {concept.captions_found} found / {concept.captions_missing} missing")
+    if data.buckets:
+        print("buckets: " + ", ".join(f"{w}×{h}: {n}" for (w, h), n in data.buckets.items()))
+    print(f"steps per epoch: {plan.steps_per_epoch}")
+    print(f"epochs: {plan.epochs}")
+    print(f"total steps: {plan.total_steps}")
+    print(f"warmup steps: {plan.warmup_steps}")
+    stop = plan.text_encoder_stop_step
+    print(f"text encoder stop step: {stop if stop is not None else 'never'}")
+    print(f"alpha / rank: {cfg.network.alpha:g} / {cfg.network.rank} = {plan.lora_scale:.4g}")
+    if plan.conv_scale is not None:
+        print(f"conv alpha / conv rank: {plan.conv_scale:.4g}")
+    print(f"estimated file size: {format_bytes(plan.estimated_file_bytes)}")
+    for problem in problems:
+        print(problem, file=sys.stderr if problem.is_error else sys.stdout)
+    errors = [p for p in problems if p.is_error]
+    if errors:
+        print(f"{path}: not valid ({len(errors)} error(s))", file=sys.stderr)
+        return 2
+    print(f"{path}: valid" + (f" with {len(problems)} warning(s)" if problems else ""))
+    return 0
