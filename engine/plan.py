@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, field
 
 from .config import RunConfig
-from .config.settings_optimizer import NO_WARMUP_SCHEDULERS
 from .dataset.scan import DatasetSummary, scan_dataset
+from .optim.numbers import warmup_steps
 from .problems import Problem
 
 # fp16 bytes of a rank-1 LoRA over the usual targets (UNet attention + text encoder), measured
@@ -34,9 +34,7 @@ class RunPlan:
 
 
 def warmup_steps_for(cfg: RunConfig, total_steps: int) -> int:
-    if cfg.optimizer.scheduler in NO_WARMUP_SCHEDULERS:
-        return 0
-    return int(round(cfg.optimizer.warmup_percent * total_steps / 100))
+    return warmup_steps(cfg.optimizer.scheduler, cfg.optimizer.warmup_percent, total_steps)
 
 
 def text_encoder_stop_step(cfg: RunConfig, total_steps: int) -> int | None:

@@ -145,7 +145,7 @@ def loader_delta(tensors, weight_shape):
 
 
 def peft_delta(layer):
-    """ΔW of a peft layer as its forward applies it (difference of outputs on an identity probe)."""
+    """ΔW as the peft layer adds it in its forward (peft's own formula, scale included)."""
     base = layer.get_base_layer()
     if hasattr(layer, "get_delta_weight"):
         return layer.get_delta_weight("default").double()
@@ -215,7 +215,8 @@ def test_text_encoder_adapts_clip_attention_and_mlp_only(text_encoder):
     layer = next(name for name, _ in text_encoder.named_modules() if name.endswith("layers.0.self_attn.q_proj"))
     assert layer in paths
     suffixes = {path.rsplit(".", 2)[-2] + "." + path.rsplit(".", 1)[-1] for path in paths}
-    assert suffixes == {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1", "mlp.fc2"}
+    attention = {f"self_attn.{name}" for name in ("q_proj", "k_proj", "v_proj", "out_proj")}
+    assert suffixes == attention | {"mlp.fc1", "mlp.fc2"}
     assert len(paths) == 2 * 6
     assert not any("text_projection" in path for path in paths)
 
@@ -277,7 +278,8 @@ def test_scaling_is_alpha_over_rank(unet, network_type):
 
 
 def test_lora_output_adds_up_down_times_alpha_over_rank(unet):
-    layer = adapter_layers(adapted(unet, "lora", rank=4, alpha=3.0))["mid_block.attentions.0.transformer_blocks.0.attn1.to_q"]
+    adapted(unet, "lora", rank=4, alpha=3.0)
+    layer = adapter_layers(unet)["mid_block.attentions.0.transformer_blocks.0.attn1.to_q"]
     randomize_network(unet)
     x = torch.randn(2, 5, 64)
     down, up = layer.lora_A["default"].weight, layer.lora_B["default"].weight
@@ -286,15 +288,17 @@ def test_lora_output_adds_up_down_times_alpha_over_rank(unet):
         assert torch.allclose(layer(x), expected, atol=1e-5)
 
 
-def test_base_weights_stay_at_their_original_values_until_trained(unet, base_unet):
-    for network_type in ("lora",):
-        adapted(unet, network_type)
+@pytest.mark.parametrize("network_type", TYPES)
+def test_a_new_network_leaves_the_outputs_unchanged(unet, base_unet, network_type):
+    adapted(unet, network_type)
     assert torch.allclose(run_unet(unet), run_unet(base_unet), atol=1e-6)
 
 
 def test_bad_settings_are_reported_on_their_fields(unet):
     with pytest.raises(ProblemError) as caught:
-        apply_network(unet, component="unet", network_type="dora", rank=0, alpha=-1, conv_rank=0, conv_alpha=0, dropout=1.0)
+        apply_network(
+            unet, component="unet", network_type="dora", rank=0, alpha=-1, conv_rank=0, conv_alpha=0, dropout=1.0
+        )
     fields = {problem.field for problem in caught.value.problems}
     assert fields == {"network.type", "network.rank", "network.alpha", "network.dropout"}
     assert not adapter_layers(unet)
@@ -368,6 +372,18 @@ def test_module_dropout_skips_the_whole_adapter_in_training_only(unet, network_t
         assert torch.allclose(layer(x), base, atol=1e-6)
         layer.eval()
         assert not torch.allclose(layer(x), base, atol=1e-4)
+
+
+def test_module_dropout_skips_lora_convolutions_too(unet):
+    adapted(unet, "locon", module_dropout=0.999)
+    randomize_network(unet)
+    layer = adapter_layers(unet)["down_blocks.0.resnets.0.conv1"]
+    x = torch.randn(2, 32, 4, 4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        base = layer.get_base_layer()(x)
+        assert torch.allclose(layer.train()(x), base, atol=1e-6)
+        assert not torch.allclose(layer.eval()(x), base, atol=1e-4)
 
 
 @pytest.mark.parametrize("network_type", ["loha", "lokr"])
@@ -542,6 +558,15 @@ def test_infer_rank_alpha_reads_back_the_settings(unet, network_type, settings, 
     adapted(unet, network_type, **settings)
     tensors = export_network(unet, "unet")
     assert infer_rank_alpha(tensors, unet) == expected
+
+
+def test_infer_rank_alpha_ignores_lokr_modules_whose_factors_are_both_full(unet):
+    # rank 8 leaves most tiny LoKr modules fully stored (no rank in their shapes); the wide
+    # feed-forward projections still decompose and carry the rank and alpha.
+    tensors = export_network(adapted(unet, "lokr", rank=8, alpha=3.0, conv_rank=8, conv_alpha=3.0), "unet")
+    assert any("lokr_w2_b" in module for module in tensors.values())
+    rank, alpha, _, _, network_type = infer_rank_alpha(tensors, unet)
+    assert (rank, alpha, network_type) == (8, 3.0, "lokr")
 
 
 def test_infer_rank_alpha_without_a_model_reads_lora_shapes(unet):

@@ -121,9 +121,10 @@ def test_scheduler_shapes_learning_rate_sequence(tiny_config):
     total = steps[0]["total_steps"]
     lrs = [e["lr"]["unet"] for e in steps]
     warmup = round(0.25 * total)
-    # the LR reported after step s is the schedule at s: a ramp, the peak, then a linear fall
+    # step s updates with the schedule's value at s-1: a ramp from 0, the peak, then a linear fall
     for s, lr in enumerate(lrs, start=1):
-        expected = 1e-3 * (s / warmup if s < warmup else max(0.0, (total - s) / (total - warmup)))
+        k = s - 1
+        expected = 1e-3 * (k / warmup if k < warmup else max(0.0, (total - k) / (total - warmup)))
         assert lr == pytest.approx(expected, rel=1e-6, abs=1e-12)
 
 

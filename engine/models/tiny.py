@@ -78,6 +78,7 @@ def ensure_builtin_model(name: str, cache_dir: str | os.PathLike[str] | None = N
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; the model folder is an ordinary one
     try:
         build_pipeline(name).save_pretrained(str(staging), safe_serialization=True)
         _finish_tokenizers(name, staging)

@@ -279,11 +279,12 @@ def _check_settings(
 ) -> None:
     problems = []
     if network_type not in NETWORK_TYPES:
-        problems.append(error("network.type", f"unknown network type {network_type!r}", f"use one of {', '.join(NETWORK_TYPES)}"))
+        choices = ", ".join(NETWORK_TYPES)
+        problems.append(error("network.type", f"unknown network type {network_type!r}", f"use one of {choices}"))
     if int(rank) != rank or rank < 1:
         problems.append(error("network.rank", f"rank must be a whole number ≥ 1, got {rank}"))
     if not (alpha > 0 and math.isfinite(alpha)):
-        problems.append(error("network.alpha", f"alpha must be a number > 0, got {alpha}", "alpha = rank gives scale 1"))
+        problems.append(error("network.alpha", f"alpha must be a number > 0, got {alpha}", "alpha = rank: scale 1"))
     if network_type != "lora" and conv_rank > 0:
         if int(conv_rank) != conv_rank:
             problems.append(error("network.conv_rank", f"conv_rank must be a whole number, got {conv_rank}"))

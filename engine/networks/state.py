@@ -41,7 +41,9 @@ def export_network(model: nn.Module, component: str) -> TensorsByModule:
     layers = adapter_layers(model)
     if not layers:
         raise ValueError(f"the {component} carries no network to export")
-    return {path: {key: _to_cpu(value) for key, value in _layer_tensors(layer).items()} for path, layer in layers.items()}
+    return {
+        path: {key: _to_cpu(value) for key, value in _layer_tensors(layer).items()} for path, layer in layers.items()
+    }
 
 
 def import_network(
@@ -113,6 +115,9 @@ def infer_rank_alpha(
     """
     linear: list[tuple[int, float]] = []
     wide: list[tuple[int, float]] = []
+    # LoKr modules with both factors full show no rank; LyCORIS stores alpha = its rank there.
+    full_linear: list[tuple[int, float]] = []
+    full_wide: list[tuple[int, float]] = []
     kinds: set[str] = set()
     for path, tensors in tensors_by_module.items():
         kind = _tensors_kind(tensors)
@@ -121,10 +126,13 @@ def infer_rank_alpha(
         kinds.add(kind)
         rank = _tensors_rank(kind, tensors)
         alpha = float(tensors["alpha"].item()) if "alpha" in tensors else None
-        if rank is None:  # LoKr with both factors full: LyCORIS stores alpha = its rank
-            rank = int(round(alpha)) if alpha else 1
         is_wide = _tensors_wide(kind, tensors) or _model_layer_is_wide(model, path)
-        (wide if is_wide else linear).append((rank, alpha if alpha is not None else float(rank)))
+        if rank is None:
+            rank = max(1, int(round(alpha))) if alpha else 1
+            (full_wide if is_wide else full_linear).append((rank, float(rank)))
+        else:
+            (wide if is_wide else linear).append((rank, alpha if alpha is not None else float(rank)))
+    linear, wide = linear or full_linear, wide or full_wide
     if not kinds:
         raise ProblemError([error(_FIELD, "the weights hold no LoRA, LoHa or LoKr modules")])
     if len(kinds) > 1:
@@ -177,9 +185,8 @@ def _check_module(component: str, path: str, layer: nn.Module, tensors: Mapping[
     problems = []
     for key, value in given.items():
         if _squeeze_trailing(value.shape) != _squeeze_trailing(expected[key].shape):
-            problems.append(
-                error(_FIELD, f"{where}: {key} has shape {list(value.shape)}, the network needs {list(expected[key].shape)}", hint)
-            )
+            shapes = f"{key} has shape {list(value.shape)}, the network needs {list(expected[key].shape)}"
+            problems.append(error(_FIELD, f"{where}: {shapes}", hint))
     return problems
 
 
@@ -187,7 +194,10 @@ def _load_layer(layer: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
     kind = layer_kind(layer)
     rank = int(layer.r[ADAPTER_NAME])
     if kind == "lora":
-        targets = {"lora_down.weight": layer.lora_A[ADAPTER_NAME].weight, "lora_up.weight": layer.lora_B[ADAPTER_NAME].weight}
+        targets = {
+            "lora_down.weight": layer.lora_A[ADAPTER_NAME].weight,
+            "lora_up.weight": layer.lora_B[ADAPTER_NAME].weight,
+        }
     else:
         names = _LOHA_KEYS if kind == "loha" else _LOKR_KEYS
         targets = {name: getattr(layer, name)[ADAPTER_NAME] for name in names if ADAPTER_NAME in getattr(layer, name)}
@@ -259,11 +269,8 @@ def _has_non_attention_layers(model: nn.Module | None, tensors_by_module: Mappin
         return False
     from engine.networks.inject import select_targets
 
-    try:
-        attention = select_targets(model, "unet", "lora")
-        everything = select_targets(model, "unet", "locon")
-    except ImportError:
-        return False
+    attention = select_targets(model, "unet", "lora")
+    everything = select_targets(model, "unet", "locon")
     outside = set(everything) - set(attention)
     return any(_resolve_path(path, outside) in outside for path in tensors_by_module)
 

@@ -38,6 +38,7 @@ def build_optimizer(name: str, param_groups: Sequence[Mapping[str, Any]],
     the schedule's name: with `adafactor`, Adafactor runs on its own relative step size.
     """
     kwargs = as_kwargs(extra_args)
+    given = ", ".join(f"{key}={format_value(value)}" for key, value in kwargs.items())  # before defaults join
     problems = [p for p in check_optimizer_args(name, kwargs, scheduler=scheduler) if p.is_error]
     if problems:
         raise ProblemError(problems)
@@ -64,7 +65,6 @@ def build_optimizer(name: str, param_groups: Sequence[Mapping[str, Any]],
     try:
         optimizer = optimizer_class(groups, lr=lr, **kwargs)
     except (ValueError, TypeError, RuntimeError) as why:
-        given = ", ".join(f"{k}={format_value(v)}" for k, v in as_kwargs(extra_args).items())
         field = "optimizer.extra_args" if given else "optimizer.learning_rate"
         raise ProblemError([error(field, f"{name} refused its settings: {why}",
                                   f"check {given}" if given else "check the learning rates")]) from None
@@ -117,6 +117,13 @@ def _equalise_learning_rates(name: str, groups: list[dict[str, Any]], notes: lis
                          "set optimizer.unet_lr and optimizer.text_encoder_lr to the same value (normally 1)"))
 
 
+def unwrap_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The library's optimizer inside accelerate's wrapper (which is itself an Optimizer)."""
+    while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+        optimizer = optimizer.optimizer
+    return optimizer
+
+
 def _lr_setting(group_label: str) -> str:
     """The setting that holds a group's rate, by the group names the training loop uses."""
     if group_label.startswith("text_encoder"):
@@ -127,6 +134,7 @@ def _lr_setting(group_label: str) -> str:
 def optimizer_lr_for_logging(optimizer: torch.optim.Optimizer, group_index: int) -> float:
     """The step size group `group_index` really takes: d × lr for D-Adaptation and Prodigy (as Kohya
     logs it), Adafactor's own size when it chooses it, else the group's learning rate."""
+    optimizer = unwrap_optimizer(optimizer)
     group = optimizer.param_groups[group_index]
     lr = group.get("lr")
     if type(optimizer).__module__.startswith(_LR_FREE_MODULES) and "d" in group:

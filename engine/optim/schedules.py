@@ -18,6 +18,7 @@ from engine.config.settings_optimizer import SCHEDULERS
 from engine.problems import ProblemError, error
 
 from .numbers import adafactor_relative_step, parse_step_rules, warmup_steps
+from .optimizers import unwrap_optimizer
 
 CURVE_POINTS = 200
 
@@ -48,6 +49,7 @@ def _ramp(step: int, warmup: int) -> float:
 
 
 def _adafactor_schedule(optimizer: torch.optim.Optimizer) -> LRScheduler:
+    optimizer = unwrap_optimizer(optimizer)
     groups = optimizer.param_groups
     if type(optimizer).__name__ != "Adafactor" or not all(g.get("relative_step") for g in groups):
         raise ProblemError([error("optimizer.scheduler",

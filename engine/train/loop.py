@@ -7,6 +7,7 @@ reports every step as an event.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,10 @@ from .memory import MemoryProbe
 from .saving import output_file, prune_epoch_saves, save_lora
 from .setup import TrainedModel, build_model, resolve_mixed_precision, weight_dtype_for
 from .text import encode_captions
+
+
+# bitsandbytes warns at import about optional CPU kernels it can do without; keep the console clean.
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
 class TrainingFailure(Exception):
@@ -137,9 +142,9 @@ class Trainer:
         text_params = self.model.text_parameters()
         if text_params:
             groups.append({"params": text_params, "lr": cfg.text_encoder_lr, "name": "text_encoder"})
-        self.group_names = [g.pop("name") for g in groups]
-        built = build_optimizer(cfg.optimizer.name, groups, parse_extra_args(cfg.optimizer.extra_args))
-        self.optimizer, notes = built if isinstance(built, tuple) else (built, [])
+        self.group_names = [g["name"] for g in groups]
+        self.optimizer, notes = build_optimizer(cfg.optimizer.name, groups, parse_extra_args(cfg.optimizer.extra_args),
+                                                scheduler=cfg.optimizer.scheduler)
         for note in notes:
             self.warn(note)
         self.lr_scheduler = build_scheduler(
@@ -231,6 +236,8 @@ class Trainer:
                 self.accelerator.clip_grad_norm_(self.trainable_params, cfg.training.max_grad_norm)
             self.optimizer.step()
             if self.accelerator.sync_gradients:
+                # the rates this update used, read before the schedule moves on (matches lr_curve)
+                self.step_lrs = {name: self._group_lr(i) for i, name in enumerate(self.group_names)}
                 self.lr_scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         return loss.detach().item()
@@ -340,7 +347,7 @@ class Trainer:
     def _emit_step(self, step: int, total: int, epoch: int, loss: float, avg: float, step_times: list[float]) -> None:
         recent = step_times[-20:]
         seconds_per_step = sorted(recent)[len(recent) // 2]
-        lrs = {name: self._group_lr(index) for index, name in enumerate(self.group_names)}
+        lrs = self.step_lrs
         fields: dict[str, Any] = dict(
             step=step, total_steps=total, epoch=epoch + 1, total_epochs=self.plan.epochs, loss=loss, avg_loss=avg,
             lr=lrs, it_per_s=1.0 / seconds_per_step if seconds_per_step > 0 else None,
@@ -356,12 +363,9 @@ class Trainer:
             self.accelerator.log(scalars, step=step)
 
     def _group_lr(self, index: int) -> float:
-        try:
-            from ..optim.optimizers import optimizer_lr_for_logging
+        from ..optim.optimizers import optimizer_lr_for_logging
 
-            return float(optimizer_lr_for_logging(self.optimizer, index))
-        except (ImportError, AttributeError):
-            return float(self.optimizer.param_groups[index]["lr"])
+        return float(optimizer_lr_for_logging(self.optimizer, index))
 
     # -- saving ---------------------------------------------------------------------------------
     def facts(self, epoch: int) -> dict[str, Any]:

@@ -62,7 +62,8 @@ def _package_problems(cfg: RunConfig) -> list[Problem]:
 
     problems: list[Problem] = []
     try:
-        problems += check_optimizer_args(cfg.optimizer.name, parse_extra_args(cfg.optimizer.extra_args))
+        problems += check_optimizer_args(cfg.optimizer.name, parse_extra_args(cfg.optimizer.extra_args),
+                                         scheduler=cfg.optimizer.scheduler)
     except ProblemError as exc:
         problems += exc.problems
     if cfg.training.attention == "xformers" and importlib.util.find_spec("xformers") is None:

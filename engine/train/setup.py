@@ -63,7 +63,7 @@ class TrainedModel:
         return [p for encoder in self.base.text_encoders for p in network_parameters(encoder)]
 
 
-def network_shape(cfg: RunConfig, continue_from=None) -> NetworkShape:
+def network_shape(cfg: RunConfig, continue_from=None, unet=None) -> NetworkShape:
     """Rank/alpha from the settings, or from the file being continued when dim_from_weights is on."""
     shape = NetworkShape(cfg.network.rank, cfg.network.alpha,
                          cfg.network.conv_rank if cfg.network.type != "lora" else 0,
@@ -72,7 +72,7 @@ def network_shape(cfg: RunConfig, continue_from=None) -> NetworkShape:
         merged = {}
         for modules in continue_from.weights.values():
             merged.update(modules)
-        rank, alpha, conv_rank, conv_alpha, network_type = infer_rank_alpha(merged)
+        rank, alpha, conv_rank, conv_alpha, network_type = infer_rank_alpha(merged, unet)
         if network_type != cfg.network.type and not (network_type == "lora" and cfg.network.type == "locon"):
             raise ProblemError([error("network.weights", f"the file holds a {network_type} network, the run trains {cfg.network.type}",
                                       f"set network.type: {network_type}")])
@@ -83,7 +83,7 @@ def network_shape(cfg: RunConfig, continue_from=None) -> NetworkShape:
 def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype, continue_from=None) -> TrainedModel:
     base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, v2=cfg.model.v2,
                            v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl)
-    shape = network_shape(cfg, continue_from)
+    shape = network_shape(cfg, continue_from, base.unet)
     train_te = cfg.text_encoder_lr != 0
     model = TrainedModel(base, shape, train_te)
     common = dict(network_type=shape.network_type, rank=shape.rank, alpha=shape.alpha, conv_rank=shape.conv_rank,
