@@ -84,13 +84,14 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
         trainer.started_event(hashlib.sha256(yaml_text.encode()).hexdigest()[:16])
         trainer.cache_latents()
         trainer.prepare()
+        trainer.call_extensions("on_run_start")
         if main:
             _copy_run_file(cfg, yaml_text)
         status = trainer.run()
         result = RunResult(status, list(trainer.outputs), run=run, trainer=trainer)
         trainer.emit("run_finished", status=status, outputs=[str(p) for p in trainer.outputs],
                      step=trainer.progress.step, message="" if status == "completed" else f"stopped by {control.stop_signal or 'request'}")
-        trainer.finish()
+        trainer.finish(status)
         return result
     except ProblemError as exc:
         first = exc.errors[0] if exc.errors else exc.problems[0]
@@ -137,7 +138,7 @@ def _failed(trainer, run: RunDir | None, message: str, hint: str, *, exc: BaseEx
     trainer.emit("run_finished", status=status, outputs=[str(p) for p in trainer.outputs],
                  step=trainer.progress.step, message=message)
     try:
-        trainer.finish()
+        trainer.finish(status)
     except Exception:  # noqa: BLE001 - already failing
         pass
     return RunResult(status, list(trainer.outputs), message, hint, run)

@@ -71,6 +71,9 @@ class Trainer:
         self.epoch_saves: list[Path] = []
         self.started_at = time.time()
         self.max_norm_stats: dict[str, float] | None = None
+        from .extensions import extensions_for
+
+        self.extensions: list[object] = extensions_for(cfg)
 
     # -- events ---------------------------------------------------------------------------------
     def emit(self, type: str, **fields: Any) -> None:
@@ -327,15 +330,24 @@ class Trainer:
         self.save(kind="final" if status == "completed" else "stopped", epoch=self.progress.epoch)
         return status
 
-    def finish(self) -> None:
+    def finish(self, status: str = "completed") -> None:
+        self.call_extensions("on_finish", status)
         if self.accelerator is not None and self.accelerator.trackers:
             self.accelerator.end_training()
 
+    def call_extensions(self, method: str, *args: Any) -> None:
+        if self.accelerator is not None and not self.accelerator.is_main_process:
+            return
+        for extension in self.extensions:
+            hook = getattr(extension, method, None)
+            if hook is not None:
+                hook(self, *args)
+
     def after_step(self, step: int, epoch: int) -> None:
-        """Hook for per-step extras (samples, logging)."""
+        self.call_extensions("on_step", step, epoch)
 
     def after_epoch(self, epoch: int) -> None:
-        """Hook for per-epoch extras (samples)."""
+        self.call_extensions("on_epoch_end", epoch)
 
     def _apply_max_norm(self) -> None:
         from ..networks.regularizers import apply_max_norm
