@@ -54,7 +54,7 @@ def _as_int(s: Setting, value: Any, lenient: bool) -> tuple[int | None, Problem 
             number = float(text)
         except ValueError:
             return None, _type_error(s, value, "a whole number")
-        if not number.is_integer():
+        if not math.isfinite(number) or not number.is_integer():
             return None, _type_error(s, value, "a whole number")
         value = int(number)
     if not isinstance(value, int):
@@ -78,7 +78,10 @@ def _as_float(s: Setting, value: Any, lenient: bool) -> tuple[float | None, Prob
             return None, _type_error(s, value, "a number")
     if not isinstance(value, (int, float)):
         return None, _type_error(s, value, "a number")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        return None, error(s.key, "is far too large a number", f"allowed: {s.bounds_text()}")
     return value, _check_bounds(s, value)
 
 

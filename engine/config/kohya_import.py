@@ -1,0 +1,783 @@
+"""Importing Kohya SS GUI `.json` configs (its LoRA tab's saved configs and presets).
+
+The GUI saves every widget of the LoRA tab under its own name, with numbers often stored as text
+("8", "1e-4", "") and keys renamed over the GUI's history. `import_kohya_config` turns such a file
+into a `RunConfig` plus notes (warnings) that name each Kohya key that was not imported, each
+value whose meaning had to be converted, and each place where tui-lora behaves differently.
+
+Choices made here, following what the GUI and sd-scripts do with a key:
+- A key tui-lora has no counterpart for is dropped silently only when it holds Kohya's default or
+  nothing, or when Kohya itself ignores it for this config (LyCORIS options on a Standard LoRA,
+  Flux/SD3 options on an SD model); otherwise a warning names it and its value.
+- Network types with a close counterpart (DyLoRA, LoRA-FA, GLoRA) fall back to it with a warning:
+  their rank, alpha and learning rates mean the same there. Types with none (iA3, OFT, BOFT, full
+  fine-tuning) and Flux.1/SD3 models are refused with an error: their learning rates and sizes
+  would train a burned or useless LoRA, so the person must pick a type knowingly.
+- A file without folders (a preset) still imports; the result's own validation problems (no image
+  folder, …) are returned as warnings, errors marked as "fix before training".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..problems import Problem, ProblemError, error, warning
+from .rules import check_rules
+from .runconfig import SETTINGS, RunConfig
+from .settings_model import QUICK_PICKS
+from .settings_optimizer import NO_WARMUP_SCHEDULERS, OPTIMIZERS, SCHEDULERS
+from .values import coerce
+from .yamlio import dump_run_yaml, write_text_atomic
+
+MAX_KOHYA_FILE_BYTES = 5_000_000
+_MISSING = object()
+
+
+@dataclass
+class ImportResult:
+    """The imported run settings and every warning about how they were imported."""
+
+    config: RunConfig
+    notes: list[Problem] = field(default_factory=list)
+    source: str = ""
+
+
+# --- tables: Kohya names → ours -------------------------------------------------------------
+
+NETWORK_TYPES = {"Standard": "lora", "Kohya LoCon": "locon", "LyCORIS/LoCon": "locon", "LoCon": "locon",
+                 "LyCORIS/LoHa": "loha", "LyCORIS/LoKr": "lokr"}
+# Close relatives: same rank/alpha/learning-rate scale. LyCORIS's default "full" preset adapts
+# convolutions too, so its algorithms fall back to locon.
+NEAREST_NETWORK_TYPES = {
+    "Kohya DyLoRA": ("lora", "DyLoRA (one LoRA usable at several ranks) is not available; a plain LoRA of the full rank is trained"),
+    "LoRA-FA": ("lora", "LoRA-FA (frozen down-projection) is not available; both LoRA matrices are trained"),
+    "LyCORIS/DyLoRA": ("locon", "LyCORIS DyLoRA is not available; a LoCon of the full rank is trained"),
+    "LyCORIS/GLoRA": ("locon", "GLoRA is not available; a LoCon is trained instead"),
+}
+REFUSED_NETWORK_TYPES = {
+    "LyCORIS/iA3": "iA3 learns scaling vectors, not low-rank matrices, and uses far higher learning rates",
+    "LyCORIS/Diag-OFT": "orthogonal fine-tuning (OFT) has no rank and uses different learning rates",
+    "LyCORIS/BOFT": "butterfly orthogonal fine-tuning (BOFT) has no rank and uses different learning rates",
+    "LyCORIS/Native Fine-Tuning": "native fine-tuning trains full weight differences, not a LoRA",
+    "Flux1": "Flux.1 models cannot be trained by tui-lora",
+}
+REFUSED_MODEL_FLAGS = {"flux1_checkbox": "Flux.1", "sd3_checkbox": "Stable Diffusion 3", "anima_checkbox": "Anima"}
+
+# Hub ids the GUI offers → quick picks; the `/blob/main/…` forms name single files of the same model.
+HUB_PICKS = {quick["path"].lower(): pick for pick, quick in QUICK_PICKS.items()} | {
+    "runwayml/stable-diffusion-v1-5": "sd15",
+    "stabilityai/stable-diffusion-2-1-base/blob/main/v2-1_512-ema-pruned": "sd21-base",
+    "stabilityai/stable-diffusion-2-1/blob/main/v2-1_768-ema-pruned": "sd21-768-v",
+}
+# Other GUI hub ids: known families, loaded as custom models.
+HUB_FAMILIES = {"compvis/stable-diffusion-v1-4": (False, False, False),
+                "stabilityai/stable-diffusion-2-base": (True, False, False),
+                "stabilityai/stable-diffusion-2": (True, True, False),
+                "stabilityai/stable-diffusion-xl-refiner-1.0": (False, False, True)}
+
+NEAREST_OPTIMIZERS = {"pagedadamw32bit": "AdamW", "pagedadamw": "AdamW", "pagedlion8bit": "Lion8bit",
+                      "sgdnesterov8bit": "SGDNesterov", "dadaptadan": "DAdaptAdam", "dadaptadanip": "DAdaptAdam"}
+NEAREST_SCHEDULERS = {"cosine_with_min_lr": "cosine"}
+SAMPLERS = {"ddim": "ddim", "pndm": "pndm", "lms": "lms", "k_lms": "lms", "euler": "euler", "k_euler": "euler",
+            "euler_a": "euler_a", "k_euler_a": "euler_a", "heun": "heun", "dpmsolver++": "dpmpp_2m", "dpmpp_2m": "dpmpp_2m"}
+NEAREST_SAMPLERS = {"dpmsolver": "dpmpp_2m", "dpmsingle": "dpmpp_2m", "dpm_2": "heun", "k_dpm_2": "heun",
+                    "dpm_2_a": "euler_a", "k_dpm_2_a": "euler_a"}
+
+# When Kohya itself uses a key (for this config); other keys of a scope are ignored by Kohya too.
+SCOPES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "always": lambda d: True,
+    "never": lambda d: False,  # Flux/SD3-only keys (those models are refused) and GUI-only state
+    "blocks": lambda d: d.get("LoRA_type", "Standard") in ("Standard", "Kohya LoCon", "LoRA-FA", "Kohya DyLoRA"),
+    "lycoris": lambda d: str(d.get("LoRA_type", "")).startswith("LyCORIS/"),
+    "lokr": lambda d: d.get("LoRA_type") == "LyCORIS/LoKr",
+    "dylora": lambda d: d.get("LoRA_type") in ("Kohya DyLoRA", "LyCORIS/DyLoRA"),
+    "sdxl": lambda d: d.get("sdxl") in (True, "true", "True"),
+    "noise": lambda d: d.get("noise_offset_type", "Original") != "Multires",
+    "multires": lambda d: d.get("noise_offset_type") == "Multires" and _number(d.get("multires_noise_iterations")) not in (None, 0),
+    "huber": lambda d: d.get("loss_type") in ("huber", "smooth_l1"),
+    "wandb": lambda d: d.get("log_with") in ("wandb", "all") or d.get("use_wandb") in (True, "True"),
+    "dynamo": lambda d: d.get("dynamo_backend", "no") not in ("no", "", None),
+}
+# Kohya keys tui-lora has no counterpart for: (scope, what the feature is, {key: Kohya's default}).
+_NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
+    ("always", "data loader workers", {"max_data_loader_n_workers": 0, "persistent_data_loader_workers": False}),
+    ("always", "dropping every caption every N epochs", {"caption_dropout_every_n_epochs": 0}),
+    ("always", "colour augmentation", {"color_aug": False}),
+    ("always", "full fp16/bf16 training (weights in 16 bits)", {"full_fp16": False, "full_bf16": False}),
+    ("always", "an fp8 base model", {"fp8_base": False, "fp8_base_unet": False}),
+    ("always", "the high/low-VRAM modes", {"highvram": False, "lowvram": False}),
+    ("always", "masked loss", {"masked_loss": False}),
+    ("always", "weighted captions", {"weighted_captions": False}),
+    ("always", "debiased estimation loss", {"debiased_estimation_loss": False}),
+    ("always", "v-prediction loss scaling", {"scale_v_pred_loss_like_noise_pred": False, "v_pred_like_loss": 0}),
+    ("always", "limiting the training timesteps", {"min_timestep": 0, "max_timestep": 1000}),
+    ("always", "input-perturbation noise", {"ip_noise_gamma": 0, "ip_noise_gamma_random_strength": False}),
+    ("always", "a loss other than the squared error", {"loss_type": "l2"}),
+    ("always", "a separate VAE", {"vae": "", "vae_batch_size": 0}),
+    ("always", "resuming from a Kohya state folder (`tui-lora train --resume` resumes tui-lora runs)", {"resume": ""}),
+    ("always", "saving by steps, or state only at the end",
+     {"save_every_n_steps": 0, "save_last_n_steps": 0, "save_last_n_steps_state": 0, "save_last_n_epochs_state": 0,
+      "save_state_on_train_end": False}),
+    ("always", "skipping the latent cache check", {"skip_cache_check": False}),
+    ("always", "a dataset TOML file (set folders.images to the folder of your '<repeats>_<name>' folders)", {"dataset_config": ""}),
+    ("always", "extra sd-scripts command-line arguments", {"additional_parameters": ""}),
+    ("always", "a custom scheduler class (optimizer.scheduler is used)", {"lr_scheduler_type": ""}),
+    ("always", "warmup in steps (set optimizer.warmup_percent instead)", {"lr_warmup_steps": 0}),
+    ("always", "training on several machines", {"num_machines": 1}),
+    ("always", "custom accelerate options", {"main_process_port": 0, "extra_accelerate_launch_args": ""}),
+    ("always", "torch.compile (dynamo)", {"dynamo_backend": "no"}),
+    ("always", "custom tracker settings", {"log_tracker_name": "", "log_tracker_config": "", "log_config": False}),
+    ("always", "uploading to the Hugging Face Hub",
+     {"huggingface_repo_id": "", "huggingface_token": "", "huggingface_repo_type": "", "huggingface_repo_visibility": "",
+      "huggingface_path_in_repo": "", "save_state_to_huggingface": False, "resume_from_huggingface": "", "async_upload": False}),
+    ("always", "LoRA+ learning-rate ratios", {"loraplus_lr_ratio": 0, "loraplus_text_encoder_lr_ratio": 0, "loraplus_unet_lr_ratio": 0}),
+    ("always", "GGPO regularisation", {"train_lora_ggpo": False}),
+    ("always", "turning off token padding", {"no_token_padding": False}),
+    ("sdxl", "choosing the VAE's precision", {"sdxl_no_half_vae": False}),
+    ("sdxl", "caching text-encoder outputs", {"sdxl_cache_text_encoder_outputs": False}),
+    ("noise", "adaptive or random noise offset", {"adaptive_noise_scale": 0, "noise_offset_random_strength": False}),
+    ("multires", "multi-resolution (pyramid) noise", {"multires_noise_iterations": 0, "multires_noise_discount": 0.3}),
+    ("huber", "the Huber loss", {"huber_schedule": "snr", "huber_c": 0.1, "huber_scale": 1}),
+    ("wandb", "stored W&B settings (log in with `wandb login`)", {"wandb_api_key": "", "wandb_run_name": ""}),
+    ("dynamo", "torch.compile (dynamo)", {"dynamo_mode": "default", "dynamo_use_fullgraph": False, "dynamo_use_dynamic": False}),
+    ("lycoris", "this LyCORIS option", {"LyCORIS_preset": "full", "use_tucker": False, "use_scalar": False,
+                                        "rank_dropout_scale": False, "bypass_mode": False, "train_norm": False}),
+    ("lycoris", "DoRA (weight decomposition)", {"dora_wd": False}),
+    ("lokr", "this LoKr option", {"factor": -1, "use_cp": False, "decompose_both": False}),
+    ("dylora", "DyLoRA's rank unit", {"unit": 1}),
+    ("blocks", "block-wise learning rates, ranks and alphas",
+     dict.fromkeys(("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold", "block_dims",
+                    "block_alphas", "conv_block_dims", "conv_block_alphas", "conv_dims", "conv_alphas"), "")),
+    # Ignored by Kohya for every config we import (OFT/iA3 and Flux/SD3 are refused), or GUI state
+    # read with another key (multi_gpu: several processes always use accelerate's multi-GPU mode).
+    ("never", "", dict.fromkeys((
+        "ggpo_sigma", "ggpo_beta", "constrain", "rescaled", "train_on_input", "training_preset", "multi_gpu",
+        "mem_eff_attn", "use_8bit_adam", "flux1_cache_text_encoder_outputs", "flux1_cache_text_encoder_outputs_to_disk",
+        "ae", "clip_l", "t5xxl", "discrete_flow_shift", "model_prediction_type", "timestep_sampling", "split_mode",
+        "train_blocks", "t5xxl_max_token_length", "enable_all_linear", "guidance_scale", "mem_eff_save",
+        "apply_t5_attn_mask", "split_qkv", "train_t5xxl", "cpu_offload_checkpointing", "blocks_to_swap",
+        "single_blocks_to_swap", "double_blocks_to_swap", "img_attn_dim", "img_mlp_dim", "img_mod_dim", "single_dim",
+        "txt_attn_dim", "txt_mlp_dim", "txt_mod_dim", "single_mod_dim", "in_dims", "train_double_block_indices",
+        "train_single_block_indices", "t5xxl_lr", "sd3_cache_text_encoder_outputs", "sd3_cache_text_encoder_outputs_to_disk",
+        "sd3_fused_backward_pass", "clip_g", "clip_g_dropout_rate", "sd3_clip_l", "sd3_clip_l_dropout_rate",
+        "sd3_disable_mmap_load_safetensors", "sd3_enable_scaled_pos_embed", "logit_mean", "logit_std", "mode_scale",
+        "pos_emb_random_crop_rate", "save_clip", "save_t5xxl", "sd3_t5_dropout_rate", "sd3_t5xxl", "t5xxl_device",
+        "t5xxl_dtype", "sd3_text_encoder_batch_size", "weighting_scheme"))),
+]
+# key → (Kohya's default, what the feature is, scope)
+NO_COUNTERPART: dict[str, tuple[Any, str, str]] = {
+    key: (default, feature, scope) for scope, feature, keys in _NO_COUNTERPART_GROUPS for key, default in keys.items()}
+SECRET_KEYS = frozenset(("huggingface_token", "wandb_api_key"))
+# Optional settings where Kohya writes 0 for "off"/"random".
+ZERO_MEANS_EMPTY = frozenset(("save_every_n_epochs", "sample_every_n_epochs", "sample_every_n_steps",
+                              "save_last_n_epochs", "min_snr_gamma", "seed", "max_train_epochs"))
+PATH_KEYS = ("train_data_dir", "reg_data_dir", "output_dir", "logging_dir", "network_weights", "pretrained_model_name_or_path")
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|\\")
+
+
+# --- small value helpers ----------------------------------------------------------------------
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value is _MISSING or (isinstance(value, str) and not value.strip())
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from a JSON number or numeric text; None otherwise (bools are not numbers)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value) if isinstance(value, (int, float)) else None
+    except (ValueError, OverflowError):
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Whether a Kohya value equals its default, across Kohya's spellings ("0" == 0, "" == default)."""
+    if _is_empty(value) or value is False or value == default:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return str(value).strip().lower() == str(default).lower()
+    if _number(value) is not None:
+        return _number(value) == 0 or _number(value) == _number(default)
+    return isinstance(value, str) and isinstance(default, str) and value.strip().lower() == default.lower()
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _safe_coerce(setting, raw: Any) -> tuple[Any, Problem | None]:
+    try:
+        return coerce(setting, raw, lenient=True)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        return None, error(setting.key, "is not a usable value", f"allowed: {setting.bounds_text()}")
+
+
+def _kv_items(raw: Any) -> list[str]:
+    """Kohya's 'k=v k=v' text (quotes removed, as the GUI does) or a list of such items."""
+    if isinstance(raw, str):
+        return raw.replace('"', "").split()
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        return [part for item in raw for part in item.replace('"', "").split()]
+    return []
+
+
+# --- the conversion ---------------------------------------------------------------------------
+
+class _Conversion:
+    """One file's conversion: reads Kohya keys once each, collects our values and the notes."""
+
+    def __init__(self, data: Mapping[str, Any]):
+        self.data = {str(k): v for k, v in data.items()}
+        self._rename_old_keys()
+        self.left = dict(self.data)
+        self.values: dict[str, Any] = {}
+        self.notes: list[Problem] = []
+        self.refusals: list[Problem] = []
+        self.adafactor_relative_step = False
+
+    def _rename_old_keys(self) -> None:
+        for old, new in (("lora_network_weights", "network_weights"),
+                         ("stop_text_encoder_training_pct", "stop_text_encoder_training")):
+            if old in self.data and (_is_empty(self.data.get(new)) or self.data[new] == self.data[old]):
+                self.data[new] = self.data.pop(old)
+
+    def take(self, key: str) -> Any:
+        self.left.pop(key, None)
+        return self.data.get(key, _MISSING)
+
+    def note(self, key: str, message: str, hint: str = "") -> None:
+        self.notes.append(warning(key or "(empty key)", message, hint))
+
+    def put(self, kohya_key: str, setting_key: str, raw: Any) -> Any:
+        """Coerce one value into a setting; an unusable value keeps our default, with a note."""
+        setting = SETTINGS[setting_key]
+        if raw is _MISSING:
+            return None
+        if _is_empty(raw) and setting.kind in ("list", "int_list", "prompts"):
+            self.values[setting_key] = []
+            return []
+        if _is_empty(raw) and setting.kind != "str":
+            if setting.optional:
+                self.values[setting_key] = None
+            return None
+        if kohya_key in ZERO_MEANS_EMPTY and _number(raw) == 0:
+            self.values[setting_key] = None
+            return None
+        value, problem = _safe_coerce(setting, raw)
+        if problem:
+            self.note(kohya_key, f"{_show(raw)} is not usable for {setting_key}: {problem.message}; "
+                                 f"the default is kept", problem.hint)
+            return None
+        self.values[setting_key] = value
+        return value
+
+    def run(self) -> ImportResult:
+        for step in (self._refusals, self._model, self._network, self._learning_rates, self._optimizer,
+                     self._scheduler, self._epochs, self._attention, self._sampling, self._special_values,
+                     self._mapped_keys, self._paths, self._unmapped_keys):
+            step()
+        if self.refusals:
+            raise ProblemError(self.refusals)
+        config = RunConfig(self.values)
+        for problem in check_rules(config.values):
+            hint = problem.hint
+            if problem.is_error:
+                hint = f"{hint}; fix this before training" if hint else "fix this before training"
+            self.notes.append(warning(problem.field, problem.message, hint))
+        return ImportResult(config, self.notes)
+
+    # Each step reads its keys with `take`; whatever is left at the end is reported.
+    def _refusals(self) -> None:
+        for key, family in REFUSED_MODEL_FLAGS.items():
+            if self.take(key) in (True, "true", "True", 1):
+                self.refusals.append(error(key, f"{family} models cannot be trained by tui-lora",
+                                           "tui-lora trains SD 1.x, SD 2.x and SDXL LoRAs"))
+
+    def _model(self) -> None:
+        path_raw, listed = self.take("pretrained_model_name_or_path"), self.take("model_list")
+        flags = {name: self.take(name) for name in ("v2", "v_parameterization", "sdxl")}
+        path = path_raw.strip() if isinstance(path_raw, str) else ""
+        if not isinstance(path_raw, str) and not _is_empty(path_raw):
+            self.note("pretrained_model_name_or_path", f"{_show(path_raw)} is not a model path; not imported")
+        if not path and isinstance(listed, str) and listed.strip() not in ("", "custom"):
+            path = listed.strip()
+        typed = {name: self._flag(name, raw) for name, raw in flags.items()}
+        pick = path if path in QUICK_PICKS else HUB_PICKS.get(path.lower())
+        if pick:
+            self.values["model.quick_pick"] = pick
+            if path.lower() != QUICK_PICKS[pick]["path"].lower() and path != pick:
+                self.note("pretrained_model_name_or_path", f"'{path}' is imported as quick pick '{pick}' "
+                          f"({QUICK_PICKS[pick]['path']})", "the same model, from its current Hub location")
+            for name, value in typed.items():
+                if value is not None and value != QUICK_PICKS[pick][name]:
+                    self.note(name, f"is {str(value).lower()} in the file, but '{path}' is "
+                              f"{'' if QUICK_PICKS[pick][name] else 'not '}{_FLAG_WORDS[name]}; the model's own value is used")
+            return
+        if path:
+            self.values["model.quick_pick"] = "custom"
+            self.values["model.path"] = path
+            known = HUB_FAMILIES.get(path.lower())
+            for name, value in zip(("v2", "v_parameterization", "sdxl"), known or (None, None, None)):
+                self.values[f"model.{name}"] = typed[name] if typed[name] is not None else bool(value)
+            return
+        sdxl, v2, vpred = typed["sdxl"], typed["v2"], typed["v_parameterization"]
+        pick = "sdxl-base" if sdxl else ("sd21-768-v" if v2 and vpred else "sd21-base" if v2 else "sd15")
+        self.values["model.quick_pick"] = pick
+        self.note("pretrained_model_name_or_path", f"the file names no base model; quick pick '{pick}' "
+                  "is used (it matches the file's v2/sdxl flags)", "set model.quick_pick or model.path")
+
+    def _flag(self, name: str, raw: Any) -> bool | None:
+        if raw is _MISSING or _is_empty(raw):
+            return None
+        value = self.put(name, f"model.{name}", raw)
+        self.values.pop(f"model.{name}", None)
+        return value
+
+    def _network(self) -> None:
+        kohya_type = self.take("LoRA_type")
+        if _is_empty(kohya_type):
+            kohya_type = "Standard"
+        ours = NETWORK_TYPES.get(kohya_type) if isinstance(kohya_type, str) else None
+        if ours is None and isinstance(kohya_type, str) and kohya_type in NEAREST_NETWORK_TYPES:
+            ours, why = NEAREST_NETWORK_TYPES[kohya_type]
+            self.note("LoRA_type", f"'{kohya_type}' is not supported: {why} (network.type: {ours})",
+                      "check the learning rate and rank for the new type")
+        if ours is None:
+            why = REFUSED_NETWORK_TYPES.get(kohya_type, "it is not a network type tui-lora knows") \
+                if isinstance(kohya_type, str) else "it is not a text"
+            self.refusals.append(error("LoRA_type", f"{_show(kohya_type)} cannot be imported: {why}",
+                                       "supported: " + ", ".join(t for t in NETWORK_TYPES if t != "LoCon")
+                                       + "; change LoRA_type in the file (and its learning rates) and import again"))
+            ours = "lora"
+        self.values["network.type"] = ours
+        rank = self.put("network_dim", "network.rank", self.take("network_dim"))
+        if rank is None and self.data.get("LoRA_type") == "LyCORIS/LoKr" and (_number(self.data.get("network_dim")) or 0) > 1024:
+            self.note("network_dim", "LoKr's very large dim (a full-size Kronecker factor) is not supported", "use a rank ≤ 1024")
+        rank = rank or SETTINGS["network.rank"].default
+        alpha_raw = self.take("network_alpha")
+        if _number(alpha_raw) == 0:
+            self.values["network.alpha"] = float(rank)
+            self.note("network_alpha", f"0 means alpha = rank in Kohya; imported as alpha {rank}")
+        else:
+            self.put("network_alpha", "network.alpha", alpha_raw)
+        self._conv(kohya_type if isinstance(kohya_type, str) else "", rank)
+
+    def _conv(self, kohya_type: str, rank: int) -> None:
+        conv_dim, conv_alpha = self.take("conv_dim"), self.take("conv_alpha")
+        if self.values["network.type"] == "lora":
+            return  # Kohya's Standard LoRA ignores conv_dim/conv_alpha too
+        lycoris = kohya_type.startswith("LyCORIS/") or kohya_type == "LoCon"
+        if _is_empty(conv_dim) or _number(conv_dim) == 0:
+            if lycoris:
+                self.values["network.conv_rank"] = rank
+                self.note("conv_dim", f"empty or 0 means 'same as network_dim' in LyCORIS; imported as conv rank {rank}")
+            else:
+                self.values["network.type"] = "lora"
+                self.note("conv_dim", "empty or 0 means no convolution layers in Kohya LoCon; imported as network.type lora")
+                return
+        else:
+            self.put("conv_dim", "network.conv_rank", conv_dim)
+        if _number(conv_alpha) == 0 or _is_empty(conv_alpha):
+            conv_rank = self.values.get("network.conv_rank", SETTINGS["network.conv_rank"].default)
+            alpha = self.values.get("network.alpha", 1.0) if lycoris else float(conv_rank)
+            self.values["network.conv_alpha"] = alpha
+            self.note("conv_alpha", f"empty or 0 means '{'network_alpha' if lycoris else 'conv rank'}' in "
+                                    f"{'LyCORIS' if lycoris else 'Kohya LoCon'}; imported as conv alpha {alpha:g}")
+        else:
+            self.put("conv_alpha", "network.conv_alpha", conv_alpha)
+
+    def _learning_rates(self) -> None:
+        raw = {key: self.take(key) for key in ("learning_rate", "unet_lr", "text_encoder_lr")}
+        rates = {key: _number(value) for key, value in raw.items()}
+        for key, value in raw.items():
+            if not _is_empty(value) and (rates[key] is None or rates[key] < 0):
+                self.note(key, f"{_show(value)} is not a learning rate; read as 0 (as the Kohya GUI does)")
+                rates[key] = None
+        unet, te = rates["unet_lr"] or 0.0, rates["text_encoder_lr"] or 0.0
+        has_unet, has_te = raw["unet_lr"] is not _MISSING, raw["text_encoder_lr"] is not _MISSING
+        if unet == 0 and te == 0 and (has_unet or has_te):  # Kohya then trains both at learning_rate
+            self.values["optimizer.unet_lr"] = self.values["optimizer.text_encoder_lr"] = None
+        elif unet or te:  # a missing key keeps our default, which is the GUI's
+            if has_unet:
+                self.values["optimizer.unet_lr"] = unet
+            if has_te:
+                self.values["optimizer.text_encoder_lr"] = te
+            if has_te and te == 0 and unet and rates["text_encoder_lr"] is None:
+                self.note("text_encoder_lr", "empty means 0 when a UNet rate is set: Kohya trains the UNet only; "
+                          "imported as text_encoder_lr 0 (text encoder not trained)")
+            if has_unet and unet == 0:
+                self.note("unet_lr", "0 with a text-encoder rate means Kohya trains the text encoder only; "
+                          "imported as unet_lr 0, so the UNet's LoRA layers stay at zero")
+        lr = rates["learning_rate"] or 0.0
+        if lr > 0:
+            self.values["optimizer.learning_rate"] = lr
+        elif unet > 0 or te > 0:
+            self.values["optimizer.learning_rate"] = max(unet, te)
+            if "learning_rate" in self.data:
+                self.note("learning_rate", f"0 is not used when the UNet/text-encoder rates are set; set to {max(unet, te):g}")
+        elif raw["learning_rate"] is not _MISSING:
+            self.note("learning_rate", "no learning rate is set (the Kohya GUI refuses to train); "
+                      f"the default {SETTINGS['optimizer.learning_rate'].default:g} is used", "set optimizer.learning_rate")
+
+    def _optimizer(self) -> None:
+        raw = self.take("optimizer")
+        eight_bit = self.take("use_8bit_adam")
+        if raw is _MISSING:  # configs older than the optimizer menu: Kohya used AdamW unless use_8bit_adam
+            raw = "AdamW8bit" if eight_bit in (True, "true", "True") else "AdamW"
+        exact = {name.lower(): name for name in OPTIMIZERS}
+        text = raw.strip() if isinstance(raw, str) else ""
+        name = exact.get(text.lower()) or NEAREST_OPTIMIZERS.get(text.lower())
+        if name and text.lower() in NEAREST_OPTIMIZERS:
+            self.note("optimizer", f"'{text}' is not available; the nearest, {name}, is used", "check its learning rate")
+        if not name:
+            name = SETTINGS["optimizer.name"].default
+            if not _is_empty(raw):
+                self.note("optimizer", f"{_show(raw)} is not an optimizer tui-lora has; {name} is used",
+                          "choose optimizer.name from: " + ", ".join(OPTIMIZERS))
+                lr = self.values.get("optimizer.learning_rate", 0)
+                if lr >= 0.1:
+                    self.note("learning_rate", f"{lr:g} suits a learning-rate-free optimizer, not {name}", "use about 1e-4 with AdamW")
+        self.values["optimizer.name"] = name
+        items = _kv_items(args := self.take("optimizer_args"))
+        if not items and not _is_empty(args) and args is not _MISSING:
+            self.note("optimizer_args", f"{_show(args)} is not 'key=value key=value' text; not imported")
+        good = []
+        for item in items:
+            key = item.split("=", 1)[0].strip()
+            if "=" in item and key.isidentifier():
+                good.append(item)
+            else:
+                self.note("optimizer_args", f"'{item}' is not key=value; not imported", "e.g. weight_decay=0.01")
+        self.values["optimizer.extra_args"] = good
+        # sd-scripts' Adafactor defaults to relative_step=True: it then picks its own step size.
+        self.adafactor_relative_step = name == "Adafactor" and not any(
+            re.fullmatch(r"relative_step=(False|false|0)", item) for item in good)
+
+    def _scheduler(self) -> None:
+        raw = self.take("lr_scheduler")
+        text = raw.strip().lower() if isinstance(raw, str) else ""
+        name = text if text in SCHEDULERS else NEAREST_SCHEDULERS.get(text)
+        if text in NEAREST_SCHEDULERS:
+            self.note("lr_scheduler", f"'{raw}' is not available; {name} is used")
+        elif name is None and not _is_empty(raw) and raw is not _MISSING:
+            self.note("lr_scheduler", f"{_show(raw)} is not a schedule tui-lora has; "
+                      f"{SETTINGS['optimizer.scheduler'].default} is used", "allowed: " + ", ".join(SCHEDULERS))
+        if self.adafactor_relative_step and name != "adafactor":
+            self.note("lr_scheduler", "Adafactor without relative_step=False in optimizer_args picks its own step size in "
+                      "Kohya (sd-scripts switches to the adafactor schedule); imported as scheduler 'adafactor'",
+                      "add relative_step=False scale_parameter=False to use a fixed schedule")
+            name = "adafactor"
+        if name:
+            self.values["optimizer.scheduler"] = name
+        warmup = self.take("lr_warmup")
+        if isinstance(warmup, str) and not warmup.strip():
+            warmup = 0  # the GUI reads an empty warmup as 0 %
+        scheduler = self.values.get("optimizer.scheduler", SETTINGS["optimizer.scheduler"].default)
+        if scheduler in NO_WARMUP_SCHEDULERS and warmup is not _MISSING and (_number(warmup) or 0) > 0:
+            self.note("lr_warmup", f"{_number(warmup):g} % is ignored by the '{scheduler}' schedule (in Kohya too); imported as 0")
+            warmup = 0
+        self.put("lr_warmup", "optimizer.warmup_percent", warmup)
+        for key, setting in (("lr_scheduler_num_cycles", "optimizer.num_cycles"), ("lr_scheduler_power", "optimizer.power")):
+            self.put(key, setting, self.take(key))  # empty: the GUI's default (1), which is ours
+        for item in _kv_items(args := self.take("lr_scheduler_args")):
+            key, _, value = item.partition("=")
+            if key == "step_rules" and value:
+                self.values["optimizer.step_rules"] = value
+            else:
+                self.note("lr_scheduler_args", f"scheduler argument '{item}' has no counterpart; not imported")
+        if not _kv_items(args) and not _is_empty(args) and args is not _MISSING:
+            self.note("lr_scheduler_args", f"{_show(args)} is not 'key=value' text; not imported")
+
+    def _epochs(self) -> None:
+        self.put("epoch", "training.epochs", self.take("epoch"))
+        max_epochs = self.put("max_train_epochs", "training.max_train_epochs", self.take("max_train_epochs"))
+        self.values.pop("training.max_train_epochs", None)
+        if max_epochs:
+            self.values["training.epochs"] = max_epochs
+            self.note("max_train_epochs", f"replaces epoch ({_show(self.data.get('epoch'))}) in Kohya; "
+                      f"imported as training.epochs {max_epochs}")
+        steps = _number(max_steps := self.take("max_train_steps"))
+        if not max_epochs and steps:
+            self.note("max_train_steps", f"Kohya stops after {steps:g} steps whatever 'epoch' says; tui-lora counts epochs, "
+                      f"so the run length is training.epochs ({self.values.get('training.epochs', 1)})",
+                      "set training.epochs so that epochs × steps per epoch matches (`tui-lora validate` shows the steps)")
+        elif not _is_empty(max_steps) and steps is None and max_steps is not _MISSING:
+            self.note("max_train_steps", f"{_show(max_steps)} is not a number; not imported")
+
+    def _attention(self) -> None:
+        raw, mem_eff = self.take("xformers"), self.take("mem_eff_attn") in (True, "True", "true")
+        if isinstance(raw, bool):  # configs older than the attention menu
+            text = "xformers" if raw else "none"
+        elif raw is _MISSING or raw is None:
+            text = ""
+        else:
+            text = raw.strip().lower() if isinstance(raw, str) else None
+        if text in ("xformers", "sdpa"):
+            self.values["training.attention"] = text
+            return
+        self.values["training.attention"] = "sdpa"
+        if text not in ("none", ""):
+            self.note("xformers", f"{_show(raw)} is not none/sdpa/xformers; sdpa is used")
+        elif text == "none" or mem_eff:
+            self.note("mem_eff_attn" if mem_eff else "xformers", "Kohya used its own attention code; tui-lora uses "
+                      "PyTorch's scaled-dot-product attention (the same maths, faster, less memory)")
+
+    def _sampling(self) -> None:
+        raw = self.take("sample_prompts")
+        lines = raw.splitlines() if isinstance(raw, str) else raw if isinstance(raw, list) else None
+        if lines is None or not all(isinstance(line, str) for line in lines):
+            if not _is_empty(raw) and raw is not _MISSING:
+                self.note("sample_prompts", f"{_show(raw)} is not prompt text; not imported")
+            self.values["sampling.prompts"] = []
+        else:
+            # sd-scripts strips each line and skips blank ones and '#' comments.
+            numbered = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip() and not line.strip().startswith("#")]
+            if len(numbered) == 1 and " " not in numbered[0][1] and numbered[0][1].lower().endswith((".txt", ".toml", ".json")):
+                self.note("sample_prompts", f"'{numbered[0][1]}' is a prompt file; tui-lora does not read it",
+                          "copy its prompts into sampling.prompts")
+                numbered = []
+            self.values["sampling.prompts"] = [p for n, line in numbered if (p := self._prompt(line, n)) is not None]
+        sampler = self.take("sample_sampler")
+        text = sampler.strip().lower() if isinstance(sampler, str) else ""
+        if text in SAMPLERS:
+            self.values["sampling.sampler"] = SAMPLERS[text]
+        elif text in NEAREST_SAMPLERS:
+            self.values["sampling.sampler"] = NEAREST_SAMPLERS[text]
+            self.note("sample_sampler", f"'{sampler}' is not available; {NEAREST_SAMPLERS[text]} is used")
+        elif not _is_empty(sampler) and sampler is not _MISSING:
+            self.note("sample_sampler", f"{_show(sampler)} is not a sampler tui-lora has; the default is used")
+
+    def _prompt(self, line: str, number: int) -> Any:
+        """One prompt line with sd-scripts' options (--n --w --h --d --s --l) → a prompt entry."""
+        parts = line.split(" --")
+        entry: dict[str, Any] = {"prompt": parts[0].strip()}
+        options = {"n": ("negative", str), "w": ("width", int), "h": ("height", int), "d": ("seed", int),
+                   "s": ("steps", int), "l": ("cfg", float)}
+        for part in parts[1:]:
+            letter, _, value = part.strip().partition(" ")
+            name, kind = options.get(letter.lower(), (None, None))
+            number = _number(value) if kind is not str else None
+            if name is None:
+                self.note("sample_prompts", f"line {number}: option --{letter} has no counterpart; not imported")
+            elif kind is str:
+                entry[name] = value.strip()
+            elif number is None or number < 0 or (kind is int and not number.is_integer()):
+                self.note("sample_prompts", f"line {number}: --{letter} needs a number ≥ 0, got '{value.strip()}'; not imported")
+            else:
+                entry[name] = int(number) if kind is int else number
+        if not entry["prompt"]:
+            self.note("sample_prompts", f"line {number} has no prompt text; not imported")
+            return None
+        return entry["prompt"] if len(entry) == 1 else entry
+
+    def _special_values(self) -> None:
+        """Keys whose Kohya meaning differs from a plain copy."""
+        ext = self.take("caption_extension")
+        if isinstance(ext, str) and not ext.strip():
+            self.values["training.caption_extension"] = ".caption"
+            self.note("caption_extension", "empty means '.caption' files in Kohya; imported as .caption")
+        else:
+            self.put("caption_extension", "training.caption_extension", ext)
+        model_as = self.take("save_model_as")
+        if isinstance(model_as, str) and model_as.strip().lower() in ("diffusers", "diffusers_safetensors", "same as source model"):
+            self.note("save_model_as", f"'{model_as}' does not apply to LoRA files (the Kohya GUI uses safetensors too); "
+                      "imported as safetensors")
+            model_as = "safetensors"
+        self.put("save_model_as", "model.save_as", model_as)
+        resolution = self.take("max_resolution")
+        if _number(resolution) is not None:  # one number means a square
+            resolution = f"{resolution},{resolution}"
+        self.put("max_resolution", "training.max_resolution", resolution)
+        clip_skip = self.take("clip_skip")
+        self.put("clip_skip", "training.clip_skip", 1 if _number(clip_skip) == 0 else clip_skip)
+        to_disk = self.put("cache_latents_to_disk", "training.cache_latents_to_disk", self.take("cache_latents_to_disk"))
+        cached = self.put("cache_latents", "training.cache_latents", self.take("cache_latents"))
+        if to_disk and cached is False:
+            self.values["training.cache_latents"] = True
+            self.note("cache_latents", "false, but cache_latents_to_disk is true, which turns caching on in Kohya; "
+                      "imported as cache_latents true")
+        offset = self.take("noise_offset")
+        if SCOPES["noise"](self.data):
+            self.put("noise_offset", "training.noise_offset", offset)
+        elif (_number(offset) or 0) != 0:
+            self.note("noise_offset", f"{_show(offset)} is ignored with noise_offset_type Multires (in Kohya too); not imported")
+        self.take("noise_offset_type")
+        stop = self.put("stop_text_encoder_training", "training.stop_text_encoder_percent", self.take("stop_text_encoder_training"))
+        if stop and self.values.get("optimizer.text_encoder_lr", 1) != 0:
+            self.note("stop_text_encoder_training", f"the Kohya GUI's LoRA tab ignores this; here the text encoder "
+                      f"stops training at {stop:g} % of the steps", "set it to 0 to train the text encoder throughout")
+        log_with, use_wandb = self.take("log_with"), self.take("use_wandb")
+        if _is_empty(log_with) and use_wandb in (True, "True", "true"):
+            log_with = "wandb"
+        self.put("log_with", "logging.log_with", log_with)
+
+    def _mapped_keys(self) -> None:
+        """Every remaining key with a direct counterpart in the schema."""
+        for kohya_key, setting in SETTINGS.by_kohya_key().items():
+            if kohya_key in self.left:
+                self.put(kohya_key, setting.key, self.take(kohya_key))
+
+    def _paths(self) -> None:
+        for key in PATH_KEYS:
+            value = self.data.get(key)
+            if isinstance(value, str) and _WINDOWS_PATH.search(value.strip()):
+                self.note(key, f"'{value}' is a Windows path", "change it to where the files are on this machine")
+
+    def _unmapped_keys(self) -> None:
+        for key in list(self.left):
+            value = self.take(key)
+            if key.startswith("_"):
+                continue
+            known = NO_COUNTERPART.get(key)
+            if known is None:
+                if not _is_empty(value):
+                    self.note(key, f"is not a Kohya LoRA setting tui-lora knows; {_show(value)} was not imported")
+                else:
+                    self.note(key, "is not a Kohya LoRA setting tui-lora knows; not imported")
+                continue
+            default, feature, scope = known
+            if _same(value, default) or not SCOPES[scope](self.data):
+                continue
+            shown = "its value" if key in SECRET_KEYS else _show(value)
+            self.note(key, f"{feature} has no counterpart in tui-lora; {shown} was not imported")
+
+
+_FLAG_WORDS = {"v2": "an SD 2.x model", "v_parameterization": "a v-prediction model", "sdxl": "an SDXL model"}
+
+
+# --- public API -------------------------------------------------------------------------------
+
+def convert_kohya_settings(data: Mapping[str, Any], source: str = "Kohya config") -> ImportResult:
+    """Convert an already-loaded Kohya GUI config; ProblemError when it cannot be imported at all."""
+    if not isinstance(data, Mapping):
+        raise ProblemError([error(source, "must be a JSON object ({…}) of Kohya settings", "is this a Kohya SS GUI config?")])
+    result = _Conversion(data).run()
+    result.source = source
+    return result
+
+
+def read_kohya_file(path: str | Path) -> dict[str, Any]:
+    """The file's JSON object; ProblemError naming the file when it cannot be read as one."""
+    file, name = Path(path), str(path)
+    try:
+        if file.stat().st_size > MAX_KOHYA_FILE_BYTES:
+            raise ProblemError([error(name, f"is larger than {MAX_KOHYA_FILE_BYTES // 1_000_000} MB",
+                                      "a Kohya config is a few kB; is this the right file?")])
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise ProblemError([error(name, "file not found", "check the path")]) from None
+    except IsADirectoryError:
+        raise ProblemError([error(name, "is a folder, not a Kohya config", "give the .json file")]) from None
+    except PermissionError:
+        raise ProblemError([error(name, "cannot be read (permission denied)", "check the file's permissions")]) from None
+    except OSError as exc:
+        raise ProblemError([error(name, f"cannot be read: {exc.strerror or exc}", "")]) from None
+    except ValueError:  # e.g. a NUL byte in the name
+        raise ProblemError([error(repr(name), "is not a usable file name", "check the path")]) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ProblemError([error(name, "is not UTF-8 text", "give the .json file the Kohya GUI saved")]) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProblemError([error(f"{name} line {exc.lineno}, column {exc.colno}", f"not valid JSON: {exc.msg}",
+                                  "give the .json file the Kohya GUI saved")]) from None
+    except (RecursionError, ValueError):
+        raise ProblemError([error(name, "not valid JSON (nested too deeply)", "give the .json file the Kohya GUI saved")]) from None
+    if not isinstance(document, dict):
+        raise ProblemError([error(name, "must be a JSON object ({…}) of Kohya settings", "is this a Kohya SS GUI config?")])
+    return document
+
+
+def import_kohya_config(path: str | Path) -> ImportResult:
+    """Read and convert a Kohya SS GUI `.json` config or preset."""
+    return convert_kohya_settings(read_kohya_file(path), source=str(path))
+
+
+def _comment(text: str) -> str:
+    """One YAML comment line: line breaks and characters YAML refuses become escapes."""
+    def safe(char: str) -> str:
+        code = ord(char)
+        printable = code == 9 or 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or code >= 0x10000
+        return char if printable and char not in "\u2028\u2029" else ascii(char)[1:-1]
+    return "# " + "".join(safe(char) for char in text)
+
+
+def imported_yaml(result: ImportResult) -> str:
+    """The run file's text, headed by comments listing how it was imported."""
+    head = [_comment(f"Imported from the Kohya SS GUI config {result.source or '(unnamed)'} by `tui-lora import-kohya`.")]
+    if result.notes:
+        head.append(_comment("Import notes:"))
+        head += [_comment(f"  {note}") for note in result.notes]
+    return "\n".join(head) + "\n" + dump_run_yaml(result.config)
+
+
+def write_imported(result: ImportResult, out_path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the run file atomically; never replaces an existing file unless `overwrite`."""
+    try:
+        return write_text_atomic(out_path, imported_yaml(result), overwrite=overwrite)
+    except FileExistsError:
+        raise ProblemError([error(str(out_path), "already exists; it was not replaced",
+                                  "use --force to replace it, or give another output file")]) from None
+    except IsADirectoryError:
+        raise ProblemError([error(str(out_path), "is a folder", "give a file name such as run.yaml")]) from None
+    except OSError as exc:
+        raise ProblemError([error(str(out_path), f"cannot be written: {exc.strerror or exc}", "")]) from None
+
+
+def _arguments(args: Sequence[str] | argparse.Namespace) -> argparse.Namespace:
+    if isinstance(args, argparse.Namespace):
+        return args
+    parser = argparse.ArgumentParser(prog="tui-lora import-kohya", description="convert a Kohya SS GUI .json config into a run file")
+    parser.add_argument("config", help="Kohya SS GUI config or preset (.json)")
+    parser.add_argument("-o", "--output", required=True, help="run file to write (.yaml)")
+    parser.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    return parser.parse_args(list(args))
+
+
+def main_import_kohya(args: Sequence[str] | argparse.Namespace) -> int:
+    """`tui-lora import-kohya CONFIG -o RUN.yaml [--force]`: 0 written, 1 not converted or not written,
+    2 unreadable input or bad arguments."""
+    try:
+        options = _arguments(args)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        data = read_kohya_file(options.config)
+    except ProblemError as exc:
+        _print_problems(exc.problems)
+        return 2
+    try:
+        result = convert_kohya_settings(data, source=str(options.config))
+    except ProblemError as exc:
+        _print_problems(exc.problems)
+        print(f"error: {options.config}: not imported; nothing was written", file=sys.stderr)
+        return 1
+    _print_problems(result.notes)
+    try:
+        written = write_imported(result, options.output, overwrite=bool(getattr(options, "force", False)))
+    except ProblemError as exc:
+        _print_problems(exc.problems)
+        return 1
+    print(f"wrote {written}")
+    return 0
+
+
+def _print_problems(problems: Sequence[Problem]) -> None:
+    for problem in problems:
+        print(str(problem), file=sys.stderr)
