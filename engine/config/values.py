@@ -39,7 +39,8 @@ def _check_bounds(s: Setting, number: float) -> Problem | None:
     low_bad = s.minimum is not None and (number <= s.minimum if s.min_exclusive else number < s.minimum)
     high_bad = s.maximum is not None and (number >= s.maximum if s.max_exclusive else number > s.maximum)
     if low_bad or high_bad:
-        return error(s.key, f"{number} is out of range", f"allowed: {s.bounds_text()}")
+        shown = str(number) if len(str(number)) <= 24 else "the number"
+        return error(s.key, f"{shown} is out of range", f"allowed: {s.bounds_text()}")
     return None
 
 

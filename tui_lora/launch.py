@@ -1,0 +1,53 @@
+"""Starting a training run from the app, detached from the terminal.
+
+The engine runs as `python -m engine train <file> --run-id <id>` in its own process session
+(`start_new_session`), so closing the terminal or an SSH hang-up does not reach it. Its output
+goes to a log file in the run folder; the dashboard follows the run's event file. Arguments are
+passed as a list, never through a shell.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.runs import RunDir, new_run_id
+
+
+@dataclass
+class LaunchedRun:
+    run: RunDir
+    pid: int
+
+
+def launch_training(run_file: str | os.PathLike, output_dir: str | os.PathLike) -> LaunchedRun:
+    run_id = new_run_id()
+    run = RunDir(Path(output_dir).resolve() / ".runs" / run_id)
+    run.path.mkdir(parents=True, exist_ok=True)
+    log = open(run.path / "console.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine", "train", str(Path(run_file).resolve()), "--run-id", run_id],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=str(Path(run_file).resolve().parent), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    finally:
+        log.close()
+    # The engine writes its own pid file when it registers; write ours first so the dashboard can
+    # tell "starting" from "lost" while the engine imports torch.
+    run.pid_file.write_text(str(process.pid))
+    return LaunchedRun(run, process.pid)
+
+
+def wait_for_events(run: RunDir, timeout: float = 5.0) -> bool:
+    """True once the engine has written its first event (used by tests and the CLI)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if run.events.exists() and run.events.stat().st_size:
+            return True
+        time.sleep(0.05)
+    return False
