@@ -24,12 +24,11 @@ def isolated_user_dirs(monkeypatch, tmp_path, model_cache):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
     monkeypatch.setenv("TUI_LORA_CACHE", str(model_cache))
-    try:
-        import torch
+    import sys
 
+    torch = sys.modules.get("torch")  # only when a test already uses it: UI tests stay light
+    if torch is not None:
         torch.set_num_threads(1)
-    except ImportError:
-        pass
 
 
 @pytest.fixture

@@ -1,0 +1,65 @@
+"""The live training dashboard (`tui-lora monitor`, and the wizard's last screen).
+
+`state` turns the event stream into numbers (no Textual); `screen` draws them. Importing this
+package stays light: Textual loads only when a dashboard is shown.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from engine.events import read_events
+from engine.runs import find_run, run_status
+
+from .control import RunControl
+from .state import DashboardState, apply_run_status, build_state
+
+__all__ = ["DashboardState", "RunControl", "build_state", "run_monitor", "text_summary"]
+
+
+def run_monitor(selector: str | None = None, *, mouse: bool = True) -> int:
+    """Attach the dashboard to a run (id, id prefix or run folder; default newest running, else newest).
+
+    Returns the exit code: 1 with a message on stderr when no run matches, else 0. When stdout is
+    not a terminal it prints a one-screen text summary instead of starting the UI.
+    """
+    info = find_run(selector)
+    if info is None:
+        if selector:
+            print(f"tui-lora: no run matches {selector!r}. `tui-lora runs` lists the runs it knows; "
+                  "a run folder (…/.runs/<id>) works too.", file=sys.stderr)
+        else:
+            print("tui-lora: no runs yet. Start one with `tui-lora train run.yaml` or from the wizard.",
+                  file=sys.stderr)
+        return 1
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        events = read_events(info.run.events)
+        print(text_summary(apply_run_status(build_state(events), run_status(info.run, events))))
+        return 0
+    from .screen import DashboardApp  # Textual loads here, not at import
+
+    DashboardApp(info.run.path, control=RunControl.from_run(info.run), mouse=mouse).run()
+    return 0
+
+
+def text_summary(state: DashboardState) -> str:
+    """A few plain lines for pipes and logs: status, progress, loss, the result."""
+    from . import formatting as fmt
+
+    progress = state.progress
+    lines = [
+        f"run {state.run_id or '?'} ({state.output_name or 'unnamed'}): {state.status}",
+        f"step {progress.step}/{progress.total_steps or '?'}, epoch {progress.epoch}/{progress.total_epochs or '?'}, "
+        f"{fmt.rate(progress.it_per_s)}, ETA {fmt.duration(progress.eta_s)}, "
+        f"elapsed {fmt.duration(progress.elapsed_s)}",
+        f"loss {fmt.loss(state.loss.current)} (smoothed {fmt.loss(state.loss.smoothed)})",
+    ]
+    if state.error is not None:
+        lines.append(f"error: {state.error.message}")
+        if state.error.hint:
+            lines.append(f"hint: {state.error.hint}")
+    if state.outcome is not None:
+        lines += [f"output: {path}" for path in state.outcome.outputs]
+    elif state.checkpoint is not None:
+        lines.append(f"latest checkpoint: {state.checkpoint.path}")
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""Controlling a run from the UI: signals to the engine's pid (DESIGN.md, Process model).
+
+SIGINT asks the engine to finish the step, save and exit; SIGUSR1 asks for a checkpoint at the
+next step. Both are no-ops, with a message saying so, once the process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from engine.runs import RunDir, pid_alive
+
+
+class RunControl:
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    @classmethod
+    def from_run(cls, run: RunDir) -> "RunControl | None":
+        """Control over the pid the run registered, or None when its pid file is missing or unreadable."""
+        try:
+            pid = int(run.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return cls(pid) if pid > 0 else None
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid)
+
+    def stop(self) -> str:
+        """Ask the run to save and exit; returns what happened, in words for the UI."""
+        return self._send(signal.SIGINT, "Stop requested: the run saves its LoRA, then exits.")
+
+    def save_now(self) -> str:
+        """Ask for a checkpoint at the next step; the run goes on."""
+        return self._send(signal.SIGUSR1, "Checkpoint requested: it is saved after the current step.")
+
+    def _send(self, signum: signal.Signals, done: str) -> str:
+        if not self.alive():
+            return f"The run has already ended (process {self.pid} is gone); nothing was sent."
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            return f"The run has already ended (process {self.pid} is gone); nothing was sent."
+        except PermissionError:
+            return f"Not allowed to signal process {self.pid}: it belongs to another user."
+        return done
+
+    def __repr__(self) -> str:
+        return f"RunControl(pid={self.pid})"

@@ -1,0 +1,258 @@
+"""The live dashboard: a worker tails the run's event file, the screen folds events into one state
+and redraws its panels from it a few times a second (only when something changed).
+
+`DashboardScreen` is what the wizard pushes after Train; `DashboardApp` wraps it for `monitor`.
+The screen dismisses with "detach", "stop" or "quit", so whoever pushed it decides what comes next.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from engine.events import EventReader
+from engine.runs import RunDir, run_status
+
+from .control import RunControl
+from .graphics import LossPanel, LrPanel, SamplePanel
+from .modals import ConfirmStopScreen, QuitLiveRunScreen
+from .panels import CheckpointPanel, LogPanel, MemoryPanel, Panel, ProgressPanel, RunHeader, SummaryPanel
+from .state import DashboardState, apply_event, apply_run_status
+from .thumbnail import load_thumbnail
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+POLL_INTERVAL_S = 0.25  # how often the worker looks for new lines
+REDRAW_INTERVAL_S = 0.25  # the most often panels redraw
+LIVENESS_INTERVAL_S = 1.0  # how often a quiet stream's pid is checked
+EVENTS_PER_MESSAGE = 2000  # a long finished run arrives in chunks so the UI stays responsive
+
+
+class EventsRead(Message):
+    """New complete events from the run's file, in order."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.events = events
+
+
+class RunStatusRead(Message):
+    """The stream is quiet; this is what the run's pid says (`engine.runs.run_status`)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__()
+        self.status = status
+
+
+class SampleImageRead(Message):
+    """The newest sample image, small and in memory (None when it could not be read)."""
+
+    def __init__(self, path: str, image: "Image | None") -> None:
+        super().__init__()
+        self.path = path
+        self.image = image
+
+
+class DashboardScreen(Screen[str]):
+    CSS_PATH = "dashboard.tcss"
+    AUTO_FOCUS = "#body"
+    BINDINGS = [
+        Binding("s", "stop", "Stop"),
+        Binding("c", "save_now", "Save now"),
+        Binding("d", "detach", "Detach"),
+        Binding("q", "quit_dashboard", "Quit"),
+    ]
+    # Short terminals get a compact layout (see dashboard.tcss).
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+
+    def __init__(self, run_dir: str | Path, *, control: RunControl | None = None, name: str | None = None,
+                 id: str | None = None) -> None:
+        """`control` defaults to the pid the run registered in its folder."""
+        super().__init__(name=name, id=id)
+        self.run = RunDir(Path(run_dir))
+        self.control = control if control is not None else RunControl.from_run(self.run)
+        self.state = DashboardState()
+        self.stop_requested = False
+        self._dirty = True
+
+    def compose(self) -> ComposeResult:
+        yield RunHeader(id="header")
+        with VerticalScroll(id="body"):  # scrolls (arrows, PgUp/PgDn) only below 80x24
+            yield SummaryPanel(id="summary")
+            yield ProgressPanel(id="progress")
+            with Horizontal(id="charts"):
+                yield LossPanel(id="loss")
+                yield LrPanel(id="lr")
+                yield SamplePanel(id="sample")
+            with Horizontal(id="details"):
+                yield MemoryPanel(id="memory")
+                yield CheckpointPanel(id="checkpoint")
+            yield LogPanel(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(REDRAW_INTERVAL_S, self.redraw)
+        self.redraw()
+        self.tail_events()
+
+    # --- the worker: the only code that touches the run's files ---------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard-tail")
+    def tail_events(self) -> None:
+        worker = get_current_worker()
+        reader = EventReader(self.run.events)
+        last_liveness_check = time.monotonic()
+        while not worker.is_cancelled:
+            events = reader.read_new()
+            if not events and time.monotonic() - last_liveness_check >= LIVENESS_INTERVAL_S:
+                last_liveness_check = time.monotonic()
+                status = self._liveness()
+                if status == "lost":
+                    events = reader.read_new()  # its last words may have landed just before it exited
+                    if not events:
+                        self.post_message(RunStatusRead(status))
+                        return
+            if events:
+                for start in range(0, len(events), EVENTS_PER_MESSAGE):
+                    self.post_message(EventsRead(events[start:start + EVENTS_PER_MESSAGE]))
+                self._load_newest_sample(events)
+                if any(event.get("type") == "run_finished" for event in events):
+                    return  # nothing follows a final event
+            time.sleep(POLL_INTERVAL_S)
+
+    def _liveness(self) -> str | None:
+        """run_status from the pid file; without one, the pid we were given; else no verdict yet."""
+        if self.run.pid_file.exists():
+            return run_status(self.run, [])
+        if self.control is not None:
+            return "running" if self.control.alive() else "lost"
+        return None
+
+    def _load_newest_sample(self, events: list[dict[str, Any]]) -> None:
+        for event in reversed(events):
+            paths = event.get("paths")
+            if event.get("type") == "sample" and isinstance(paths, list) and paths:
+                path = str(paths[0])
+                self.post_message(SampleImageRead(path, load_thumbnail(path)))
+                return
+
+    # --- messages from the worker ---------------------------------------------------------------
+
+    def on_events_read(self, message: EventsRead) -> None:
+        was_live = self.state.live
+        for event in message.events:
+            apply_event(self.state, event)
+        self._dirty = True
+        if was_live != self.state.live:
+            self.redraw()  # the end of a run shows at once
+
+    def on_run_status_read(self, message: RunStatusRead) -> None:
+        apply_run_status(self.state, message.status)
+        self._dirty = True
+
+    def on_sample_image_read(self, message: SampleImageRead) -> None:
+        self.query_one(SamplePanel).set_image(message.path, message.image)
+
+    # --- drawing ---------------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        state = self.state
+        self.set_class(state.finished, "-finished")
+        self.query_one("#sample").display = state.sample is not None
+        self.query_one(RunHeader).show(state, stopping=self.stop_requested)
+        for panel in self.query(Panel):
+            panel.show(state)
+
+    # --- keys ------------------------------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        if self._refuse_control():
+            return
+
+        def answered(stop: bool | None) -> None:
+            if stop:
+                self._send_stop()
+
+        self.app.push_screen(ConfirmStopScreen(), answered)
+
+    def action_save_now(self) -> None:
+        if self._refuse_control():
+            return
+        assert self.control is not None
+        self.notify(self.control.save_now(), title="Save now")
+
+    def action_detach(self) -> None:
+        self.dismiss("detach")
+
+    def action_quit_dashboard(self) -> None:
+        if not (self.state.live and self.control is not None and self.control.alive()):
+            self.dismiss("quit")
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice == "stop":
+                self._send_stop()
+                self.dismiss("stop")
+            elif choice == "detach":
+                self.dismiss("detach")
+
+        self.app.push_screen(QuitLiveRunScreen(), answered)
+
+    def _refuse_control(self) -> bool:
+        """Say why a signal cannot be sent (True), or allow it (False)."""
+        if self.control is None:
+            self.notify("This run has no pid file, so it cannot be controlled from here.", severity="warning")
+            return True
+        if self.state.finished:
+            self.notify(f"The run has ended ({self.state.status}); there is nothing to control.")
+            return True
+        return False
+
+    def _send_stop(self) -> None:
+        assert self.control is not None
+        message = self.control.stop()
+        self.stop_requested = message.startswith("Stop requested")
+        self._dirty = True
+        self.notify(message, title="Stop")
+
+
+class DashboardApp(App[str]):
+    """The dashboard on its own, for `tui-lora monitor`; exits with the screen's result."""
+
+    TITLE = "tui-lora monitor"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, run_dir: str | Path, *, control: RunControl | None = None, mouse: bool = True) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.control = control
+        self.mouse = mouse
+
+    def on_mount(self) -> None:
+        self.push_screen(DashboardScreen(self.run_dir, control=self.control), self.exit)
+
+    @property
+    def dashboard(self) -> DashboardScreen:
+        screen = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
+        if screen is None:
+            raise LookupError("the dashboard screen is not mounted yet")
+        return screen
+
+    def run(self, **kwargs: Any) -> str | None:  # type: ignore[override]
+        kwargs.setdefault("mouse", self.mouse)
+        return super().run(**kwargs)
