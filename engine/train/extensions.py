@@ -14,4 +14,8 @@ from ..config import RunConfig
 def extensions_for(cfg: RunConfig) -> list[object]:
     """The extensions a run's settings ask for."""
     found: list[object] = []
+    if cfg.sampling.prompts:
+        from .sampling import SampleImages
+
+        found.append(SampleImages(cfg))
     return found

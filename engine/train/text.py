@@ -42,10 +42,15 @@ def tokenize(tokenizer, captions: list[str], max_token_length: int) -> torch.Ten
 
 def _states(encoder, ids: torch.Tensor, layer_from_end: int, final_norm: bool, want_pool: bool):
     out = encoder(ids, output_hidden_states=True)
-    hidden = out.hidden_states[-layer_from_end]
-    if final_norm and layer_from_end > 1:
-        norm = getattr(encoder, "final_layer_norm", None) or encoder.text_model.final_layer_norm
-        hidden = norm(hidden)
+    if final_norm and layer_from_end == 1:
+        # hidden_states holds the layers' outputs before the final norm; SD 1.x/2.x (and the
+        # pipelines that later use the LoRA) condition on the normed last layer.
+        hidden = out.last_hidden_state
+    else:
+        hidden = out.hidden_states[-layer_from_end]
+        if final_norm:
+            norm = getattr(encoder, "final_layer_norm", None) or encoder.text_model.final_layer_norm
+            hidden = norm(hidden)
     pooled = None
     if want_pool:
         pooled = out.text_embeds if hasattr(out, "text_embeds") and out.text_embeds is not None else out.pooler_output
@@ -78,3 +83,30 @@ def encode_captions(tokenizers, encoders, captions: list[str], *, sdxl: bool, cl
         if index == 1:
             pooled = pool.view(len(captions), windows, -1)[:, 0]  # the first window's pooled output
     return Conditioning(torch.cat(hiddens, dim=-1), pooled)
+
+
+class ConditioningCache:
+    """Conditioning per caption under a frozen text encoder, so each caption is encoded once.
+
+    Bounded: past `limit` captions (shuffled tags make many) new ones are encoded every time.
+    """
+
+    def __init__(self, limit: int = 4096):
+        self.limit = limit
+        self.rows: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def lookup(self, captions: list[str], encode) -> Conditioning:
+        missing = [caption for caption in dict.fromkeys(captions) if caption not in self.rows]
+        if missing:
+            with torch.no_grad():
+                fresh = encode(missing)
+            if len(self.rows) + len(missing) > self.limit:
+                with torch.no_grad():
+                    return encode(captions)
+            for index, caption in enumerate(missing):
+                pooled = fresh.pooled[index] if fresh.pooled is not None else None
+                self.rows[caption] = (fresh.hidden[index], pooled)
+        rows = [self.rows[caption] for caption in captions]
+        hidden = torch.stack([row[0] for row in rows])
+        pooled = torch.stack([row[1] for row in rows]) if rows[0][1] is not None else None
+        return Conditioning(hidden, pooled)
