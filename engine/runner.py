@@ -55,11 +55,15 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
             print(problem, file=sys.stderr)
         print("nothing was started: fix the errors above", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the run's own signal handlers were in place
+        print("interrupted before the run started", file=sys.stderr)
+        return 130
     if rank == 0:
         if result.status == "completed":
             print(f"done: {result.outputs[-1] if result.outputs else 'no file written'}")
         elif result.status == "stopped":
-            print(f"stopped; saved {result.outputs[-1] if result.outputs else 'nothing'}", file=sys.stderr)
+            saved = result.outputs[-1] if result.outputs else "nothing"
+            print(f"{result.message or 'stopped'}; saved {saved}", file=sys.stderr)
         else:
             print(f"failed: {result.message}" + (f" ({result.hint})" if result.hint else ""), file=sys.stderr)
     return result.exit_code

@@ -37,7 +37,7 @@ def parse_nested(document: Any, *, source: str = "run file") -> tuple[dict[str, 
         document = {}
     if not isinstance(document, dict):
         return {}, [error(source, "the file must be a mapping of sections (model:, folders:, …)",
-                          "see `tui-lora validate --example` for the layout")]
+                          "start from a file saved by the wizard or `tui-lora import-kohya`")]
     sections = SETTINGS.sections()
     all_names = {s.name: s.key for s in SETTINGS}
     for top_key, top_value in document.items():
@@ -54,7 +54,7 @@ def parse_nested(document: Any, *, source: str = "run file") -> tuple[dict[str, 
             hint = did_you_mean(key, [s for s in sections if s] + [k for k in SETTINGS.keys() if "." not in k])
             if not hint and key in all_names:
                 hint = f"did you mean '{all_names[key]}'? (it belongs in the '{all_names[key].split('.')[0]}' section)"
-            problems.append(error(key, f"unknown section '{key}'", hint or "sections: " + ", ".join(s for s in sections if s)))
+            problems.append(error(key or source, f"unknown section '{key}'", hint or "sections: " + ", ".join(s for s in sections if s)))
             continue
         if top_value is None:
             continue

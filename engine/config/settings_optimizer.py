@@ -44,14 +44,14 @@ OPTIMIZER_SETTINGS = [
         "How far each step moves the weights. Too high and the LoRA burns (noisy, oversaturated "
         "images); too low and it learns nothing. 1e-4 is a common start for AdamW with alpha equal "
         "to rank; lower alpha or Lion change that. For DAdaptation and Prodigy use 1.",
-        "basic", kohya="learning_rate", minimum=0, min_exclusive=True,
+        "basic", kohya="learning_rate", minimum=0, min_exclusive=True, maximum=10,
     ),
     Setting(
         "optimizer.unet_lr", "float", None, "UNet learning rate",
         "Learning rate of the UNet's LoRA layers. Empty: the learning rate above.",
         "Lets the image part of the model learn at its own speed. Leave empty to use the main "
         "learning rate.",
-        "basic", kohya="unet_lr", optional=True, minimum=0, empty_means="uses optimizer.learning_rate",
+        "basic", kohya="unet_lr", optional=True, minimum=0, maximum=10, empty_means="uses optimizer.learning_rate",
     ),
     Setting(
         "optimizer.text_encoder_lr", "float", 5e-5, "Text encoder learning rate",
@@ -59,7 +59,7 @@ OPTIMIZER_SETTINGS = [
         "The text encoder learns new words quickly and overfits quickly, so it usually gets half "
         "the UNet's rate or less. 0 leaves it out of training entirely (smaller file); empty uses "
         "the main learning rate.",
-        "basic", kohya="text_encoder_lr", optional=True, minimum=0, empty_means="uses optimizer.learning_rate",
+        "basic", kohya="text_encoder_lr", optional=True, minimum=0, maximum=10, empty_means="uses optimizer.learning_rate",
     ),
     Setting(
         "optimizer.scheduler", "choice", "cosine", "LR schedule",

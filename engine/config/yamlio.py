@@ -68,6 +68,10 @@ def load_yaml_text(text: str, source: str) -> Any:
             problem, hint = "a tab character is used for indentation", "indent with spaces, not tabs"
         if "alias" in problem or "duplicate" in problem:
             hint = "remove the repeated key" if "duplicate" in problem else "write the value out in full"
+        if "could not determine a constructor for the tag" in problem:
+            tag = problem.rsplit("'", 2)[-2] if problem.count("'") >= 2 else ""
+            problem = f"the YAML tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed in run files".replace("  ", " ")
+            hint = "remove the tag and write a plain value"
         raise ProblemError([error(where, problem, hint)]) from None
     except yaml.YAMLError as exc:
         raise ProblemError([error(source, f"not valid YAML: {exc}", "check the file's syntax")]) from None

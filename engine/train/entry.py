@@ -7,20 +7,22 @@ fix is checked before any model loads; failures end as an `error` event plus `ru
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
 import secrets
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..config import RunConfig, dump_run_yaml, load_run_file
 from ..events import EventWriter
 from ..plan import RunPlan, plan_run
 from ..problems import Problem, ProblemError, error
 from ..runs import RunDir, create_run
-from .control import RunControl
+from .control import RunControl, StopRequested
 from .preflight import preflight
 
 
@@ -53,95 +55,224 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
                on_event: Callable[[dict], None] | None = None, resume: str | None = None, run_id: str | None = None,
                control: RunControl | None = None) -> RunResult:
     plan: RunPlan = plan_run(cfg)
+    run_id = run_id or os.environ.get("TUI_LORA_RUN_ID") or None
     problems = list(warnings or []) + plan.problems + preflight(cfg, plan, resuming=resume is not None)
+    if run_id is not None and not _SAFE_RUN_ID.fullmatch(run_id):
+        problems.append(error("--run-id", f"'{run_id}' is not a usable run id", "letters, digits, '-', '_' and '.'"))
+    if not any(p.is_error for p in problems):
+        problems += optimizer_hardware_problems(cfg)
     if any(p.is_error for p in problems):
         raise ProblemError(problems)
-    seed = cfg.training.seed if cfg.training.seed is not None else secrets.randbelow(2**31)
     main = _is_main_process()
+    output = Path(cfg.folders.output)
+    # Leftovers of a killed save go first, so a state folder caught between two renames is found.
+    cleaned = clean_interrupted_saves(output, cfg.folders.output_name) if main and output.is_dir() else []
+    saved_state = None
+    if resume:
+        from .state import read_state, resolve_state
+
+        # A missing, torn or hostile state is reported before any model loads or anything is written.
+        saved_state = read_state(resolve_state(cfg, resume))
+    seed = cfg.training.seed if cfg.training.seed is not None else secrets.randbelow(2**31)
     yaml_text = dump_run_yaml(cfg)
-    run = events = None
-    if main:
-        output = Path(cfg.folders.output)
-        output.mkdir(parents=True, exist_ok=True)
-        run = create_run(output, run_id=run_id or os.environ.get("TUI_LORA_RUN_ID"), config_text=yaml_text,
-                         config_path=str(Path(config_path).resolve()) if config_path else None,
-                         output_name=cfg.folders.output_name)
-        events = EventWriter(run.events)
     control = control or RunControl()
-    control.install()
+    control.install()  # from the first write on, a stop ends the run through its events
+    run = events = None
+    try:
+        if main:
+            output.mkdir(parents=True, exist_ok=True)
+            run = create_run(output, run_id=run_id, config_text=yaml_text,
+                             config_path=str(Path(config_path).resolve()) if config_path else None,
+                             output_name=cfg.folders.output_name)
+            events = EventWriter(run.events)
+        return _run(cfg, plan, seed=seed, events=events, control=control, run=run, on_event=on_event,
+                    problems=problems, cleaned=cleaned, saved_state=saved_state, yaml_text=yaml_text,
+                    config_path=config_path, main=main)
+    finally:
+        control.uninstall()
+        if events:
+            try:
+                events.close()
+            except OSError:  # a full disk refuses the last flush; the result already says why
+                pass
+
+
+def _run(cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None, control: RunControl,
+         run: RunDir | None, on_event, problems: list[Problem], cleaned: list[str], saved_state,
+         yaml_text: str, config_path: str | None, main: bool) -> RunResult:
     from .loop import Trainer, TrainingFailure
     from .state import StatefulTrainer
 
-    trainer_cls = StatefulTrainer if (cfg.training.save_state or resume) else Trainer
+    trainer_cls = StatefulTrainer if (cfg.training.save_state or saved_state is not None) else Trainer
     trainer = trainer_cls(cfg, plan, seed=seed, events=events, control=control, run_id=run.run_id if run else "",
                           on_event=on_event)
-    for problem in problems:
-        trainer.emit("warning", message=problem.message, field=problem.field, hint=problem.hint)
     try:
+        for problem in problems:
+            trainer.emit("warning", message=problem.message, field=problem.field, hint=problem.hint)
+        if cleaned:
+            trainer.emit("log", message=f"removed {len(cleaned)} unfinished file(s) an interrupted save left: "
+                                        + ", ".join(cleaned[:3]))
+        control.check_stop()
         trainer.setup()
-        if resume:
-            trainer.load_state(resume)
+        control.check_stop()
+        if saved_state is not None:
+            trainer.load_state(saved_state)
         trainer.started_event(hashlib.sha256(yaml_text.encode()).hexdigest()[:16])
         trainer.cache_latents()
         trainer.prepare()
+        control.check_stop()
         trainer.call_extensions("on_run_start")
         if main:
-            _copy_run_file(cfg, yaml_text)
+            _copy_run_file(cfg, yaml_text, config_path)
         status = trainer.run()
         result = RunResult(status, list(trainer.outputs), run=run, trainer=trainer)
+        if status != "completed":
+            result.message = f"stopped by {control.stop_signal or 'request'} at step {trainer.progress.step}"
         trainer.emit("run_finished", status=status, outputs=[str(p) for p in trainer.outputs],
-                     step=trainer.progress.step, message="" if status == "completed" else f"stopped by {control.stop_signal or 'request'}")
+                     step=trainer.progress.step, message=result.message)
         trainer.finish(status)
         return result
+    except StopRequested:
+        return _ended(trainer, run, f"stopped by {control.stop_signal or 'request'} before training began; "
+                      "nothing was saved", "", status="stopped")
     except ProblemError as exc:
         first = exc.errors[0] if exc.errors else exc.problems[0]
-        return _failed(trainer, run, f"{first.field}: {first.message}", first.hint)
+        return _ended(trainer, run, f"{first.field}: {first.message}", first.hint)
     except TrainingFailure as exc:
-        return _failed(trainer, run, exc.message, exc.hint)
+        return _ended(trainer, run, exc.message, exc.hint)
     except KeyboardInterrupt:
-        return _failed(trainer, run, "interrupted twice: stopped without a final save",
-                       "the last saved file is intact", status="stopped")
+        return _ended(trainer, run, "interrupted twice: stopped without a final save",
+                      "the last saved file is intact", status="stopped")
     except Exception as exc:  # noqa: BLE001 - reported as an event with advice
-        message, hint = _explain(exc)
-        return _failed(trainer, run, message, hint, exc=exc)
-    finally:
-        if events:
-            events.close()
+        message, hint = explain_failure(exc, cfg)
+        return _ended(trainer, run, message, hint, exc=exc)
 
 
-def _copy_run_file(cfg: RunConfig, yaml_text: str) -> None:
+def optimizer_hardware_problems(cfg: RunConfig) -> list[Problem]:
+    """An 8-bit optimizer imports fine on machines whose hardware bitsandbytes cannot drive; one
+    step on a small tensor finds out in milliseconds instead of after the model has loaded."""
+    from ..optim.extra_args import OPTIMIZER_SPECS
+
+    spec = OPTIMIZER_SPECS.get(cfg.optimizer.name)
+    if spec is None or not spec.module.startswith("bitsandbytes"):
+        return []
+    import torch
+
+    from ..optim.optimizers import build_optimizer
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        param = torch.nn.Parameter(torch.zeros(8192, device=device))  # above bitsandbytes' 8-bit minimum
+        optimizer, _ = build_optimizer(cfg.optimizer.name, [{"params": [param], "lr": 1e-4, "name": "probe"}])
+        param.grad = torch.full_like(param, 1e-3)
+        optimizer.step()
+    except ProblemError as exc:
+        return exc.errors
+    except Exception as exc:  # noqa: BLE001 - whatever the library raises, the answer is the same
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return [error("optimizer.name", f"{cfg.optimizer.name} cannot run on this machine ({device.type}): "
+                      f"bitsandbytes failed a test step: {reason}",
+                      "choose AdamW or Adafactor, or install a bitsandbytes build for this hardware")]
+    return []
+
+
+_SAFE_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+# `.<name>.safetensors.<random>.partial` (lorafile.io) and `.<name>.yaml.<random>.tmp` (run-file copy)
+_TEMP_KINDS = r"(?:-\d{6}|-step\d{6})?\.(?:safetensors\.[^/]+\.partial|ckpt\.[^/]+\.partial|yaml\.[^/]+\.tmp)"
+
+
+def clean_interrupted_saves(output: Path, output_name: str) -> list[str]:
+    """Remove temporary files a killed save of this output name left behind, and put back a state
+    folder a kill caught between its two renames. Returns the names removed."""
+    pattern = re.compile(r"\." + re.escape(output_name) + _TEMP_KINDS + r"$")
+    removed = []
+    try:
+        entries = list(output.iterdir())
+    except OSError:
+        return []
+    for path in entries:
+        if pattern.match(path.name) and path.is_file():
+            try:
+                path.unlink()
+                removed.append(path.name)
+            except OSError:
+                pass
+    from .state import recover_state_folders
+
+    return removed + recover_state_folders(output, output_name)
+
+
+def _copy_run_file(cfg: RunConfig, yaml_text: str, config_path: str | None) -> None:
+    """`<name>.yaml` beside the LoRA: the settings that made it. Preflight already allowed this run
+    to write `<name>.safetensors`, so the copy belonging to that name is replaced too (a failed or
+    resumed earlier run leaves one); the user's own run file is never rewritten."""
     from ..config import write_text_atomic
 
     target = Path(cfg.folders.output) / f"{cfg.folders.output_name}.yaml"
-    write_text_atomic(target, yaml_text, overwrite=True if cfg.overwrite or not target.exists() else False)
+    if config_path and target.exists() and target.resolve() == Path(config_path).resolve():
+        return
+    write_text_atomic(target, yaml_text, overwrite=True)
 
 
-def _explain(exc: BaseException) -> tuple[str, str]:
+def memory_advice(cfg: RunConfig) -> str:
+    """What to change, in this run's own settings, so the next try fits in memory."""
+    t = cfg.training
+    tips = []
+    if t.batch_size > 1:
+        tips.append(f"lower training.batch_size (now {t.batch_size})")
+    width, height = t.max_resolution
+    tips.append(f"lower training.max_resolution (now {width}x{height})")
+    if not t.gradient_checkpointing:
+        tips.append("turn on training.gradient_checkpointing")
+    if "8bit" not in cfg.optimizer.name:
+        tips.append("use an 8-bit optimizer (optimizer.name: AdamW8bit)")
+    if not t.cache_latents:
+        tips.append("turn on training.cache_latents")
+    return "; ".join(tips) + "; the last saved LoRA is intact"
+
+
+def explain_failure(exc: BaseException, cfg: RunConfig) -> tuple[str, str]:
     import torch
 
-    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
-        return ("the GPU ran out of memory",
-                "lower training.batch_size or the resolution, turn on training.gradient_checkpointing, use an 8-bit "
-                "optimizer (AdamW8bit), keep training.cache_latents on; the last saved LoRA is intact")
-    if isinstance(exc, OSError) and exc.errno == 28:
-        return ("the disk is full", "free space in the output folder; earlier files are intact")
+    text = str(exc).lower()
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text:
+        return "the GPU ran out of memory", memory_advice(cfg)
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text:
+        return "the computer ran out of memory (RAM)", memory_advice(cfg)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk is full ({exc.filename or cfg.folders.output})",
+                "free space in the output folder; earlier files are intact")
     return f"{type(exc).__name__}: {exc}", "see the traceback file named in the run folder"
 
 
-def _failed(trainer, run: RunDir | None, message: str, hint: str, *, exc: BaseException | None = None,
-            status: str = "failed") -> RunResult:
+def _emit_safely(trainer, type: str, **fields) -> None:
+    """Report even when the event file cannot be written (a full disk): the caller still hears it."""
+    try:
+        trainer.emit(type, **fields)
+    except OSError:
+        if trainer.on_event:
+            trainer.on_event({"type": type, **fields})
+
+
+def _ended(trainer, run: RunDir | None, message: str, hint: str, *, exc: BaseException | None = None,
+           status: str = "failed") -> RunResult:
     traceback_path = None
     if run is not None and exc is not None:
-        traceback_path = run.path / "traceback.txt"
-        traceback_path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
-    trainer.emit("error", message=message, hint=hint, traceback_path=str(traceback_path) if traceback_path else None)
-    trainer.emit("run_finished", status=status, outputs=[str(p) for p in trainer.outputs],
+        try:
+            traceback_path = run.path / "traceback.txt"
+            traceback_path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        except OSError:
+            traceback_path = None
+    if status == "failed":
+        _emit_safely(trainer, "error", message=message, hint=hint,
+                     traceback_path=str(traceback_path) if traceback_path else None)
+    _emit_safely(trainer, "run_finished", status=status, outputs=[str(p) for p in trainer.outputs],
                  step=trainer.progress.step, message=message)
     try:
         trainer.finish(status)
-    except Exception:  # noqa: BLE001 - already failing
+    except Exception:  # noqa: BLE001 - already ending
         pass
-    return RunResult(status, list(trainer.outputs), message, hint, run)
+    return RunResult(status, list(trainer.outputs), message, hint, run, trainer)
 
 
 def failure_problem(message: str) -> Problem:
