@@ -11,13 +11,9 @@ from dataclasses import dataclass, field
 
 from .config import RunConfig
 from .dataset.scan import DatasetSummary, scan_dataset
+from .lora_size import estimate_file_size
 from .optim.numbers import warmup_steps
 from .problems import Problem
-
-# fp16 bytes of a rank-1 LoRA over the usual targets (UNet attention + text encoder), measured
-# from Kohya-format files: SD 1.x rank 32 ≈ 36 MB, SDXL rank 32 ≈ 217 MB. LoCon adds convolutions.
-_BYTES_PER_RANK = {"sd1": 1.14e6, "sd2": 1.05e6, "sdxl": 6.8e6, "tiny": 2.0e4}
-
 
 @dataclass
 class RunPlan:
@@ -29,7 +25,7 @@ class RunPlan:
     text_encoder_stop_step: int | None  # None: trained to the end (or not at all)
     lora_scale: float
     conv_scale: float | None
-    estimated_file_bytes: int
+    estimated_file_bytes: int | None
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -62,15 +58,10 @@ def scan_for(cfg: RunConfig) -> DatasetSummary:
     )
 
 
-def estimate_file_bytes(cfg: RunConfig) -> int:
-    family = "tiny" if str(cfg.model.path).startswith("builtin-tiny") else (
-        "sdxl" if cfg.model.sdxl else "sd2" if cfg.model.v2 else "sd1")
-    per_rank = _BYTES_PER_RANK[family] * {"float": 2, "fp16": 1, "bf16": 1}[cfg.training.save_precision]
-    share = 1.0 if cfg.text_encoder_lr != 0 else 0.85  # text encoder layers are ~15% of the file
-    size = per_rank * cfg.network.rank * share
-    if cfg.network.type != "lora":
-        size += per_rank * 0.6 * cfg.network.conv_rank
-    return int(size)
+def estimate_file_bytes(cfg: RunConfig) -> int | None:
+    """Counted from the model's layer shapes (see engine.lora_size); None when they are unknown."""
+    size, _ = estimate_file_size(cfg.values)
+    return size
 
 
 def plan_run(cfg: RunConfig, dataset: DatasetSummary | None = None) -> RunPlan:

@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command in (None, "edit"):
         from .app import run_app
+        from .handoff import launch_and_watch
 
-        return run_app(getattr(args, "file", None), args.theme, mouse=not args.no_mouse)
+        return run_app(getattr(args, "file", None), args.theme, mouse=not args.no_mouse,
+                       train_launcher=launch_and_watch)
     if args.command == "validate":
         from .commands.validate import validate_command
 

@@ -33,7 +33,8 @@ def launch_training(run_file: str | os.PathLike, output_dir: str | os.PathLike) 
         process = subprocess.Popen(
             [sys.executable, "-m", "engine", "train", str(Path(run_file).resolve()), "--run-id", run_id],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=str(Path(run_file).resolve().parent), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # Same folder as the app: relative paths in the run file mean what they meant in the wizard.
+            cwd=os.getcwd(), env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     finally:
         log.close()

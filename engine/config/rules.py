@@ -54,6 +54,8 @@ def _folder_rules(v) -> list[Problem]:
     out = []
     if not v["folders.images"]:
         out.append(error("folders.images", "the image folder is required", "give the folder that holds your '<repeats>_<name>' folders"))
+    if not v["folders.output"]:
+        out.append(error("folders.output", "an output folder is required", "e.g. ./output"))
     name = v["folders.output_name"]
     if not name or not _SAFE_NAME.match(name) or ".." in name or name.strip() != name:
         out.append(error("folders.output_name", f"'{name}' is not a safe file name",

@@ -107,6 +107,8 @@ def _as_choice(s: Setting, value: Any, lenient: bool) -> tuple[Any, Problem | No
 
 def _as_int_list(s: Setting, value: Any, lenient: bool, length: int | None) -> tuple[Any, Problem | None]:
     items = value
+    if isinstance(value, str) and not value.strip() and length is None:
+        return [], None
     if isinstance(value, str) and lenient:
         items = [part for part in value.replace("x", ",").replace(" ", ",").split(",") if part]
     if isinstance(items, int) and not isinstance(items, bool) and length == 2:
@@ -177,7 +179,7 @@ def _as_prompts(s: Setting, value: Any) -> tuple[Any, Problem | None]:
 
 def coerce(s: Setting, value: Any, *, lenient: bool = False) -> tuple[Any, Problem | None]:
     """Return the typed value for setting `s`, or a problem explaining why it is not valid."""
-    if value is None or (isinstance(value, str) and value.strip() == "" and s.kind not in ("str", "list", "prompts")):
+    if value is None or (isinstance(value, str) and value.strip() == "" and s.kind not in ("str", "list", "int_list", "prompts")):
         if s.optional or (s.kind == "path" and not s.required):
             return None, None
         if s.kind == "path" and s.required:

@@ -9,12 +9,12 @@ Saving writes every setting, in schema order, each with its one-line hint as a c
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..atomic import write_bytes_atomic
 from ..problems import Problem, ProblemError, error
 from .rules import check_rules
 from .runconfig import SCHEMA_VERSION, SETTINGS, RunConfig, complete, parse_nested
@@ -150,23 +150,11 @@ def _scalar_text(value: Any, indent: str) -> str:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, *, overwrite: bool = False) -> Path:
-    """Write via a temp file and rename, so a crash never leaves half a file; never replaces
-    an existing file unless `overwrite`."""
+    """Write all at once (see engine.atomic); never replaces an existing file unless `overwrite`."""
     target = Path(path)
     if target.exists() and not overwrite:
         raise FileExistsError(str(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_bytes_atomic(target, text.encode("utf-8"))
 
 
 def save_run_file(config: RunConfig, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

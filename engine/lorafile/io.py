@@ -16,7 +16,6 @@ import errno
 import io
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, Collection, Literal, Mapping, NamedTuple
 
@@ -24,6 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_save
 
+from engine.atomic import write_bytes_atomic
 from engine.lorafile.hashes import sshs_hashes
 from engine.lorafile.metadata import read_family
 from engine.lorafile.names import Family, KohyaNames, UnknownKeyError, match_model_paths
@@ -94,40 +94,10 @@ def _disk_problem(path: Path, exc: OSError) -> ProblemError:
 
 def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace `path` with `data` all at once; on failure the old file (if any) is untouched."""
-    target = Path(path)
-    tmp_name = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-        tmp_name = None
-        _fsync_folder(target.parent)
+        write_bytes_atomic(path, data)
     except OSError as exc:
-        raise _disk_problem(target, exc) from exc
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform, and not needed for safety.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        raise _disk_problem(Path(path), exc) from exc
 
 
 def save_lora_file(path: str | os.PathLike[str], weights: Weights, *, family: Family, unet_config: Any = None,

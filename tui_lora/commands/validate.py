@@ -51,7 +51,8 @@ def validate_command(path: str) -> int:
     print(f"alpha / rank: {cfg.network.alpha:g} / {cfg.network.rank} = {plan.lora_scale:.4g}")
     if plan.conv_scale is not None:
         print(f"conv alpha / conv rank: {plan.conv_scale:.4g}")
-    print(f"estimated file size: {format_bytes(plan.estimated_file_bytes)}")
+    size = plan.estimated_file_bytes
+    print(f"estimated file size: {format_bytes(size) if size is not None else 'unknown until the model is built'}")
     for problem in problems:
         print(problem, file=sys.stderr if problem.is_error else sys.stdout)
     errors = [p for p in problems if p.is_error]

@@ -1,0 +1,1 @@
+"""The wizard's screens: start, model, folders, parameters, review, and modal dialogs."""

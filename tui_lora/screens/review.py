@@ -1,0 +1,171 @@
+"""Step 4, Review: the run file as it will be saved, the numbers derived from it, its problems,
+and Save / Save & Train."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import Button, Static, TextArea
+
+from engine.config import SETTINGS, dump_run_yaml
+from engine.problems import Problem
+
+from ..derived import Derived, derive, format_bytes, scan_for
+from ..draft import problem_key
+from .form import StepScreen
+
+_WHERE = {"model": "Model", "folders": "Folders", "basic": "Parameters › Basic", "advanced": "Parameters › Advanced"}
+
+
+def derived_content(derived: Derived, scan_note: str) -> Content:
+    def steps(value: int | None) -> str:
+        return str(value) if value is not None else "—"
+
+    rows = [
+        ("Steps per epoch", steps(derived.steps_per_epoch) + (f"  ({scan_note})" if scan_note else "")),
+        ("Epochs", str(derived.epochs)),
+        ("Total steps", steps(derived.total_steps)),
+        ("Warmup steps", steps(derived.warmup_steps)),
+        ("Text encoder stops at", "never" if derived.total_steps is not None and derived.text_encoder_stop_step is None
+         else f"step {steps(derived.text_encoder_stop_step)}"),
+        ("LoRA scale (alpha / rank)", f"{derived.scale:g}"),
+    ]
+    if derived.conv_scale is not None:
+        rows.append(("Conv scale (conv alpha / rank)", f"{derived.conv_scale:g}"))
+    size = f"≈ {format_bytes(derived.size_bytes)}" if derived.size_bytes is not None else "unknown"
+    rows.append(("Estimated file size", size))
+    parts: list = [("Derived numbers", "bold $accent")]
+    for label, value in rows:
+        parts += ["\n", (f"  {label:<31}", "dim"), value]
+    parts += ["\n", (f"  (size: {derived.size_note})", "dim")]
+    return Content.assemble(*parts)
+
+
+def problems_content(problems: list[Problem], dataset_problems: list[Problem]) -> Content:
+    if not problems and not dataset_problems:
+        return Content.assemble(("Problems", "bold $accent"), "\n  ✓ none found")
+    parts: list = [("Problems", "bold $accent")]
+    for problem in problems + dataset_problems:
+        setting = SETTINGS.get(problem_key(problem))
+        where = f" [{_WHERE[setting.screen]}]" if setting else ""
+        word, style = ("✗ error", "$error") if problem.is_error else ("! warning", "$warning")
+        hint = f" ({problem.hint})" if problem.hint else ""
+        parts += ["\n", (f"  {word}: {problem.field}{where}: {problem.message}{hint}", style)]
+    return Content.assemble(*parts)
+
+
+class ReviewScreen(StepScreen):
+    STEP = 4
+    HAS_HELP_PANEL = False
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("f5", "save_and_train", "Save & Train")]
+
+    class Scanned(Message):
+        def __init__(self, summary=None, failure: str = ""):
+            super().__init__()
+            self.summary = summary
+            self.failure = failure
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summary = None
+        self.scan_note = "scanning the dataset…"
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="review", can_focus=False):
+            yield Static(id="derived")
+            yield Static(id="review-problems")
+            with Horizontal(id="review-buttons"):
+                yield Button("Save (Ctrl+S)", id="save", variant="primary", compact=True)
+                yield Button("Save & Train (F5)", id="save-train", compact=True)
+            yield Static(id="train-note")
+            yield Static(Content.assemble(("Run file as it will be saved", "bold $accent")), classes="section-title")
+            yield TextArea("", id="yaml", read_only=True, show_line_numbers=False, soft_wrap=False, compact=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        launcher = self.wizard.train_launcher
+        train = self.query_one("#save-train", Button)
+        train.disabled = launcher is None
+        note = "" if launcher else ("Save & Train is not available here yet: save, then run "
+                                    "`tui-lora train <file>` in a shell.")
+        self.query_one("#train-note", Static).update(Content(note))
+        self.refresh_review()
+        self.query_one("#save", Button).focus()
+        if self.wizard.field_errors():
+            self.scan_note = "fix the errors first"
+        else:
+            self.run_scan(self.draft.typed())
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.refresh_review()
+
+    def refresh_review(self) -> None:
+        problems = self.wizard.field_problems()
+        errors = [p for p in problems if p.is_error]
+        dataset = self.summary.problems if self.summary is not None else []
+        steps = self.summary.steps_per_epoch if self.summary is not None else None
+        self.query_one("#derived", Static).update(derived_content(derive(self.draft.typed(), steps), self.scan_note))
+        self.query_one("#review-problems", Static).update(problems_content(problems, dataset))
+        yaml_view = self.query_one("#yaml", TextArea)
+        if errors:
+            yaml_view.load_text("# The run file is written once the errors above are fixed.\n")
+        else:
+            text = dump_run_yaml(self.draft.to_config())
+            if yaml_view.text != text:
+                yaml_view.load_text(text)
+
+    @work(thread=True, exclusive=True, group="review-scan", exit_on_error=False)
+    def run_scan(self, typed: dict) -> None:
+        try:
+            self.post_message(self.Scanned(scan_for(typed)))
+        except ImportError as exc:
+            self.post_message(self.Scanned(failure=f"dataset scanner not available: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - a scanner bug must not take the wizard down
+            self.post_message(self.Scanned(failure=f"could not scan: {exc}"))
+
+    def on_review_screen_scanned(self, message: Scanned) -> None:
+        self.summary = message.summary
+        self.scan_note = message.failure
+        self.refresh_review()
+
+    def dataset_errors(self) -> list[Problem]:
+        return self.summary.errors if self.summary is not None else []
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "save":
+            self.wizard.action_save()
+        elif event.button.id == "save-train":
+            self.action_save_and_train()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next":
+            return False  # the last step: no Next in the footer
+        if action == "save_and_train" and self.wizard.train_launcher is None:
+            return None  # shown dimmed; the note under the buttons says why
+        return True
+
+    def action_next(self) -> None:
+        self.notify("This is the last step: Ctrl+S saves the run file.", severity="information")
+
+    def action_save_and_train(self) -> None:
+        if self.wizard.train_launcher is None:
+            self.notify("Training from the wizard is not connected in this build; save, then run "
+                        "`tui-lora train <file>`.", severity="warning")
+            return
+        if self.summary is None:
+            self.notify("The dataset is still being scanned; try again in a moment.", severity="warning")
+            return
+        errors = self.dataset_errors()
+        if errors:
+            self.notify(f"{errors[0].field}: {errors[0].message}", title="The dataset cannot be trained on",
+                        severity="error")
+            return
+        self.wizard.save_then(self.wizard.on_save_and_train)

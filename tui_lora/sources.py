@@ -1,0 +1,74 @@
+"""Where a wizard draft comes from: a run file, a Kohya SS config, or the demo.
+
+Each returns a `Draft` or raises `ProblemError` naming the file and how to fix it. A run file with
+wrong values still opens (the wizard shows each error at its field); only a file that cannot be
+read or parsed at all is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.config import RunConfig, load_yaml_text
+from engine.config.yamlio import read_run_text
+from engine.problems import Problem, ProblemError, error, warning
+
+from .draft import Draft
+from .state import data_dir
+
+DEMO_SETTINGS = {
+    "model.quick_pick": "builtin-tiny-sd1",
+    "folders.output_name": "demo_lora",
+    "training.epochs": 2,
+    "training.save_every_n_epochs": 1,
+    "optimizer.name": "AdamW",
+    "training.cache_latents": True,
+    "training.seed": 42,
+}
+
+
+def load_draft(path: str | Path) -> Draft:
+    """A run file as a draft; a file that does not exist yet becomes a new run saved there."""
+    file = Path(path).expanduser()
+    if not file.exists():
+        return Draft(path=file.resolve())
+    document = load_yaml_text(read_run_text(file), str(file))
+    return Draft.from_document(document, path=file.resolve())
+
+
+def import_kohya_draft(path: str | Path) -> Draft:
+    """A Kohya SS GUI `.json` config as a new, unsaved draft; the importer's notes come along."""
+    try:
+        from engine.config.kohya_import import import_kohya_config
+    except ImportError:
+        raise ProblemError([error(str(path), "the Kohya importer is not available in this build",
+                                  "create the run with 'New run' instead")]) from None
+    result = import_kohya_config(path)
+    notes = [n if isinstance(n, Problem) else warning(str(path), str(n)) for n in result.notes]
+    return Draft.from_config(result.config, notes=notes)
+
+
+def demo_root() -> Path:
+    return data_dir() / "demo"
+
+
+def demo_draft(root: Path | None = None) -> Draft:
+    """The built-in tiny model on the synthetic dataset: ready to train on a CPU in a minute.
+
+    The dataset is generated once into the user's data folder and reused afterwards.
+    """
+    root = root or demo_root()
+    dataset = root / "dataset"
+    images = dataset / "images"
+    if not images.is_dir():
+        try:
+            from engine.dataset.synthetic import make_synthetic_dataset
+        except ImportError:
+            raise ProblemError([error("demo", "the synthetic dataset generator is not available in this build")]) from None
+        images, _ = make_synthetic_dataset(dataset)
+    values = dict(DEMO_SETTINGS, **{"folders.images": str(images), "folders.output": str(root / "output")})
+    config = RunConfig(values)
+    draft = Draft.from_config(config)
+    draft.path = None
+    draft.suggested_path = root / "demo.yaml"
+    return draft

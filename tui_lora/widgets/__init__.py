@@ -1,0 +1,1 @@
+"""Widgets of the wizard: setting fields, help panel, step bar, dataset summary."""
