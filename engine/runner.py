@@ -7,6 +7,7 @@ With `hardware.num_processes` > 1 and not already inside accelerate, it re-launc
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -19,9 +20,17 @@ def _inside_accelerate() -> bool:
     return "LOCAL_RANK" in os.environ or "ACCELERATE_PROCESS_ID" in os.environ
 
 
+def free_port() -> int:
+    """A port nothing listens on now: two runs on one machine must not share accelerate's default 29500."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def launch_command(file: str, processes: int, gpu_ids: list[int], resume: str | None, run_id: str | None) -> list[str]:
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-               "--num_machines", "1", "--dynamo_backend", "no", "--mixed_precision", "no"]
+               "--num_machines", "1", "--dynamo_backend", "no", "--mixed_precision", "no",
+               "--main_process_port", str(free_port())]
     if gpu_ids:
         command += ["--gpu_ids", ",".join(str(i) for i in gpu_ids)]
     command += ["-m", "engine", "train", file]

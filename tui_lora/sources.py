@@ -13,19 +13,9 @@ from engine.config import RunConfig, load_yaml_text
 from engine.config.yamlio import read_run_text
 from engine.problems import Problem, ProblemError, error, warning
 
+from .commands.demo import DEMO_SETTINGS
 from .draft import Draft
 from .state import data_dir
-
-DEMO_SETTINGS = {
-    "model.quick_pick": "builtin-tiny-sd1",
-    "folders.output_name": "demo_lora",
-    "training.epochs": 2,
-    "training.save_every_n_epochs": 1,
-    "optimizer.name": "AdamW",
-    "training.cache_latents": True,
-    "training.seed": 42,
-}
-
 
 def load_draft(path: str | Path) -> Draft:
     """A run file as a draft; a file that does not exist yet becomes a new run saved there."""

@@ -19,6 +19,7 @@ import torch
 from ..config import RunConfig
 from ..dataset.captions import process_caption
 from ..events import EventWriter
+from ..optim.optimizers import optimizer_lr_for_logging
 from ..plan import RunPlan
 from ..problems import Problem
 from .batches import Draw, epoch_batches
@@ -28,11 +29,13 @@ from .loss import diffusion_loss, min_snr_weights, sample_noise, sample_timestep
 from .memory import MemoryProbe
 from .saving import output_file, prune_epoch_saves, save_lora
 from .setup import TrainedModel, build_model, resolve_mixed_precision, weight_dtype_for
-from .text import encode_captions
+from .text import ConditioningCache, encode_captions
 
 
 # bitsandbytes warns at import about optional CPU kernels it can do without; keep the console clean.
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+MEMORY_READ_INTERVAL_S = 1.0  # the dashboard refreshes a few times a second; memory moves slower
 
 
 class TrainingFailure(Exception):
@@ -109,17 +112,21 @@ class Trainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         self.device = self.accelerator.device
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            # every process must draw the same batches: use the main process's (possibly random) seed
+            self.seed = int(broadcast_object_list([self.seed])[0])
+        if trackers:
+            self._init_trackers()
         set_seed(self.seed + self.accelerator.process_index)
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed + 7919 * self.accelerator.process_index)
         self.caption_rng = random.Random(self.seed + 104729 * self.accelerator.process_index)
 
-        continue_from = None
-        if cfg.network.weights:
-            from ..lorafile.io import read_lora_file
-
-            continue_from = read_lora_file(cfg.network.weights)
         self.weight_dtype = weight_dtype_for(self.mixed_precision)
-        self.model: TrainedModel = build_model(cfg, self.device, self.weight_dtype, continue_from)
+        # the file is read once the base model is known: SDXL names and the family check need it
+        self.model: TrainedModel = build_model(cfg, self.device, self.weight_dtype, cfg.network.weights or None)
+        continue_from = self.model.continued_from
         for problem in self.model.base.warnings:
             self.warn(problem)
         if continue_from is not None and not self.model.train_text_encoder and any(
@@ -134,6 +141,14 @@ class Trainer:
             return []
         choice = self.cfg.logging.log_with
         return ["tensorboard", "wandb"] if choice == "all" else [choice]
+
+    def _init_trackers(self) -> None:
+        """One TensorBoard folder (W&B run) per run under folders.logging, with the settings as hparams."""
+        name = f"{self.cfg.folders.output_name}-{self.run_id or time.strftime('%Y%m%d-%H%M%S')}"
+        # trackers accept only scalars and text as hyperparameters
+        settings = {key: value if isinstance(value, (bool, int, float, str)) else str(value)
+                    for key, value in self.cfg.values.items() if value is not None}
+        self.accelerator.init_trackers(name, config=settings)
 
     def _build_optimizer(self) -> None:
         from ..optim.extra_args import parse_extra_args
@@ -168,12 +183,18 @@ class Trainer:
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
+            self.control.check_stop()  # caching a big dataset takes minutes: a stop must not wait for it
             now = time.monotonic()
             if done == total or now - last[0] > 0.25:
                 last[0] = now
-                self.emit("caching", stage="latents", done=done, total=total)
+                # reused: read from the disk cache; encoded: run through the VAE
+                self.emit("caching", stage="latents", done=done, total=total, reused=self.encoder.hits,
+                          encoded=self.encoder.misses)
 
         self.encoder.fill(self.plan.dataset.items, flips, progress)
+        if self.encoder.disk:
+            self.emit("log", message=f"latent cache: reused {self.encoder.hits} cached latents, "
+                      f"encoded {self.encoder.misses}", reused=self.encoder.hits, encoded=self.encoder.misses)
         if self.device.type == "cuda" and not self.cfg.sampling.prompts:
             base.vae.to("cpu")  # no more encoding: give its memory to training
             torch.cuda.empty_cache()
@@ -200,11 +221,17 @@ class Trainer:
         return torch.stack(latents).to(self.device), captions, weights.to(self.device), torch.tensor(size_conds)
 
     def _conditioning(self, captions: list[str], train_text: bool):
-        base = self.model.base
+        if not train_text and not any(encoder.training for encoder in self.text_encoders):
+            # A frozen encoder in eval mode maps a caption to the same states every time: encode each once.
+            return self.caption_cache.lookup(captions, self._encode_captions)
         with torch.set_grad_enabled(train_text):
-            return encode_captions(base.tokenizers, self.text_encoders, captions, sdxl=base.is_sdxl,
-                                   clip_skip=self.cfg.training.clip_skip,
-                                   max_token_length=self.cfg.training.max_token_length, device=self.device)
+            return self._encode_captions(captions)
+
+    def _encode_captions(self, captions: list[str]):
+        base = self.model.base
+        return encode_captions(base.tokenizers, self.text_encoders, captions, sdxl=base.is_sdxl,
+                               clip_skip=self.cfg.training.clip_skip,
+                               max_token_length=self.cfg.training.max_token_length, device=self.device)
 
     def train_step(self, batch: list[Draw]) -> float:
         cfg = self.cfg
@@ -257,6 +284,7 @@ class Trainer:
         self.text_encoders = [named.get(n, enc) for n, enc in zip(("text_encoder", "text_encoder_2"), base.text_encoders)]
         self.trainable_params = self.model.unet_parameters() + self.model.text_parameters()
         self.text_frozen = False
+        self.caption_cache = ConditioningCache()
         for module in self.trained_modules:
             module.train()
         for name, encoder in zip(("text_encoder", "text_encoder_2"), self.text_encoders):
@@ -289,14 +317,19 @@ class Trainer:
                                     flip=cfg.augment.flip, num_processes=self.accelerator.num_processes,
                                     process_index=self.accelerator.process_index)
             start_batch = self.progress.batch_in_epoch
+            group_began = None
             for batch_index in range(start_batch, len(batches)):
                 if self.progress.step >= total:
                     break
                 began = time.perf_counter()
+                group_began = group_began or began  # a step spans its accumulated batches
+                self._align_accumulation(batch_index, len(batches))
                 loss = self.train_step(batches[batch_index])
+                self.batches_trained += 1
                 self.progress.batch_in_epoch = batch_index + 1
                 if not self.accelerator.sync_gradients:
                     continue
+                began, group_began = group_began, None
                 self.progress.step += 1
                 step = self.progress.step
                 losses_epoch.append(loss)
@@ -327,8 +360,27 @@ class Trainer:
             every = cfg.training.save_every_n_epochs
             if every and (epoch + 1) % every == 0 and epoch + 1 < plan.epochs:
                 self.save(kind="epoch", epoch=epoch + 1)
+        if self.accelerator.num_processes > 1:
+            self._report_batches_per_process()
         self.save(kind="final" if status == "completed" else "stopped", epoch=self.progress.epoch)
         return status
+
+    batches_trained = 0  # batches this process has trained on (its share when there are several)
+
+    def _align_accumulation(self, batch_index: int, batches: int) -> None:
+        """Accumulate over batches [kN, kN+N) of each epoch, and step at its last batch too, so the
+        steps match the plan's ceil(batches / N); accelerate's counter alone would carry a partial
+        group over into the next epoch."""
+        n = self.accelerator.gradient_accumulation_steps
+        if n > 1:
+            # accelerate adds one, then steps when its counter is a multiple of N
+            self.accelerator.step = n - 1 if batch_index == batches - 1 else batch_index % n
+
+    def _report_batches_per_process(self) -> None:
+        """Every process's batch count, gathered to the main process (the only one writing events)."""
+        counts = self.accelerator.gather(torch.tensor([self.batches_trained], device=self.device)).tolist()
+        self.emit("log", message=f"batches trained per process: {', '.join(map(str, counts))}",
+                  batches_per_process=counts)
 
     def finish(self, status: str = "completed") -> None:
         self.call_extensions("on_finish", status)
@@ -363,7 +415,7 @@ class Trainer:
         fields: dict[str, Any] = dict(
             step=step, total_steps=total, epoch=epoch + 1, total_epochs=self.plan.epochs, loss=loss, avg_loss=avg,
             lr=lrs, it_per_s=1.0 / seconds_per_step if seconds_per_step > 0 else None,
-            eta_s=seconds_per_step * (total - step), elapsed_s=time.time() - self.started_at, memory=self.memory.read())
+            eta_s=seconds_per_step * (total - step), elapsed_s=time.time() - self.started_at, memory=self._memory_reading())
         if self.max_norm_stats is not None:
             fields["max_norm"] = self.max_norm_stats
         self.emit("step", **fields)
@@ -374,9 +426,17 @@ class Trainer:
                 scalars.update({f"max_norm/{k}": v for k, v in self.max_norm_stats.items()})
             self.accelerator.log(scalars, step=step)
 
-    def _group_lr(self, index: int) -> float:
-        from ..optim.optimizers import optimizer_lr_for_logging
+    def _memory_reading(self) -> dict[str, Any]:
+        """The memory figures, read at most once a second: a read costs a system call per step."""
+        now = time.monotonic()
+        if self._memory_last is None or now - self._memory_at >= MEMORY_READ_INTERVAL_S:
+            self._memory_last, self._memory_at = self.memory.read(), now
+        return self._memory_last
 
+    _memory_last: dict[str, Any] | None = None
+    _memory_at = 0.0
+
+    def _group_lr(self, index: int) -> float:
         return float(optimizer_lr_for_logging(self.optimizer, index))
 
     # -- saving ---------------------------------------------------------------------------------
@@ -397,6 +457,7 @@ class Trainer:
         return f"{cls.__module__}.{cls.__name__}({args})"
 
     def save(self, *, kind: str, epoch: int) -> Path | None:
+        self._check_finite_weights()
         self.accelerator.wait_for_everyone()
         if not self.accelerator.is_main_process:
             return None
@@ -413,6 +474,15 @@ class Trainer:
                 self.emit("log", message=f"removed older save {removed.name} (keep last {self.cfg.training.save_last_n_epochs})")
         self.save_state_if_enabled(kind, path)
         return path
+
+    def _check_finite_weights(self) -> None:
+        """Never write a file of NaN or infinite weights: the last good save stays the newest."""
+        for param in self.model.unet_parameters() + self.model.text_parameters():
+            if not bool(torch.isfinite(param.detach()).all()):
+                raise TrainingFailure(
+                    f"the LoRA weights became infinite or NaN by step {self.progress.step}: training diverged; "
+                    "nothing was saved from it",
+                    "lower the learning rate; with fp16 try bf16 or mixed_precision: no; the last saved LoRA is intact")
 
     def save_state_if_enabled(self, kind: str, lora_path: Path) -> None:
         """Hook: resumable state (see state.py)."""

@@ -53,7 +53,30 @@ def _model_problems(cfg: RunConfig) -> list[Problem]:
         description = describe_model_path(cfg.model.path, cfg.model.config_dir)
     except Exception as exc:  # noqa: BLE001 - the loader reports it properly later
         return [warning("model.path", f"could not inspect the model before loading: {exc}")]
-    return [p for p in description.problems if p.is_error]
+    errors = [p for p in description.problems if p.is_error]
+    return errors or _family_flag_problems(cfg, description.kind, description.family)
+
+
+def _family_flag_problems(cfg: RunConfig, kind: str, family: str | None) -> list[Problem]:
+    """model.v2 / v_parameterization / sdxl against the family the configs or file header show.
+
+    Checked here, before anything is written, as well as when the weights load. Where the
+    prediction type cannot be read (single files, hub SD 1.x/SDXL), the flag is taken as given.
+    """
+    from ..models import family as fam
+
+    if family is None:
+        return []
+    flags = {"v2": cfg.model.v2, "v_parameterization": cfg.model.v_parameterization, "sdxl": cfg.model.sdxl}
+    prediction = "v_prediction" if cfg.model.v_parameterization else "epsilon"
+    if kind == "builtin" or family in ("sd2", "sd2-v") and kind != "single_file":
+        prediction = None  # the family says it
+    elif kind == "folder":
+        prediction = fam.prediction_type_of_folder(cfg.model.path) or prediction
+    if kind == "single_file" and family == "sd2" and prediction == "v_prediction":
+        family = "sd2-v"
+    return [p for p in fam.check_family_flags(family, **flags, prediction_type=prediction, source=cfg.model.path)
+            if p.is_error]
 
 
 def _package_problems(cfg: RunConfig) -> list[Problem]:
@@ -68,6 +91,9 @@ def _package_problems(cfg: RunConfig) -> list[Problem]:
         problems += exc.problems
     if cfg.training.attention == "xformers" and importlib.util.find_spec("xformers") is None:
         problems.append(error("training.attention", "xformers is not installed", "pip install xformers, or use sdpa"))
+    if cfg.sampling.prompts and cfg.sampling.sampler == "lms" and importlib.util.find_spec("scipy") is None:
+        problems.append(error("sampling.sampler", "the lms sampler needs scipy, which is not installed",
+                              "pip install scipy, or choose another sampler (euler_a, dpmpp_2m, ...)"))
     if cfg.folders.logging:
         if cfg.logging.log_with in ("tensorboard", "all") and importlib.util.find_spec("tensorboard") is None:
             problems.append(error("logging.log_with", "tensorboard is not installed", "pip install tensorboard"))

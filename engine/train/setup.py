@@ -5,6 +5,7 @@ Kept apart from the loop so the benchmark's bare loop can build exactly the same
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -45,6 +46,7 @@ class TrainedModel:
     shape: NetworkShape
     train_text_encoder: bool
     adapted: dict[str, list[str]] = field(default_factory=dict)  # component -> module paths
+    continued_from: object | None = None  # the LoraFile network.weights named
 
     @property
     def components(self) -> dict[str, torch.nn.Module]:
@@ -81,11 +83,14 @@ def network_shape(cfg: RunConfig, continue_from=None, unet=None) -> NetworkShape
 
 
 def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype, continue_from=None) -> TrainedModel:
+    """The base model with its networks; `continue_from` is a LoRA file's path (or a read LoraFile)."""
     base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, v2=cfg.model.v2,
                            v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl)
+    if isinstance(continue_from, (str, os.PathLike)):
+        continue_from = read_continue_file(continue_from, base)
     shape = network_shape(cfg, continue_from, base.unet)
     train_te = cfg.text_encoder_lr != 0
-    model = TrainedModel(base, shape, train_te)
+    model = TrainedModel(base, shape, train_te, continued_from=continue_from)
     common = dict(network_type=shape.network_type, rank=shape.rank, alpha=shape.alpha, conv_rank=shape.conv_rank,
                   conv_alpha=shape.conv_alpha, dropout=cfg.network.dropout, rank_dropout=cfg.network.rank_dropout,
                   module_dropout=cfg.network.module_dropout)
@@ -110,6 +115,26 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
             for encoder in base.text_encoders:
                 encoder.gradient_checkpointing_enable()
     return model
+
+
+def read_continue_file(path: str | os.PathLike, base: BaseModel):
+    """The LoRA to continue from, read for this base model; every problem names network.weights."""
+    from ..lorafile.io import read_lora_file
+
+    try:
+        # SDXL files use LDM block numbers, which only this UNet's config turns into its module paths
+        found = read_lora_file(path, unet_config=base.unet.config if base.is_sdxl else None)
+    except ProblemError as exc:
+        raise ProblemError([error("network.weights", f"{path}: {p.message}", p.hint) for p in exc.problems]) from None
+    family = "sd2" if base.family.startswith("sd2") else base.family
+    if found.family_guess is not None and found.family_guess != family:
+        raise ProblemError([error("network.weights", f"{path} is a LoRA for {_FAMILY_NAMES[found.family_guess]}, "
+                                  f"the base model is {_FAMILY_NAMES[family]}",
+                                  "continue from a LoRA trained on this base model's family, or change model.path")])
+    return found
+
+
+_FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
 
 
 def _load_continue_weights(model: TrainedModel, lora_file) -> None:

@@ -88,25 +88,30 @@ def encode_captions(tokenizers, encoders, captions: list[str], *, sdxl: bool, cl
 class ConditioningCache:
     """Conditioning per caption under a frozen text encoder, so each caption is encoded once.
 
-    Bounded: past `limit` captions (shuffled tags make many) new ones are encoded every time.
+    Bounded by bytes (the states live on the training device): captions beyond the budget, as
+    shuffled tags make many, are encoded every time they come.
     """
 
-    def __init__(self, limit: int = 4096):
-        self.limit = limit
+    def __init__(self, budget_bytes: int = 512 << 20):
+        self.budget_bytes = budget_bytes
+        self.used_bytes = 0
         self.rows: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     def lookup(self, captions: list[str], encode) -> Conditioning:
+        fresh_rows: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
         missing = [caption for caption in dict.fromkeys(captions) if caption not in self.rows]
         if missing:
             with torch.no_grad():
                 fresh = encode(missing)
-            if len(self.rows) + len(missing) > self.limit:
-                with torch.no_grad():
-                    return encode(captions)
             for index, caption in enumerate(missing):
-                pooled = fresh.pooled[index] if fresh.pooled is not None else None
-                self.rows[caption] = (fresh.hidden[index], pooled)
-        rows = [self.rows[caption] for caption in captions]
+                # own storage, so a kept row does not hold on to the whole batch
+                row = (fresh.hidden[index].clone(), fresh.pooled[index].clone() if fresh.pooled is not None else None)
+                fresh_rows[caption] = row
+                size = sum(t.numel() * t.element_size() for t in row if t is not None)
+                if self.used_bytes + size <= self.budget_bytes:
+                    self.rows[caption] = row
+                    self.used_bytes += size
+        rows = [self.rows.get(caption) or fresh_rows[caption] for caption in captions]
         hidden = torch.stack([row[0] for row in rows])
         pooled = torch.stack([row[1] for row in rows]) if rows[0][1] is not None else None
         return Conditioning(hidden, pooled)
