@@ -44,6 +44,7 @@ def prepare_demo(folder: Path) -> Path:
     else:
         values = dict(DEMO_SETTINGS)
         values.update({"folders.images": str((data / "images").resolve()),
+                       "folders.regularization": str((data / "regularization").resolve()),
                        "folders.output": str((folder / "output").resolve())})
         cfg = RunConfig.from_values(values)
         save_run_file(cfg, run_file)
