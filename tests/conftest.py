@@ -41,18 +41,9 @@ def synthetic_data(tmp_path) -> tuple[Path, Path]:
 @pytest.fixture
 def small_data(tmp_path) -> Path:
     """Two concepts, one image each (two sizes), 2 repeats: 4 draws per epoch."""
-    from PIL import Image
+    from tests.helpers import write_small_concepts
 
-    root = tmp_path / "small"
-    for folder, colour, size in (("2_red thing", (200, 40, 40), (64, 64)), ("2_blue thing", (40, 40, 200), (96, 64))):
-        target = root / folder
-        target.mkdir(parents=True)
-        image = Image.new("RGB", size, colour)
-        for x in range(0, size[0], 8):
-            image.putpixel((x, x % size[1]), (255, 255, 255))
-        image.save(target / "img.png")
-        (target / "img.txt").write_text(f"{folder.split('_')[1]}, simple")
-    return root
+    return write_small_concepts(tmp_path / "small")
 
 
 @pytest.fixture

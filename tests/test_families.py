@@ -25,6 +25,7 @@ from engine.config import RunConfig
 from engine.models.tiny import ensure_builtin_model
 from engine.problems import ProblemError
 from engine.train.entry import run_config
+from tests.helpers import LogRecords, write_small_concepts
 
 pytestmark = pytest.mark.slow
 
@@ -34,19 +35,6 @@ FAMILY_SETTINGS = {
     "sdxl": {"model.quick_pick": "builtin-tiny-sdxl"},
 }
 SAMPLE = {"prompt": "red thing", "steps": 2, "seed": 5}
-
-
-def _make_images(root):
-    """Two concepts: a 64×64 image and a 96×64 one (centre-cropped into the 64×64 bucket)."""
-    for folder, colour, size in (("2_red thing", (200, 40, 40), (64, 64)), ("2_blue thing", (40, 40, 200), (96, 64))):
-        target = root / folder
-        target.mkdir(parents=True)
-        image = Image.new("RGB", size, colour)
-        for x in range(0, size[0], 8):
-            image.putpixel((x, x % size[1]), (255, 255, 255))
-        image.save(target / "img.png")
-        (target / "img.txt").write_text(f"{folder.split('_')[1]}, simple")
-    return root
 
 
 def _config(root, family, **overrides):
@@ -72,7 +60,7 @@ def trained(tmp_path_factory, model_cache):
             with pytest.MonkeyPatch.context() as env:  # the autouse isolation is per test; this outlives one
                 env.setenv("XDG_STATE_HOME", str(root / "state"))
                 env.setenv("TUI_LORA_CACHE", str(model_cache))
-                _make_images(root / "images")
+                write_small_concepts(root / "images")
                 cfg = _config(root, family, sampling__prompts=[SAMPLE], sampling__sampler="euler")
                 events = []
                 result = run_config(cfg, on_event=events.append)
@@ -93,7 +81,7 @@ def trained(tmp_path_factory, model_cache):
     ({"model.quick_pick": "custom", "model.path": "builtin-tiny-sd1", "model.sdxl": True}, "model.sdxl"),
 ])
 def test_family_flags_that_contradict_the_model_stop_the_run_before_anything_is_written(tmp_path, settings, field):
-    _make_images(tmp_path / "images")
+    write_small_concepts(tmp_path / "images")
     cfg = _config(tmp_path, "sdxl", **{k.replace(".", "__"): v for k, v in settings.items()})
     with pytest.raises(ProblemError) as caught:
         run_config(cfg)
@@ -147,7 +135,7 @@ def test_sdxl_size_conditioning_comes_from_each_images_bucket_and_crop(tmp_path)
     from engine.train.batches import Draw
     from engine.train.loop import Trainer
 
-    _make_images(tmp_path / "images")
+    write_small_concepts(tmp_path / "images")
     cfg = _config(tmp_path, "sdxl")
     plan = plan_run(cfg)
     trainer = Trainer(cfg, plan, seed=1)
@@ -168,7 +156,7 @@ def test_frozen_sdxl_text_encoders_encode_each_caption_once(tmp_path):
 
     from engine.train.text import encode_captions
 
-    _make_images(tmp_path / "images")
+    write_small_concepts(tmp_path / "images")
     cfg = _config(tmp_path, "sdxl", optimizer__text_encoder_lr=0.0, training__epochs=2)
     encoded: dict[str, int] = {"CLIPTextModel": 0, "CLIPTextModelWithProjection": 0}
 
@@ -201,21 +189,12 @@ def test_frozen_sdxl_text_encoders_encode_each_caption_once(tmp_path):
 # ----------------------------------------------------------------------------- diffusers
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def _load_in_diffusers(family, path):
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     folder = str(ensure_builtin_model(f"builtin-tiny-{family}"))
     pipe = (StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline).from_pretrained(folder)
-    records = _Records()
+    records = LogRecords()
     loggers = [logging.getLogger(name) for name in ("diffusers", "peft", "transformers")]
     for logger in loggers:
         logger.addHandler(records)

@@ -8,17 +8,9 @@ import pytest
 import torch
 
 from engine.train.entry import run_config
+from tests.helpers import LogRecords
 
 pytestmark = pytest.mark.slow
-
-
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
 
 
 def _unet_inputs(unet, seed=0):
@@ -48,7 +40,7 @@ def test_file_loads_in_diffusers_with_same_unet_output(tiny_config, network_type
     pipe = StableDiffusionPipeline.from_pretrained(str(ensure_builtin_model("builtin-tiny-sd1")), safety_checker=None)
     with torch.no_grad():
         base_out = pipe.unet(latents, t, text).sample
-    records = _Records()
+    records = LogRecords()
     loggers = [logging.getLogger(name) for name in ("diffusers", "peft", "transformers")]
     for logger in loggers:
         logger.addHandler(records)

@@ -23,6 +23,7 @@ from engine.lorafile import hashes, metadata as meta
 from engine.lorafile.io import read_lora_file, save_lora_file, to_state_dict
 from engine.lorafile.names import SDXL_BASE_UNET_CONFIG, KohyaNames, UnknownKeyError
 from engine.problems import ProblemError
+from tests.helpers import LogRecords
 
 torch.set_num_threads(1)
 
@@ -481,15 +482,6 @@ def make_tokenizer(folder):
     return transformers.CLIPTokenizer.from_pretrained(str(folder), model_max_length=77)
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def test_diffusers_loads_an_sd1_file_with_every_key_used_and_the_same_outputs(tmp_path):
     unet, clip = make_unet(SD1_UNET), make_clip()
     torch.manual_seed(2)
@@ -506,7 +498,7 @@ def test_diffusers_loads_an_sd1_file_with_every_key_used_and_the_same_outputs(tm
     save_lora_file(path, {"unet": unet_lora, "text_encoder": te_lora}, family="sd1",
                    metadata=meta.build_metadata(sd1_facts()), save_dtype=torch.float32)
 
-    records = _Records()
+    records = LogRecords(logging.WARNING)
     loggers = [logging.getLogger("diffusers"), logging.getLogger("peft")]
     for lg in loggers:
         lg.addHandler(records)

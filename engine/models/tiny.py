@@ -234,6 +234,19 @@ def _sd_pipeline(unet, vae, text_encoder, tokenizer, scheduler):
     )
 
 
+# The UNet layout both SD 1.x- and SD 2.x-shaped tiny models share (the text side differs).
+_SD_UNET = dict(
+    sample_size=16,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    block_out_channels=(32, 64, 64),
+    layers_per_block=2,
+    norm_num_groups=16,
+)
+
+
 def _build_sd1(seed: int):
     import torch
     from diffusers import UNet2DConditionModel
@@ -244,18 +257,7 @@ def _build_sd1(seed: int):
     torch.manual_seed(seed)
     # CLIP-L style: quick_gelu activation, pads with the end token.
     text_encoder = CLIPTextModel(_text_config(hidden=32, act="quick_gelu", pad_token=END_TOKEN, projection=32))
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        block_out_channels=(32, 64, 64),
-        layers_per_block=2,
-        norm_num_groups=16,
-        cross_attention_dim=32,
-        attention_head_dim=4,
-    )
+    unet = UNet2DConditionModel(**_SD_UNET, cross_attention_dim=32, attention_head_dim=4)
     vae = _vae(scaling_factor=0.18215, force_upcast=False)
     return _sd_pipeline(unet, vae, text_encoder, build_clip_tokenizer(END_TOKEN), _scheduler("epsilon"))
 
@@ -271,14 +273,7 @@ def _build_sd2_v(seed: int):
     # OpenCLIP as diffusers/transformers represent SD 2.x: CLIPTextModel with plain gelu, pads with "!".
     text_encoder = CLIPTextModel(_text_config(hidden=48, act="gelu", pad_token="!", projection=48))
     unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        block_out_channels=(32, 64, 64),
-        layers_per_block=2,
-        norm_num_groups=16,
+        **_SD_UNET,
         cross_attention_dim=48,
         attention_head_dim=(2, 4, 4),
         use_linear_projection=True,

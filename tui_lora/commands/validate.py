@@ -8,13 +8,7 @@ from engine.config import load_run_file
 from engine.plan import plan_run
 from engine.problems import ProblemError
 
-
-def format_bytes(count: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return ""
+from ..derived import format_bytes
 
 
 def validate_command(path: str) -> int:

@@ -1,0 +1,32 @@
+"""Small builders shared by several test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+
+def write_small_concepts(root: Path) -> Path:
+    """Two concepts with one captioned image each: 64×64 red and 96×64 blue, 2 repeats."""
+    from PIL import Image
+
+    for folder, colour, size in (("2_red thing", (200, 40, 40), (64, 64)), ("2_blue thing", (40, 40, 200), (96, 64))):
+        target = root / folder
+        target.mkdir(parents=True)
+        image = Image.new("RGB", size, colour)
+        for x in range(0, size[0], 8):
+            image.putpixel((x, x % size[1]), (255, 255, 255))
+        image.save(target / "img.png")
+        (target / "img.txt").write_text(f"{folder.split('_')[1]}, simple")
+    return root
+
+
+class LogRecords(logging.Handler):
+    """Collects log messages (diffusers/peft report unused LoRA keys through logging)."""
+
+    def __init__(self, level: int = logging.DEBUG):
+        super().__init__(level)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
