@@ -19,15 +19,15 @@ import torch
 from ..config import RunConfig
 from ..dataset.captions import process_caption
 from ..events import EventWriter
-from ..optim.optimizers import optimizer_lr_for_logging
 from ..plan import RunPlan
-from ..problems import Problem
 from .batches import Draw, epoch_batches
+from .checkpoints import Checkpointing
 from .control import RunControl
+from .failure import TrainingFailure
 from .latents import LatentEncoder, centre_crop_conditioning
 from .loss import diffusion_loss, min_snr_weights, sample_noise, sample_timesteps, training_target
 from .memory import MemoryProbe
-from .saving import output_file, prune_epoch_saves, save_lora
+from .reporting import RunReporting
 from .setup import TrainedModel, build_model, resolve_mixed_precision, weight_dtype_for
 from .text import ConditioningCache, encode_captions
 
@@ -35,16 +35,6 @@ from .text import ConditioningCache, encode_captions
 # bitsandbytes warns at import about optional CPU kernels it can do without; keep the console clean.
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
-MEMORY_READ_INTERVAL_S = 1.0  # the dashboard refreshes a few times a second; memory moves slower
-
-
-class TrainingFailure(Exception):
-    """A failure the user can act on: message plus concrete advice."""
-
-    def __init__(self, message: str, hint: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
 
 
 @dataclass
@@ -57,7 +47,7 @@ class Progress:
     loss_history: list[float] = field(default_factory=list)
 
 
-class Trainer:
+class Trainer(RunReporting, Checkpointing):
     def __init__(self, cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None = None,
                  control: RunControl | None = None, run_id: str = "", on_event: Callable[[dict], None] | None = None,
                  resume_state: Path | None = None):
@@ -77,19 +67,6 @@ class Trainer:
         from .extensions import extensions_for
 
         self.extensions: list[object] = extensions_for(cfg)
-
-    # -- events ---------------------------------------------------------------------------------
-    def emit(self, type: str, **fields: Any) -> None:
-        if self.accelerator is not None and not self.accelerator.is_main_process:
-            return
-        event = self.events.emit(type, **fields) if self.events else {"type": type, **fields}
-        if self.on_event:
-            self.on_event(event)
-
-    accelerator = None
-
-    def warn(self, problem: Problem) -> None:
-        self.emit("warning", message=problem.message, field=problem.field, hint=problem.hint)
 
     # -- setup ----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -135,20 +112,6 @@ class Trainer:
                       "optimizer.text_encoder_lr is 0", field="network.weights")
         self._build_optimizer()
         self.memory = MemoryProbe(self.device)
-
-    def _trackers(self) -> list[str]:
-        if not self.cfg.folders.logging:
-            return []
-        choice = self.cfg.logging.log_with
-        return ["tensorboard", "wandb"] if choice == "all" else [choice]
-
-    def _init_trackers(self) -> None:
-        """One TensorBoard folder (W&B run) per run under folders.logging, with the settings as hparams."""
-        name = f"{self.cfg.folders.output_name}-{self.run_id or time.strftime('%Y%m%d-%H%M%S')}"
-        # trackers accept only scalars and text as hyperparameters
-        settings = {key: value if isinstance(value, (bool, int, float, str)) else str(value)
-                    for key, value in self.cfg.values.items() if value is not None}
-        self.accelerator.init_trackers(name, config=settings)
 
     def _build_optimizer(self) -> None:
         from ..optim.extra_args import parse_extra_args
@@ -376,12 +339,6 @@ class Trainer:
             # accelerate adds one, then steps when its counter is a multiple of N
             self.accelerator.step = n - 1 if batch_index == batches - 1 else batch_index % n
 
-    def _report_batches_per_process(self) -> None:
-        """Every process's batch count, gathered to the main process (the only one writing events)."""
-        counts = self.accelerator.gather(torch.tensor([self.batches_trained], device=self.device)).tolist()
-        self.emit("log", message=f"batches trained per process: {', '.join(map(str, counts))}",
-                  batches_per_process=counts)
-
     def finish(self, status: str = "completed") -> None:
         self.call_extensions("on_finish", status)
         if self.accelerator is not None and self.accelerator.trackers:
@@ -408,113 +365,6 @@ class Trainer:
             list(self.model.components.values()), self.cfg.network.scale_weight_norms)
         self.max_norm_stats = {"keys_scaled": keys_scaled, "mean": mean_norm, "max": max_norm}
 
-    def _emit_step(self, step: int, total: int, epoch: int, loss: float, avg: float, step_times: list[float]) -> None:
-        recent = step_times[-20:]
-        seconds_per_step = sorted(recent)[len(recent) // 2]
-        lrs = self.step_lrs
-        fields: dict[str, Any] = dict(
-            step=step, total_steps=total, epoch=epoch + 1, total_epochs=self.plan.epochs, loss=loss, avg_loss=avg,
-            lr=lrs, it_per_s=1.0 / seconds_per_step if seconds_per_step > 0 else None,
-            eta_s=seconds_per_step * (total - step), elapsed_s=time.time() - self.started_at, memory=self._memory_reading())
-        if self.max_norm_stats is not None:
-            fields["max_norm"] = self.max_norm_stats
-        self.emit("step", **fields)
-        if self.accelerator.trackers:
-            scalars = {"loss/current": loss, "loss/average": avg}
-            scalars.update({f"lr/{k}": v for k, v in lrs.items()})
-            if self.max_norm_stats is not None:
-                scalars.update({f"max_norm/{k}": v for k, v in self.max_norm_stats.items()})
-            self.accelerator.log(scalars, step=step)
-
-    def _memory_reading(self) -> dict[str, Any]:
-        """The memory figures, read at most once a second: a read costs a system call per step."""
-        now = time.monotonic()
-        if self._memory_last is None or now - self._memory_at >= MEMORY_READ_INTERVAL_S:
-            self._memory_last, self._memory_at = self.memory.read(), now
-        return self._memory_last
-
-    _memory_last: dict[str, Any] | None = None
-    _memory_at = 0.0
-
-    def _group_lr(self, index: int) -> float:
-        return float(optimizer_lr_for_logging(self.optimizer, index))
-
-    # -- saving ---------------------------------------------------------------------------------
-    def facts(self, epoch: int) -> dict[str, Any]:
-        data = self.plan.dataset
-        return {
-            "num_epochs": self.plan.epochs, "epoch": epoch, "steps": self.progress.step,
-            "max_train_steps": self.plan.total_steps, "optimizer": self.optimizer_description(),
-            "lr_warmup_steps": self.plan.warmup_steps, "seed": self.seed, "mixed_precision": self.mixed_precision,
-            "tag_frequency": data.tag_frequency, "num_train_images": data.num_train_images,
-            "num_reg_images": data.num_reg_images, "training_started_at": self.started_at,
-        }
-
-    def optimizer_description(self) -> str:
-        optimizer = getattr(self.optimizer, "optimizer", self.optimizer)
-        cls = type(optimizer)
-        args = ",".join(self.cfg.optimizer.extra_args)
-        return f"{cls.__module__}.{cls.__name__}({args})"
-
-    def save(self, *, kind: str, epoch: int) -> Path | None:
-        self._check_finite_weights()
-        self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return None
-        path = output_file(self.cfg, epoch if kind == "epoch" else None)
-        if kind == "manual":
-            path = path.with_name(f"{self.cfg.folders.output_name}-step{self.progress.step:06d}{path.suffix}")
-        size = save_lora(path, self.cfg, self.model, self.facts(epoch))
-        self.outputs.append(path)
-        self.emit("checkpoint", path=str(path), bytes=size, step=self.progress.step, epoch=epoch, kind=kind)
-        if kind == "epoch":
-            self.epoch_saves.append(path)
-            for removed in prune_epoch_saves(self.cfg, self.epoch_saves):
-                self.outputs.remove(removed)
-                self.emit("log", message=f"removed older save {removed.name} (keep last {self.cfg.training.save_last_n_epochs})")
-        self.save_state_if_enabled(kind, path)
-        return path
-
-    def _check_finite_weights(self) -> None:
-        """Never write a file of NaN or infinite weights: the last good save stays the newest."""
-        for param in self.model.unet_parameters() + self.model.text_parameters():
-            if not bool(torch.isfinite(param.detach()).all()):
-                raise TrainingFailure(
-                    f"the LoRA weights became infinite or NaN by step {self.progress.step}: training diverged; "
-                    "nothing was saved from it",
-                    "lower the learning rate; with fp16 try bf16 or mixed_precision: no; the last saved LoRA is intact")
-
-    def save_state_if_enabled(self, kind: str, lora_path: Path) -> None:
-        """Hook: resumable state (see state.py)."""
-
-    def lr_curve(self) -> dict[str, list[list[float]]]:
-        try:
-            from ..optim.schedules import lr_curve
-
-            base = {name: self.optimizer.param_groups[i]["initial_lr"] if "initial_lr" in self.optimizer.param_groups[i]
-                    else self.optimizer.param_groups[i]["lr"] for i, name in enumerate(self.group_names)}
-            cfg = self.cfg
-            curve = lr_curve(cfg.optimizer.scheduler, base, self.plan.total_steps, warmup_percent=cfg.optimizer.warmup_percent,
-                             num_cycles=cfg.optimizer.num_cycles, power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules)
-            return {k: [list(p) for p in v] for k, v in curve.items()}
-        except Exception:  # noqa: BLE001 - the curve is a display aid only
-            return {}
-
-    def started_event(self, config_digest: str) -> None:
-        data = self.plan.dataset
-        device_name = str(self.device)
-        if self.device.type == "cuda":
-            device_name += " " + torch.cuda.get_device_name(self.device)
-        self.emit("run_started", run_id=self.run_id, output_dir=str(Path(self.cfg.folders.output).resolve()),
-                  output_name=self.cfg.folders.output_name, config_digest=config_digest, device=device_name,
-                  mixed_precision=self.mixed_precision, num_processes=self.accelerator.num_processes,
-                  batch_size=self.cfg.training.batch_size,
-                  gradient_accumulation_steps=self.cfg.training.gradient_accumulation_steps, seed=self.seed,
-                  steps_per_epoch=self.plan.steps_per_epoch, total_steps=self.plan.total_steps,
-                  total_epochs=self.plan.epochs, dataset=data.to_event_dict(), lr_curve=self.lr_curve(),
-                  resumed_from_step=self.progress.step or None, family=self.model.base.family)
-
-
 def _quiet_libraries() -> None:
     """Library progress bars and notices would tear the console's live line; events say it all."""
     import diffusers
@@ -524,12 +374,3 @@ def _quiet_libraries() -> None:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-
-
-def seconds_to_text(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
