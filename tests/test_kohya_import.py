@@ -17,9 +17,9 @@ from engine.config.kohya_import import (
     ImportResult,
     convert_kohya_settings,
     import_kohya_config,
-    main_import_kohya,
     write_imported,
 )
+from tui_lora.commands.import_kohya import main_import_kohya
 from engine.problems import ProblemError
 
 DATA = Path(__file__).parent / "data" / "kohya"

@@ -20,7 +20,7 @@ from engine.config import (
     load_run_file,
     load_yaml_text,
 )
-from engine.config.kohya_import import main_import_kohya
+from tui_lora.commands.import_kohya import main_import_kohya
 from engine.problems import ProblemError
 
 QUICK = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -66,7 +66,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return validate_command(args.file)
     if args.command == "import-kohya":
-        from engine.config.kohya_import import main_import_kohya
+        from .commands.import_kohya import main_import_kohya
 
         return main_import_kohya(args)
     if args.command == "train":

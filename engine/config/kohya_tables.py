@@ -1,0 +1,154 @@
+"""Kohya SS GUI names and defaults, mapped onto tui-lora's: the importer's lookup tables.
+
+Kept apart from the conversion logic so the tables can be read (and extended) on their own.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .settings_model import QUICK_PICKS
+
+
+def number(value: Any) -> float | None:
+    """A finite number from a JSON number or numeric text; None otherwise (bools are not numbers)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value) if isinstance(value, (int, float)) else None
+    except (ValueError, OverflowError):
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+NETWORK_TYPES = {"Standard": "lora", "Kohya LoCon": "locon", "LyCORIS/LoCon": "locon", "LoCon": "locon",
+                 "LyCORIS/LoHa": "loha", "LyCORIS/LoKr": "lokr"}
+# Close relatives: same rank/alpha/learning-rate scale. LyCORIS's default "full" preset adapts
+# convolutions too, so its algorithms fall back to locon.
+NEAREST_NETWORK_TYPES = {
+    "Kohya DyLoRA": ("lora", "DyLoRA (one LoRA usable at several ranks) is not available; a plain LoRA of the full rank is trained"),
+    "LoRA-FA": ("lora", "LoRA-FA (frozen down-projection) is not available; both LoRA matrices are trained"),
+    "LyCORIS/DyLoRA": ("locon", "LyCORIS DyLoRA is not available; a LoCon of the full rank is trained"),
+    "LyCORIS/GLoRA": ("locon", "GLoRA is not available; a LoCon is trained instead"),
+}
+REFUSED_NETWORK_TYPES = {
+    "LyCORIS/iA3": "iA3 learns scaling vectors, not low-rank matrices, and uses far higher learning rates",
+    "LyCORIS/Diag-OFT": "orthogonal fine-tuning (OFT) has no rank and uses different learning rates",
+    "LyCORIS/BOFT": "butterfly orthogonal fine-tuning (BOFT) has no rank and uses different learning rates",
+    "LyCORIS/Native Fine-Tuning": "native fine-tuning trains full weight differences, not a LoRA",
+    "Flux1": "Flux.1 models cannot be trained by tui-lora",
+}
+REFUSED_MODEL_FLAGS = {"flux1_checkbox": "Flux.1", "sd3_checkbox": "Stable Diffusion 3", "anima_checkbox": "Anima"}
+
+# Hub ids the GUI offers → quick picks; the `/blob/main/…` forms name single files of the same model.
+HUB_PICKS = {quick["path"].lower(): pick for pick, quick in QUICK_PICKS.items()} | {
+    "runwayml/stable-diffusion-v1-5": "sd15",
+    "stabilityai/stable-diffusion-2-1-base/blob/main/v2-1_512-ema-pruned": "sd21-base",
+    "stabilityai/stable-diffusion-2-1/blob/main/v2-1_768-ema-pruned": "sd21-768-v",
+}
+# Other GUI hub ids: known families, loaded as custom models.
+HUB_FAMILIES = {"compvis/stable-diffusion-v1-4": (False, False, False),
+                "stabilityai/stable-diffusion-2-base": (True, False, False),
+                "stabilityai/stable-diffusion-2": (True, True, False),
+                "stabilityai/stable-diffusion-xl-refiner-1.0": (False, False, True)}
+
+NEAREST_OPTIMIZERS = {"pagedadamw32bit": "AdamW", "pagedadamw": "AdamW", "pagedlion8bit": "Lion8bit",
+                      "sgdnesterov8bit": "SGDNesterov", "dadaptadan": "DAdaptAdam", "dadaptadanip": "DAdaptAdam"}
+NEAREST_SCHEDULERS = {"cosine_with_min_lr": "cosine"}
+SAMPLERS = {"ddim": "ddim", "pndm": "pndm", "lms": "lms", "k_lms": "lms", "euler": "euler", "k_euler": "euler",
+            "euler_a": "euler_a", "k_euler_a": "euler_a", "heun": "heun", "dpmsolver++": "dpmpp_2m", "dpmpp_2m": "dpmpp_2m"}
+NEAREST_SAMPLERS = {"dpmsolver": "dpmpp_2m", "dpmsingle": "dpmpp_2m", "dpm_2": "heun", "k_dpm_2": "heun",
+                    "dpm_2_a": "euler_a", "k_dpm_2_a": "euler_a"}
+
+# When Kohya itself uses a key (for this config); other keys of a scope are ignored by Kohya too.
+SCOPES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "always": lambda d: True,
+    "never": lambda d: False,  # Flux/SD3-only keys (those models are refused) and GUI-only state
+    "blocks": lambda d: d.get("LoRA_type", "Standard") in ("Standard", "Kohya LoCon", "LoRA-FA", "Kohya DyLoRA"),
+    "lycoris": lambda d: str(d.get("LoRA_type", "")).startswith("LyCORIS/"),
+    "lokr": lambda d: d.get("LoRA_type") == "LyCORIS/LoKr",
+    "dylora": lambda d: d.get("LoRA_type") in ("Kohya DyLoRA", "LyCORIS/DyLoRA"),
+    "sdxl": lambda d: d.get("sdxl") in (True, "true", "True"),
+    "noise": lambda d: d.get("noise_offset_type", "Original") != "Multires",
+    "multires": lambda d: d.get("noise_offset_type") == "Multires" and number(d.get("multires_noise_iterations")) not in (None, 0),
+    "huber": lambda d: d.get("loss_type") in ("huber", "smooth_l1"),
+    "wandb": lambda d: d.get("log_with") in ("wandb", "all") or d.get("use_wandb") in (True, "True"),
+    "dynamo": lambda d: d.get("dynamo_backend", "no") not in ("no", "", None),
+}
+# Kohya keys tui-lora has no counterpart for: (scope, what the feature is, {key: Kohya's default}).
+_NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
+    ("always", "data loader workers", {"max_data_loader_n_workers": 0, "persistent_data_loader_workers": False}),
+    ("always", "dropping every caption every N epochs", {"caption_dropout_every_n_epochs": 0}),
+    ("always", "colour augmentation", {"color_aug": False}),
+    ("always", "full fp16/bf16 training (weights in 16 bits)", {"full_fp16": False, "full_bf16": False}),
+    ("always", "an fp8 base model", {"fp8_base": False, "fp8_base_unet": False}),
+    ("always", "the high/low-VRAM modes", {"highvram": False, "lowvram": False}),
+    ("always", "masked loss", {"masked_loss": False}),
+    ("always", "weighted captions", {"weighted_captions": False}),
+    ("always", "debiased estimation loss", {"debiased_estimation_loss": False}),
+    ("always", "v-prediction loss scaling", {"scale_v_pred_loss_like_noise_pred": False, "v_pred_like_loss": 0}),
+    ("always", "limiting the training timesteps", {"min_timestep": 0, "max_timestep": 1000}),
+    ("always", "input-perturbation noise", {"ip_noise_gamma": 0, "ip_noise_gamma_random_strength": False}),
+    ("always", "a loss other than the squared error", {"loss_type": "l2"}),
+    ("always", "a separate VAE", {"vae": "", "vae_batch_size": 0}),
+    ("always", "resuming from a Kohya state folder (`tui-lora train --resume` resumes tui-lora runs)", {"resume": ""}),
+    ("always", "saving by steps, or state only at the end",
+     {"save_every_n_steps": 0, "save_last_n_steps": 0, "save_last_n_steps_state": 0, "save_last_n_epochs_state": 0,
+      "save_state_on_train_end": False}),
+    ("always", "skipping the latent cache check", {"skip_cache_check": False}),
+    ("always", "a dataset TOML file (set folders.images to the folder of your '<repeats>_<name>' folders)", {"dataset_config": ""}),
+    ("always", "extra sd-scripts command-line arguments", {"additional_parameters": ""}),
+    ("always", "a custom scheduler class (optimizer.scheduler is used)", {"lr_scheduler_type": ""}),
+    ("always", "warmup in steps (set optimizer.warmup_percent instead)", {"lr_warmup_steps": 0}),
+    ("always", "training on several machines", {"num_machines": 1}),
+    ("always", "custom accelerate options", {"main_process_port": 0, "extra_accelerate_launch_args": ""}),
+    ("always", "torch.compile (dynamo)", {"dynamo_backend": "no"}),
+    ("always", "custom tracker settings", {"log_tracker_name": "", "log_tracker_config": "", "log_config": False}),
+    ("always", "uploading to the Hugging Face Hub",
+     {"huggingface_repo_id": "", "huggingface_token": "", "huggingface_repo_type": "", "huggingface_repo_visibility": "",
+      "huggingface_path_in_repo": "", "save_state_to_huggingface": False, "resume_from_huggingface": "", "async_upload": False}),
+    ("always", "LoRA+ learning-rate ratios", {"loraplus_lr_ratio": 0, "loraplus_text_encoder_lr_ratio": 0, "loraplus_unet_lr_ratio": 0}),
+    ("always", "GGPO regularisation", {"train_lora_ggpo": False}),
+    ("always", "turning off token padding", {"no_token_padding": False}),
+    ("sdxl", "choosing the VAE's precision", {"sdxl_no_half_vae": False}),
+    ("sdxl", "caching text-encoder outputs", {"sdxl_cache_text_encoder_outputs": False}),
+    ("noise", "adaptive or random noise offset", {"adaptive_noise_scale": 0, "noise_offset_random_strength": False}),
+    ("multires", "multi-resolution (pyramid) noise", {"multires_noise_iterations": 0, "multires_noise_discount": 0.3}),
+    ("huber", "the Huber loss", {"huber_schedule": "snr", "huber_c": 0.1, "huber_scale": 1}),
+    ("wandb", "stored W&B settings (log in with `wandb login`)", {"wandb_api_key": "", "wandb_run_name": ""}),
+    ("dynamo", "torch.compile (dynamo)", {"dynamo_mode": "default", "dynamo_use_fullgraph": False, "dynamo_use_dynamic": False}),
+    ("lycoris", "this LyCORIS option", {"LyCORIS_preset": "full", "use_tucker": False, "use_scalar": False,
+                                        "rank_dropout_scale": False, "bypass_mode": False, "train_norm": False}),
+    ("lycoris", "DoRA (weight decomposition)", {"dora_wd": False}),
+    ("lokr", "this LoKr option", {"factor": -1, "use_cp": False, "decompose_both": False}),
+    ("dylora", "DyLoRA's rank unit", {"unit": 1}),
+    ("blocks", "block-wise learning rates, ranks and alphas",
+     dict.fromkeys(("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold", "block_dims",
+                    "block_alphas", "conv_block_dims", "conv_block_alphas", "conv_dims", "conv_alphas"), "")),
+    # Ignored by Kohya for every config we import (OFT/iA3 and Flux/SD3 are refused), or GUI state
+    # read with another key (multi_gpu: several processes always use accelerate's multi-GPU mode).
+    ("never", "", dict.fromkeys((
+        "ggpo_sigma", "ggpo_beta", "constrain", "rescaled", "train_on_input", "training_preset", "multi_gpu",
+        "mem_eff_attn", "use_8bit_adam", "flux1_cache_text_encoder_outputs", "flux1_cache_text_encoder_outputs_to_disk",
+        "ae", "clip_l", "t5xxl", "discrete_flow_shift", "model_prediction_type", "timestep_sampling", "split_mode",
+        "train_blocks", "t5xxl_max_token_length", "enable_all_linear", "guidance_scale", "mem_eff_save",
+        "apply_t5_attn_mask", "split_qkv", "train_t5xxl", "cpu_offload_checkpointing", "blocks_to_swap",
+        "single_blocks_to_swap", "double_blocks_to_swap", "img_attn_dim", "img_mlp_dim", "img_mod_dim", "single_dim",
+        "txt_attn_dim", "txt_mlp_dim", "txt_mod_dim", "single_mod_dim", "in_dims", "train_double_block_indices",
+        "train_single_block_indices", "t5xxl_lr", "sd3_cache_text_encoder_outputs", "sd3_cache_text_encoder_outputs_to_disk",
+        "sd3_fused_backward_pass", "clip_g", "clip_g_dropout_rate", "sd3_clip_l", "sd3_clip_l_dropout_rate",
+        "sd3_disable_mmap_load_safetensors", "sd3_enable_scaled_pos_embed", "logit_mean", "logit_std", "mode_scale",
+        "pos_emb_random_crop_rate", "save_clip", "save_t5xxl", "sd3_t5_dropout_rate", "sd3_t5xxl", "t5xxl_device",
+        "t5xxl_dtype", "sd3_text_encoder_batch_size", "weighting_scheme"))),
+]
+# key → (Kohya's default, what the feature is, scope)
+NO_COUNTERPART: dict[str, tuple[Any, str, str]] = {
+    key: (default, feature, scope) for scope, feature, keys in _NO_COUNTERPART_GROUPS for key, default in keys.items()}
+SECRET_KEYS = frozenset(("huggingface_token", "wandb_api_key"))
+# Optional settings where Kohya writes 0 for "off"/"random".
+ZERO_MEANS_EMPTY = frozenset(("save_every_n_epochs", "sample_every_n_epochs", "sample_every_n_steps",
+                              "save_last_n_epochs", "min_snr_gamma", "seed", "max_train_epochs"))
+PATH_KEYS = ("train_data_dir", "reg_data_dir", "output_dir", "logging_dir", "network_weights", "pretrained_model_name_or_path")
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|\\")
