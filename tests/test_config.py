@@ -104,6 +104,8 @@ def test_missing_keys_take_defaults_and_model_defaults(tmp_path):
     assert cfg.training.max_resolution == [64, 64]
     assert (cfg.buckets.min_resolution, cfg.buckets.max_resolution) == (64, 128)
     assert cfg.model.path == "builtin-tiny-sd1"
+    cfg, _ = load_text(tmp_path, "model: {quick_pick: sd21-768-v}\nfolders: {images: imgs}\n")
+    assert cfg.training.max_resolution == [768, 768] and cfg.model.v2 and cfg.model.v_parameterization
     cfg, _ = load_text(tmp_path, "model: {quick_pick: sdxl-base}\nfolders: {images: imgs}\n")
     assert cfg.model.sdxl and cfg.training.max_resolution == [1024, 1024] and cfg.buckets.max_resolution == 2048
 

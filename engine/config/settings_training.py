@@ -9,6 +9,8 @@ from .settings_model import is_sdxl, is_tiny
 def _default_resolution(values):
     if is_tiny(values):
         return [64, 64]
+    if values.get("model.quick_pick") == "sd21-768-v":
+        return [768, 768]  # that model was trained at 768 px; 512 would waste it
     return [1024, 1024] if is_sdxl(values) else [512, 512]
 
 
