@@ -93,7 +93,7 @@ def _package_problems(cfg: RunConfig) -> list[Problem]:
         problems.append(error("training.attention", "xformers is not installed", "pip install xformers, or use sdpa"))
     if cfg.sampling.prompts and cfg.sampling.sampler == "lms" and importlib.util.find_spec("scipy") is None:
         problems.append(error("sampling.sampler", "the lms sampler needs scipy, which is not installed",
-                              "pip install scipy, or choose another sampler (euler_a, dpmpp_2m, ...)"))
+                              "pip install 'tui-lora[samplers]' (scipy), or choose another sampler (euler_a, dpmpp_2m, ...)"))
     if cfg.folders.logging:
         if cfg.logging.log_with in ("tensorboard", "all") and importlib.util.find_spec("tensorboard") is None:
             problems.append(error("logging.log_with", "tensorboard is not installed", "pip install tensorboard"))
