@@ -99,7 +99,8 @@ TRAINING_SETTINGS = [
     Setting(
         "training.cache_latents_to_disk", "bool", False, "Cache latents to disk",
         "Keep the cached latents in files so later runs on the same images start faster.",
-        "Stores the cached latents beside the images, so another run on the same images, sizes and "
+        "Stores the cached latents in tui-lora's cache folder (never inside your dataset), so another "
+        "run on the same images, sizes and "
         "VAE skips the encoding. A cache entry is recomputed when its image, bucket size, VAE or flip "
         "setting changes. Needs 'cache latents'.",
         "basic", kohya="cache_latents_to_disk",
