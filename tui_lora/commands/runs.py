@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import time
 
+from engine.events import read_events
 from engine.runs import list_runs
+
+
+def _progress(info) -> str:
+    """`step/total` from the run's events (the last event alone may not carry the total)."""
+    step = total = None
+    for event in read_events(info.run.events):
+        total = event.get("total_steps", total)
+        step = event.get("step", step)
+    if step is None:
+        return "-"
+    return f"{step}/{total}" if total else str(step)
 
 
 def runs_command() -> int:
@@ -14,10 +26,7 @@ def runs_command() -> int:
         return 0
     print(f"{'RUN':<24} {'STATUS':<10} {'STEP':>11}  {'STARTED':<16} NAME / FOLDER")
     for info in runs:
-        event = info.last_event or {}
-        step = event.get("step")
-        total = event.get("total_steps")
-        progress = f"{step}/{total}" if step is not None and total else (str(step) if step is not None else "-")
+        progress = _progress(info)
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started)) if info.started else "-"
         print(f"{info.run_id:<24} {info.status:<10} {progress:>11}  {started:<16} "
               f"{info.output_name or '-'}  {info.run.path.parent.parent}")
