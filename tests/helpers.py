@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import warnings
 from pathlib import Path
 
 
@@ -30,3 +32,22 @@ class LogRecords(logging.Handler):
 
     def emit(self, record):
         self.messages.append(record.getMessage())
+
+
+UNUSED_KEY_WORDS = re.compile(r"unexpected|not used|unused|not loaded", re.IGNORECASE)
+
+
+def load_lora_noting_complaints(pipe, path) -> list[str]:
+    """`pipe.load_lora_weights(path)`; returns every log line or warning that reports keys left unused."""
+    records = LogRecords()
+    loggers = [logging.getLogger(name) for name in ("diffusers", "peft", "transformers")]
+    for logger in loggers:
+        logger.addHandler(records)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pipe.load_lora_weights(str(path))
+    finally:
+        for logger in loggers:
+            logger.removeHandler(records)
+    return [m for m in records.messages + [str(w.message) for w in caught] if UNUSED_KEY_WORDS.search(m)]

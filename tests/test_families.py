@@ -10,9 +10,7 @@ so the ComfyUI check covers them too.
 
 from __future__ import annotations
 
-import logging
 import re
-import warnings
 
 import numpy as np
 import pytest
@@ -25,7 +23,7 @@ from engine.config import RunConfig
 from engine.models.tiny import ensure_builtin_model
 from engine.problems import ProblemError
 from engine.train.entry import run_config
-from tests.helpers import LogRecords, write_small_concepts
+from tests.helpers import load_lora_noting_complaints, write_small_concepts
 
 pytestmark = pytest.mark.slow
 
@@ -194,19 +192,8 @@ def _load_in_diffusers(family, path):
 
     folder = str(ensure_builtin_model(f"builtin-tiny-{family}"))
     pipe = (StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline).from_pretrained(folder)
-    records = LogRecords()
-    loggers = [logging.getLogger(name) for name in ("diffusers", "peft", "transformers")]
-    for logger in loggers:
-        logger.addHandler(records)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            pipe.load_lora_weights(str(path))
-    finally:
-        for logger in loggers:
-            logger.removeHandler(records)
-    texts = records.messages + [str(w.message) for w in caught]
-    assert not [m for m in texts if re.search(r"unexpected|not used|unused|not loaded", m, re.IGNORECASE)], texts
+    complaints = load_lora_noting_complaints(pipe, path)
+    assert not complaints, complaints
     return pipe
 
 
