@@ -8,6 +8,7 @@ reports every step as an event.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -220,9 +221,10 @@ class Trainer(RunReporting, Checkpointing):
                 weights = weights * min_snr_weights(base.noise_scheduler, timesteps, cfg.training.min_snr_gamma,
                                                     base.is_v_prediction)
             loss = diffusion_loss(prediction, target, weights)
-            if not torch.isfinite(loss):
+            loss_value = loss.detach().item()  # the step's one device sync: the check and the event share it
+            if not math.isfinite(loss_value):
                 raise TrainingFailure(
-                    f"the loss became {loss.item()} at step {self.progress.step + 1}: training diverged",
+                    f"the loss became {loss_value} at step {self.progress.step + 1}: training diverged",
                     "lower the learning rate; with fp16 try bf16 or mixed_precision: no; check the images")
             self.accelerator.backward(loss)
             if self.accelerator.sync_gradients and cfg.training.max_grad_norm > 0:
@@ -233,7 +235,7 @@ class Trainer(RunReporting, Checkpointing):
                 self.step_lrs = {name: self._group_lr(i) for i, name in enumerate(self.group_names)}
                 self.lr_scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
-        return loss.detach().item()
+        return loss_value
 
     # -- the run --------------------------------------------------------------------------------
     def prepare(self) -> None:
