@@ -12,18 +12,18 @@ from pathlib import Path
 
 from engine.problems import Problem
 
-from .findings import Finding, finding
+from .findings import Finding, counted, finding, verb
 
 # (words in the scan's message, code, what it means, what to do)
 _IMAGE_REASONS = (
-    ("empty (0 bytes)", "images.zero_byte", "are empty files (0 bytes)", "copy them again from the original, or remove them"),
-    ("truncated", "images.truncated", "are truncated: the end of the image data is missing (an interrupted copy or download)",
+    ("empty (0 bytes)", "images.zero_byte", "empty (0 bytes)", "copy them again from the original, or remove them"),
+    ("truncated", "images.truncated", "truncated: the end of the image data is missing (an interrupted copy or download)",
      "copy or download them again, or remove them"),
-    ("not an image PIL can read", "images.not_an_image", "are not images that can be read (damaged, or another kind of file with an image extension)",
+    ("not an image PIL can read", "images.not_an_image", "not readable as images (damaged, or another kind of file with an image extension)",
      "re-export them as PNG or JPEG, or remove them"),
-    ("permission denied", "images.permission", "cannot be read by this user (permissions)", "fix the files' permissions (e.g. chmod a+r)"),
-    ("symlink that leads nowhere", "images.broken_link", "are symlinks that lead nowhere", "fix or remove the links"),
-    ("smaller than the bucket step", "images.too_small", "are smaller than one bucket step, so with buckets.no_upscale they fit no bucket",
+    ("permission denied", "images.permission", "not readable by this user (permissions)", "fix the files' permissions (e.g. chmod a+r)"),
+    ("symlink that leads nowhere", "images.broken_link", "symlinks that lead nowhere", "fix or remove the links"),
+    ("smaller than the bucket step", "images.too_small", "smaller than one bucket step (with buckets.no_upscale they fit no bucket)",
      "use larger images, or turn buckets.no_upscale off"),
 )
 _FOLDER_FIELDS = {"folders.images": "training", "folders.regularization": "regularisation"}
@@ -49,6 +49,7 @@ def blocking_findings(errors: list[Problem]) -> list[Finding]:
     for (code, folder), problems in grouped.items():
         _, _, meaning, advice = next(r for r in _IMAGE_REASONS if r[1] == code)
         names = ", ".join(Path(p.field).name for p in problems[:3]) + (" …" if len(problems) > 3 else "")
-        found.append(finding(code, "error", f"{len(problems)} images in `{folder.name}` {meaning} ({names}); training refuses to start",
+        found.append(finding(code, "error", f"{counted(len(problems), 'image')} in `{folder.name}` {verb(len(problems), 'is', 'are')} {meaning} "
+                             f"({names}); training refuses to start",
                              advice, [p.field for p in problems]))
     return found

@@ -16,7 +16,7 @@ from pathlib import Path
 from engine.dataset.captions import count_tags, read_caption_file, split_tags
 from engine.problems import Problem
 
-from .findings import Finding, TagTable, finding
+from .findings import Finding, TagTable, counted, finding, verb
 from .layout import FolderListing
 from .tokens import TokenCounter
 
@@ -84,18 +84,21 @@ def check_folder_captions(read: FolderCaptions, options: CaptionOptions, counter
             uses = f"the folder's words `{tokens}`" if tokens else "an empty caption (the folder name gives no words)"
             found.append(finding(
                 "captions.missing", "warning",
-                f"{len(read.missing)} of {images} images in `{name}` have no {ext} caption file, so they train with {uses}",
+                f"{len(read.missing)} of {counted(images, 'image')} in `{name}` {verb(len(read.missing), 'has', 'have')} "
+                f"no {ext} caption file, so {verb(len(read.missing), 'it trains', 'they train')} with {uses}",
                 f"write a caption for each (photo1.png pairs with photo1{ext})", read.missing))
     if read.empty:
         found.append(finding(
             "captions.empty", "warning",
-            f"{len(read.empty)} caption files in `{name}` are empty; those images train with "
+            f"{counted(len(read.empty), 'caption file')} in `{name}` {verb(len(read.empty), 'is', 'are')} empty; "
+            f"{'its image trains' if len(read.empty) == 1 else 'those images train'} with "
             + (f"the folder's words `{tokens}`" if tokens else "an empty caption"),
             "write the caption, or delete the empty file", read.empty))
     if read.orphans:
         found.append(finding(
             "captions.orphan", "warning",
-            f"{len(read.orphans)} caption files in `{name}` have no image beside them ({', '.join(p.name for p in read.orphans[:3])})",
+            f"{counted(len(read.orphans), 'caption file')} in `{name}` {verb(len(read.orphans), 'has', 'have')} no image "
+            f"beside {verb(len(read.orphans), 'it', 'them')} ({', '.join(p.name for p in read.orphans[:3])})",
             "rename each to match its image (same name before the extension), or delete it", read.orphans))
     for problem in read.unreadable:
         found.append(finding("captions.unreadable", "warning", f"{Path(problem.field).name}: {problem.message}",
@@ -135,7 +138,7 @@ def _trigger(name: str, tokens: str, captions: dict[Path, str], options: Caption
         found.append(finding(
             "captions.trigger_shuffled", "warning",
             f"captions are shuffled and `{trigger}` is not among the first {keep} tag(s) kept in place in "
-            f"{len(moving)} captions of `{name}`, so it moves around",
+            f"{counted(len(moving), 'caption')} of `{name}`, so it moves around",
             "put the trigger word first in each caption and set captions.keep_tokens to 1", moving))
     phrase_first = [p for p, tags in present.items()
                     if tags and len(words) > 1 and all(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", tags[0], re.I) for w in words)]
@@ -144,7 +147,7 @@ def _trigger(name: str, tokens: str, captions: dict[Path, str], options: Caption
             "captions.keep_tokens_counts_words", "warning",
             f"captions.keep_tokens is {keep}, the number of words in `{tokens}`, but it counts comma-separated "
             f"tags: the first tag already holds `{tokens}`, so {keep} keeps it and the next {keep - 1} tag(s) in place "
-            f"({len(phrase_first)} captions of `{name}`)",
+            f"({counted(len(phrase_first), 'caption')} of `{name}`)",
             "set captions.keep_tokens to 1 to keep only the first tag fixed", phrase_first))
     return found
 
@@ -161,7 +164,7 @@ def _length(name: str, captions: dict[Path, str], options: CaptionOptions, count
     how = "counted with the model's tokenizer" if counter.method == "tokenizer" else "estimated; no local tokenizer"
     return [finding(
         "captions.too_long", "warning",
-        f"{len(over)} captions in `{name}` are longer than {options.token_limit} tokens, so their end is cut off "
+        f"{counted(len(over), 'caption')} in `{name}` {verb(len(over), 'is', 'are')} longer than {options.token_limit} tokens, so their end is cut off "
         f"(longest {over[0][0]} tokens: {over[0][1].name}; {how})",
         "shorten them (put what matters first), or raise training.max_token_length to 150 or 225",
         [p for _, p in over])]

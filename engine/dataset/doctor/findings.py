@@ -48,6 +48,16 @@ class Finding:
         }
 
 
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """`1 image`, `3 images`."""
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
+def verb(n: int, one: str, many: str) -> str:
+    """The word that agrees with a count: verb(1, "is", "are") == "is"."""
+    return one if n == 1 else many
+
+
 def finding(code: str, severity: Severity, message: str, advice: str, paths=()) -> Finding:
     return Finding(code, severity, message, advice, tuple(str(p) for p in paths))
 

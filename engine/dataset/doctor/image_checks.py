@@ -14,7 +14,7 @@ from pathlib import Path
 from engine.dataset.buckets import BucketPicker
 
 from .facts import ImageFacts
-from .findings import Finding, finding
+from .findings import Finding, counted, finding, verb
 from .layout import FolderListing
 
 _FORMATS_BY_EXTENSION = {
@@ -50,44 +50,46 @@ def _check_folder(name: str, usable: list[tuple[Path, ImageFacts]], picker: Buck
 
     def add(code, severity, hits, message, advice):
         if hits:
-            found.append(finding(code, severity, message.format(n=len(hits), name=name, ex=_examples(hits)),
+            n = len(hits)
+            words = dict(n=n, s="" if n == 1 else "s", are="is" if n == 1 else "are", have="has" if n == 1 else "have")
+            found.append(finding(code, severity, message.format(name=name, ex=_examples(hits), **words),
                                  advice, [p for p, _ in hits]))
 
     wrong = [(p, f"is {f.format}") for p, f in usable
              if f.format not in _FORMATS_BY_EXTENSION.get(p.suffix.lower(), {f.format})]
     add("images.wrong_extension", "warning", wrong,
-        "{n} files in `{name}` are not the format their extension says ({ex})",
+        "{n} file{s} in `{name}` {are} not the format their extension says ({ex})",
         "rename them to their real extension or re-save them; training reads them by content, "
         "but other tools may refuse them")
     animated = [(p, f"{f.frames} frames") for p, f in usable if f.frames > 1 and f.format not in ("MPO",)]
     add("images.animated", "warning", animated,
-        "{n} animated images in `{name}`: only the first frame is trained ({ex})",
+        "{n} animated image{s} in `{name}`: only the first frame is trained ({ex})",
         "export the frames you want as separate still images")
     add("images.cmyk", "warning", [(p, "") for p, f in usable if f.mode == "CMYK"],
-        "{n} CMYK images in `{name}`: converted to RGB without colour management, so colours may shift ({ex})",
+        "{n} CMYK image{s} in `{name}`: converted to RGB without colour management, so colours may shift ({ex})",
         "convert them to sRGB (RGB) in an image editor before training")
     transparent = [(p, "") for p, f in usable if f.transparent]
     add("images.transparency", "warning", transparent,
-        "{n} images in `{name}` have transparent areas: training fills them with white, so the LoRA "
+        "{n} image{s} in `{name}` {have} transparent areas: training fills them with white, so the LoRA "
         "learns white backgrounds ({ex})",
         "put them on the background you want them learned with, or accept white")
     opaque = [(p, "") for p, f in usable if f.has_alpha and not f.transparent]
     add("images.alpha_unused", "info", opaque,
-        "{n} images in `{name}` have an alpha channel that is fully opaque: it is dropped ({ex})",
+        "{n} image{s} in `{name}` {have} an alpha channel that is fully opaque: it is dropped ({ex})",
         "nothing to do; saving them without alpha makes them smaller")
     add("images.high_bit_depth", "info", [(p, f"{f.bits}-bit") for p, f in usable if f.bits > 8],
-        "{n} images in `{name}` have more than 8 bits per channel: training reduces them to 8 bits ({ex})",
+        "{n} image{s} in `{name}` {have} more than 8 bits per channel: training reduces them to 8 bits ({ex})",
         "nothing to do; the extra depth is not used by the model")
     add("images.palette", "info", [(p, "") for p, f in usable if f.mode == "P"],
-        "{n} palette (indexed-colour) images in `{name}`: expanded to full colour; any banding or "
+        "{n} palette (indexed-colour) image{s} in `{name}`: expanded to full colour; any banding or "
         "dithering from the palette is learned too ({ex})",
         "use full-colour originals if you have them")
     add("images.greyscale", "info", [(p, "") for p, f in usable if f.mode in ("L", "LA", "I;16", "I", "F", "1")],
-        "{n} greyscale images in `{name}`: trained as grey RGB, so the LoRA may lean towards grey ({ex})",
+        "{n} greyscale image{s} in `{name}`: trained as grey RGB, so the LoRA may lean towards grey ({ex})",
         "fine for a black-and-white style; otherwise use colour images or caption them `monochrome`")
     rotated = [(p, f"orientation {f.orientation}") for p, f in usable if f.orientation not in (0, 1)]
     add("images.exif_rotation", "info", rotated,
-        "{n} images in `{name}` are stored sideways with an EXIF rotation: tui-lora turns them upright, "
+        "{n} image{s} in `{name}` {are} stored sideways with an EXIF rotation: tui-lora turns them upright, "
         "but tools that ignore EXIF (some captioners, other trainers) see them sideways ({ex})",
         "re-save them with the rotation applied so every tool sees them upright")
     if picker is not None:
@@ -130,7 +132,7 @@ def _bucket_findings(name: str, usable: list[tuple[Path, ImageFacts]], picker: B
         below = f" (the smallest bucket side is {smallest} px)" if smallest else ""
         found.append(finding(
             "images.upscaled", "warning" if worst >= UPSCALE_WARNING else "info",
-            f"{len(upscaled)} images in `{name}` are smaller than their bucket and are upscaled up to "
+            f"{counted(len(upscaled), 'image')} in `{name}` {verb(len(upscaled), 'is', 'are')} smaller than the bucket and upscaled up to "
             f"{worst:.1f}×{below}, so they train soft ({_examples([(p, d) for _, p, d in upscaled])})",
             "use larger originals, upscale them beforehand with a good upscaler, or turn on buckets.no_upscale",
             [p for _, p, _ in upscaled],
@@ -139,7 +141,7 @@ def _bucket_findings(name: str, usable: list[tuple[Path, ImageFacts]], picker: B
         cropped.sort(key=lambda x: -x[0])
         found.append(finding(
             "images.extreme_aspect", "warning",
-            f"{len(cropped)} images in `{name}` have an aspect ratio no bucket fits: up to "
+            f"{counted(len(cropped), 'image')} in `{name}` {verb(len(cropped), 'has', 'have')} an aspect ratio no bucket fits: up to "
             f"{cropped[0][0]:.0%} of the image is cropped away ({_examples([(p, d) for _, p, d in cropped])})",
             "crop them yourself to a less extreme ratio so you choose what stays, or split panoramas in parts",
             [p for _, p, _ in cropped],

@@ -20,7 +20,7 @@ from engine.dataset.scan import (
     parse_concept_name,
 )
 
-from .findings import Finding, finding
+from .findings import Finding, counted, finding, verb
 
 _MAX_DEPTH = 6  # how deep to count images inside skipped folders
 
@@ -162,7 +162,8 @@ def _check_root(listing: RootListing) -> list[Finding]:
     if listing.loose_images:
         found.append(finding(
             "layout.loose_images", "warning",
-            f"{len(listing.loose_images)} images lie directly in the {kind} folder {listing.root.name}/, "
+            f"{counted(len(listing.loose_images), 'image')} {verb(len(listing.loose_images), 'lies', 'lie')} directly "
+            f"in the {kind} folder {listing.root.name}/, "
             "outside any concept folder, so training ignores them",
             "move them into a concept folder named `<repeats>_<words>`, e.g. `10_mychar woman`",
             listing.loose_images,
@@ -181,14 +182,14 @@ def _check_folder(folder: FolderListing) -> list[Finding]:
         if suggestion is not None:
             found.append(finding(
                 "layout.folder_name_typo", "warning" if held else "info",
-                f"folder `{name}` looks like a concept folder typed wrong, so its {held} images are skipped",
+                f"folder `{name}` looks like a concept folder typed wrong, so its {counted(held, 'image')} {verb(held, 'is', 'are')} skipped",
                 f"rename it `{suggestion}` (repeats, an underscore, then the words)",
                 [folder.path],
             ))
         elif held:
             found.append(finding(
                 "layout.folder_skipped", "warning",
-                f"folder `{name}` has no repeat count in its name, so its {held} images are skipped",
+                f"folder `{name}` has no repeat count in its name, so its {counted(held, 'image')} {verb(held, 'is', 'are')} skipped",
                 f"rename it `<repeats>_<words>`, e.g. `10_{name}`",
                 [folder.path],
             ))
@@ -196,7 +197,7 @@ def _check_folder(folder: FolderListing) -> list[Finding]:
     if folder.repeats < 1:
         found.append(finding(
             "layout.zero_repeats", "warning" if held else "info",
-            f"folder `{name}` has 0 repeats, so its {held} images are never used",
+            f"folder `{name}` has 0 repeats, so its {counted(held, 'image')} {verb(held, 'is', 'are')} never used",
             f"rename it with a repeat count of at least 1, e.g. `1_{folder.tokens or 'name'}`",
             [folder.path],
         ))
@@ -206,7 +207,7 @@ def _check_folder(folder: FolderListing) -> list[Finding]:
         total = sum(count for _, count in nested)
         found.append(finding(
             "layout.nested_folders", "warning",
-            f"{total} images in sub-folders of `{name}` are skipped: training reads only the images "
+            f"{counted(total, 'image')} in sub-folders of `{name}` {verb(total, 'is', 'are')} skipped: training reads only the images "
             f"directly inside a concept folder ({', '.join(p.name for p, _ in nested[:3])})",
             "move them up into the concept folder, or make each sub-folder its own concept folder "
             "beside it, named `<repeats>_<words>`",
@@ -223,7 +224,8 @@ def _check_folder(folder: FolderListing) -> list[Finding]:
         kinds = sorted({p.suffix.lower() for p in folder.unsupported})
         found.append(finding(
             "images.unsupported_format", "warning",
-            f"{len(folder.unsupported)} files in `{name}` are in a format training does not read ({', '.join(kinds)})",
+            f"{counted(len(folder.unsupported), 'file')} in `{name}` {verb(len(folder.unsupported), 'is', 'are')} "
+            f"in a format training does not read ({', '.join(kinds)})",
             "convert them to PNG, JPEG or WebP (for animations, export the frames you want)",
             folder.unsupported,
         ))
