@@ -33,6 +33,8 @@ class DoctorPanel(Vertical, can_focus=True):
     DoctorPanel:focus { background: $boost; }
     DoctorPanel ProgressBar { height: 1; }
     DoctorPanel #doctor-findings { height: auto; }
+    DoctorPanel .doctor-line { height: auto; padding-left: 2; }
+    DoctorPanel .doctor-advice { height: auto; padding-left: 4; color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "full_report", "Doctor report")]
 
@@ -54,7 +56,8 @@ class DoctorPanel(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static(Content.assemble(("Dataset doctor", "bold $accent")), id="doctor-title")
         yield ProgressBar(show_eta=False, id="doctor-progress")
-        yield Static("", id="doctor-findings")
+        yield Static("", id="doctor-status")
+        yield Vertical(id="doctor-findings")
 
     def on_mount(self) -> None:
         self.query_one(ProgressBar).display = False
@@ -67,7 +70,8 @@ class DoctorPanel(Vertical, can_focus=True):
         self.report = None
         self.workers.cancel_group(self, "doctor")
         self.query_one(ProgressBar).display = False
-        self.query_one("#doctor-findings", Static).update(Content.styled(text, "dim"))
+        self.query_one("#doctor-status", Static).update(Content.styled(text, "dim"))
+        self.query_one("#doctor-findings").remove_children()
 
     def check(self, values: Mapping[str, Any], run_file: str | None = None) -> None:
         """Start the doctor on the folders in `values` (complete typed values)."""
@@ -107,7 +111,7 @@ class DoctorPanel(Vertical, can_focus=True):
         message.stop()
         if message.request == self.request:
             self.query_one(ProgressBar).update(total=message.total, progress=message.done)
-            self.query_one("#doctor-findings", Static).update(
+            self.query_one("#doctor-status", Static).update(
                 Content.styled(f"reading images: {message.done}/{message.total}", "dim"))
 
     def on_doctor_panel_finished(self, message: Finished) -> None:
@@ -116,9 +120,13 @@ class DoctorPanel(Vertical, can_focus=True):
             return
         self.query_one(ProgressBar).display = False
         self.report = message.report
-        findings = self.query_one("#doctor-findings", Static)
-        findings.update(Content.styled(message.failure, "$warning") if message.report is None
-                        else findings_content(message.report))
+        status = self.query_one("#doctor-status", Static)
+        if message.report is None:
+            status.update(Content.styled(message.failure, "$warning"))
+            return
+        head, lines = findings_content(message.report)
+        status.update(head)
+        self.query_one("#doctor-findings").mount_all(lines)
 
     # ------------------------------------------------------------------ results
 
@@ -135,24 +143,24 @@ class DoctorPanel(Vertical, can_focus=True):
 
         from ..screens.modals import MessageScreen
 
-        self.app.push_screen(MessageScreen("Dataset doctor", format_report(self.report, width=70)))
+        self.app.push_screen(MessageScreen("Dataset doctor", format_report(self.report, width=64)))
 
 
-def findings_content(report: Any) -> Content:
+def findings_content(report: Any) -> tuple[Content, list[Static]]:
+    """The summary line, and one line per finding shown (message, then its advice indented)."""
     counts = report.counts()
     if not report.findings:
-        head = (f"{report.image_count} images checked: nothing found", "$success")
-    else:
-        verdict = "training would refuse to start" if counts["error"] else "training can start"
-        head = (f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s): {verdict}",
-                "$error" if counts["error"] else "")
-    parts: list = [head]
+        return Content.styled(f"{report.image_count} images checked: nothing found", "$success"), []
+    verdict = "training would refuse to start" if counts["error"] else "training can start"
+    head = Content.styled(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s): "
+                          f"{verdict}", "bold $error" if counts["error"] else "bold")
+    lines: list[Static] = []
     for item in report.findings[:SHOWN]:
         mark, style = _MARKS[item.severity]
-        parts += ["\n", (f"{mark} {item.message}", style), "\n", (f"  → {item.advice}", "dim")]
+        lines.append(Static(Content.styled(f"{mark} {item.message}", style), classes="doctor-line"))
+        lines.append(Static(Content(f"→ {item.advice}"), classes="doctor-advice"))
     more = len(report.findings) - SHOWN
-    if more > 0:
-        parts += ["\n", (f"… {more} more. Tab here and press Enter for the full report", "dim")]
-    elif report.findings:
-        parts += ["\n", ("Tab here and press Enter for the full report with balance and tags", "dim")]
-    return Content.assemble(*parts)
+    tail = f"… {more} more: " if more > 0 else ""
+    lines.append(Static(Content.styled(f"{tail}Tab here and press Enter for the full report (balance, tags)", "dim"),
+                        classes="doctor-line"))
+    return head, lines
