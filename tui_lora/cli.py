@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("runs", help="list runs and their status")
 
+    doctor = commands.add_parser("doctor", help="check a dataset for what would spoil the LoRA or stop training")
+    doctor.add_argument("dir", nargs="?", help="images folder (default: folders.images of --config)")
+    doctor.add_argument("--config", help="run file: its folders, buckets, batch size, captions and model tokenizer")
+    doctor.add_argument("--reg", help="regularisation folder (default: the run file's, else none)")
+    doctor.add_argument("--caption-extension", help="caption file extension (default: the run file's, else .txt)")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON (see docs/doctor.md)")
+    doctor.add_argument("--no-cache", action="store_true", help="read every image again instead of using the cache")
+
     monitor = commands.add_parser("monitor", help="open the dashboard of a run (default: newest running)")
     monitor.add_argument("run", nargs="?", help="run id, id prefix or run folder")
     return parser
@@ -85,6 +93,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands.runs import runs_command
 
         return runs_command()
+    if args.command == "doctor":
+        from .commands.doctor import doctor_command
+
+        return doctor_command(args.dir, args.config, as_json=args.json, regularization=args.reg,
+                              caption_extension=args.caption_extension, use_cache=not args.no_cache)
     if args.command == "monitor":
         from .dashboard import run_monitor
 

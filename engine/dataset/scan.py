@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,12 @@ CAPTION_LIKE_EXTENSIONS = frozenset({".txt", ".caption", ".tags", ".cap"})
 UNSUPPORTED_IMAGE_EXTENSIONS = frozenset({".gif", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jxl", ".jfif"})
 _CONCEPT_NAME = re.compile(r"(\d+)(?:_(.*))?", re.DOTALL)
 _SHOWN = 3  # file names listed in one aggregated warning
+
+
+def parse_concept_name(name: str) -> tuple[int, str] | None:
+    """(repeats, tokens) of a `<repeats>_<tokens>` folder name, or None when it is not one."""
+    match = _CONCEPT_NAME.fullmatch(name)
+    return (int(match.group(1)), (match.group(2) or "").strip()) if match else None
 
 
 @dataclass(frozen=True)
@@ -152,9 +159,11 @@ def scan_dataset(
     bucket_no_upscale: bool = False,
     gradient_accumulation_steps: int = 1,
     num_processes: int = 1,
+    read_header: Callable[[Path], ImageHeader] = read_image_header,
 ) -> DatasetSummary:
     """Scan the folders and count what a run over them will do. Never raises for bad input:
-    everything found is in `.problems` (call `.raise_for_errors()` to stop on errors)."""
+    everything found is in `.problems` (call `.raise_for_errors()` to stop on errors).
+    `read_header` lets a caller that already knows the headers (the doctor's cache) supply them."""
     problems: list[Problem] = []
     for name, value in (
         ("training.batch_size", batch_size),
@@ -172,9 +181,9 @@ def scan_dataset(
     problems += bucket_problems
 
     images_root = Path(images_dir)
-    train = _scan_root(images_root, "folders.images", False, extension, problems)
+    train = _scan_root(images_root, "folders.images", False, extension, problems, read_header)
     reg_root = Path(regularization_dir) if regularization_dir not in (None, "") else None
-    reg = _scan_root(reg_root, "folders.regularization", True, extension, problems) if reg_root else []
+    reg = _scan_root(reg_root, "folders.regularization", True, extension, problems, read_header) if reg_root else []
 
     num_train = sum(c.repeats * c.image_count for c, _ in train)
     num_reg = sum(c.repeats * c.image_count for c, _ in reg)
@@ -313,7 +322,8 @@ def _is_file(entry: os.DirEntry) -> bool:
 
 
 def _scan_root(
-    root: Path, field_name: str, is_reg: bool, extension: str, problems: list[Problem]
+    root: Path, field_name: str, is_reg: bool, extension: str, problems: list[Problem],
+    read_header: Callable[[Path], ImageHeader] = read_image_header,
 ) -> list[tuple[ConceptFolder, list[_Found]]]:
     """The concept folders under one root (images or regularisation), in name order."""
     if not root.exists():
@@ -349,7 +359,7 @@ def _scan_root(
         if repeats < 1:
             problems.append(warning(str(path), "repeat count 0 means this folder is never used; skipped"))
             continue
-        concepts.append(_scan_concept(path, repeats, tokens, is_reg, extension, problems))
+        concepts.append(_scan_concept(path, repeats, tokens, is_reg, extension, problems, read_header))
     if loose_images:
         problems.append(
             warning(
@@ -368,7 +378,8 @@ def _names(names: list[str]) -> str:
 
 
 def _scan_concept(
-    folder: Path, repeats: int, tokens: str, is_reg: bool, extension: str, problems: list[Problem]
+    folder: Path, repeats: int, tokens: str, is_reg: bool, extension: str, problems: list[Problem],
+    read_header: Callable[[Path], ImageHeader] = read_image_header,
 ) -> tuple[ConceptFolder, list[_Found]]:
     field_name = str(folder)
     listed = _list_dir(folder, field_name, problems)
@@ -390,7 +401,7 @@ def _scan_concept(
             unreadable += 1
             continue
         try:
-            header = read_image_header(path)
+            header = read_header(path)
         except UnreadableImage as exc:
             hint = "check the file's permissions" if "permission" in str(exc) else "re-export the image or remove it"
             problems.append(error(str(path), f"unusable image: {exc}", hint))

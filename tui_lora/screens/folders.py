@@ -21,6 +21,7 @@ from engine.problems import Problem, warning
 from ..checks import next_free_name, output_file
 from ..derived import scan_for
 from ..widgets.dataset_summary import DatasetSummaryView
+from ..widgets.doctor_panel import DoctorPanel
 from .form import FormScreen
 
 _SCAN_DELAY = 0.4
@@ -47,6 +48,7 @@ class FoldersScreen(FormScreen):
     def extras_after(self, key: str) -> Iterable[Widget]:
         if key == "folders.regularization":
             yield DatasetSummaryView(id="dataset-summary")
+            yield DoctorPanel(id="doctor")
         if key == "folders.output_name":
             yield Button("", id="use-free-name", compact=True, classes="offer")
 
@@ -108,6 +110,7 @@ class FoldersScreen(FormScreen):
             self._timer.stop()
             self._timer = None
         view = self.query_one(DatasetSummaryView)
+        self.query_one(DoctorPanel).clear("")  # the old findings no longer apply
         if not str(self.draft.values["folders.images"]).strip():
             view.show_waiting("Give the image folder to see what it holds.")
             return
@@ -119,6 +122,11 @@ class FoldersScreen(FormScreen):
         typed = self.draft.typed()
         self._request = tuple(str(typed[k]) for k in sorted(_SCAN_KEYS))
         self.run_scan(self._request, typed)
+        self.query_one(DoctorPanel).check(typed, str(self.draft.path) if self.draft.path else None)
+
+    def blocking_errors(self) -> list[Problem]:
+        # Next is refused for what would stop training: the fields' errors and the doctor's errors.
+        return super().blocking_errors() + self.query_one(DoctorPanel).blocking_problems()
 
     @work(thread=True, exclusive=True, group="dataset-scan", exit_on_error=False)
     def run_scan(self, request: tuple, typed: dict) -> None:
