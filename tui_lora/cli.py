@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
 
     monitor = commands.add_parser("monitor", help="open the dashboard of a run (default: newest running)")
     monitor.add_argument("run", nargs="?", help="run id, id prefix or run folder")
+
+    from .commands.queue_args import add_parser as add_queue_parser
+
+    add_queue_parser(commands)
     return parser
 
 
@@ -85,6 +89,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands.runs import runs_command
 
         return runs_command()
+    if args.command == "queue":
+        from .commands.queue import queue_command
+
+        return queue_command(args)
     if args.command == "monitor":
         from .dashboard import run_monitor
 
