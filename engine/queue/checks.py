@@ -46,11 +46,12 @@ def working_folder(folder: str):
         os.chdir(before)
 
 
-def bytes_needed(cfg: RunConfig, plan: RunPlan) -> int | None:
-    """About how much this run writes: its LoRA files and resumable states."""
+def bytes_needed(cfg: RunConfig, plan: RunPlan) -> int:
+    """About how much this run writes: its LoRA files and resumable states (only the margin when
+    the file size cannot be told before the model is built)."""
     size = plan.estimated_file_bytes
     if size is None:
-        return None
+        return DISK_MARGIN_BYTES
     every = cfg.training.save_every_n_epochs
     intermediate = (plan.epochs - 1) // every if every else 0
     if cfg.training.save_last_n_epochs:
@@ -64,7 +65,7 @@ def disk_problem(cfg: RunConfig, plan: RunPlan) -> Problem | None:
     output = Path(cfg.folders.output).absolute()
     existing = next((p for p in [output, *output.parents] if p.exists()), None)
     needed = bytes_needed(cfg, plan)
-    if existing is None or needed is None:
+    if existing is None:
         return None
     free = shutil.disk_usage(existing).free
     if free >= needed:

@@ -127,6 +127,8 @@ class WorkerClaim:
 
 def _holder_text(path: Path) -> str:
     name = path.stem
+    if not name.startswith(("gpu", "cpu")):
+        return f"a queue worker with pid {name} already runs"
     device = "the CPU" if name == "cpu" else f"GPU {name[3:]}"
     holders = [w for w in live_workers() if (name == "cpu" and not w.gpus) or (name != "cpu" and int(name[3:]) in w.gpus)]
     who = f"queue worker pid {holders[0].pid} ({holders[0].devices_text})" if holders else "another queue worker"
