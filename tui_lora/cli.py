@@ -96,6 +96,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "monitor":
         from .dashboard import run_monitor
 
+        if args.run is None:  # the queue is working: follow it from run to run
+            from .queue_monitor import monitor_queue
+
+            followed = monitor_queue(mouse=not args.no_mouse)
+            if followed is not None:
+                return followed
+
         return run_monitor(args.run, mouse=not args.no_mouse)
     raise AssertionError(args.command)
 
