@@ -289,8 +289,9 @@ class WizardApp(App[int]):
         except QueueBusy as exc:
             self.notify(str(exc), title="Cannot queue the run", severity="error")
             return
-        self.notify(f"#{added.entry.id} {added.entry.name} is at place {added.position}. The queue keeps a copy of "
-                    f"the file as saved now. {started.message}", title="Added to the queue", timeout=8)
+        worker = f"Queue worker started (pid {started.pid})." if started.pid else started.message
+        self.notify(f"#{added.entry.id} {added.entry.name} is at place {added.position}; the queue keeps a copy of "
+                    f"the file as saved now. {worker}", title="Added to the queue", timeout=8)
         self.open_queue()
 
     # ------------------------------------------------------------------ help and quitting

@@ -17,7 +17,8 @@ class Row:
     id: int
     position: str  # "1" for the next waiting entry, "" once started
     status: str
-    name: str
+    name: str  # folders.output_name
+    source: str  # the run file it was added from
     note: str
 
 
@@ -56,7 +57,7 @@ def entry_rows(state: QueueState, *, everything: bool = False) -> list[Row]:
             note = entry.reason
         if entry.history and entry.status != "queued":
             note = f"resumed after a lost run · {note}"
-        rows.append(Row(entry.id, position, entry.status, f"{entry.name}  ({_short(entry.source)})", note))
+        rows.append(Row(entry.id, position, entry.status, entry.name, _short(entry.source), note))
     return rows
 
 

@@ -52,7 +52,7 @@ def _list(args) -> int:
         return 0
     print(f"{'ID':>4} {'#':>2} {'STATUS':<9} NAME / NOTE")
     for row in rows:
-        print(f"{row.id:>4} {row.position:>2} {row.status:<9} {row.name}")
+        print(f"{row.id:>4} {row.position:>2} {row.status:<9} {row.name}  ({row.source})")
         if row.note:
             print(f"{'':>17}{row.note}")
     return 0

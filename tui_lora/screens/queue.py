@@ -46,7 +46,7 @@ class QueueScreen(Screen):
     QueueScreen #queue-note { height: auto; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open", "Dashboard"),
+        Binding("o", "open", "Open dashboard"),
         Binding("left_square_bracket", "move(-1)", "Move up", key_display="["),
         Binding("right_square_bracket", "move(1)", "Move down", key_display="]"),
         Binding("x,delete", "remove", "Remove", key_display="x"),
@@ -65,7 +65,11 @@ class QueueScreen(Screen):
                      id="queue-title")
         yield Static(id="queue-summary")
         table = DataTable(id="queue-table", cursor_type="row", zebra_stripes=False)
-        table.add_columns("ID", "#", "Status", "Run", "Note")
+        table.add_column("ID", width=3)
+        table.add_column("#", width=2)
+        table.add_column("Status", width=9)
+        table.add_column("Run", width=16)
+        table.add_column("Note")
         yield table
         yield Static(id="queue-note")
         yield KeyBar()
