@@ -217,3 +217,31 @@ def test_workers_never_share_a_gpu(monkeypatch, capsys):
         holder.wait()
     assert main(["queue", "run", "--gpus", "0,7"]) == 2
     assert "GPU 7 does not exist: this machine has 4" in capsys.readouterr().err
+
+
+def test_a_run_that_outlives_its_killed_worker_keeps_its_devices_until_it_ends(tmp_path, tiny_config, capsys):
+    """kill -9 of the worker alone: its run goes on; the next worker waits instead of starting
+    another run beside it, and records the orphan's end."""
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _fake_running_entry(tmp_path, save_state=False, worker_pid=999_999)  # no such worker holds a lock
+        (Path(read_state().entries[0].run_path) / "pid").write_text(str(orphan.pid))
+        assert main(["queue", "pause"]) == 0
+        assert main(["queue", "add", str(write_run(tiny_config, tmp_path, "next"))]) == 0
+        with transaction() as state:
+            state.paused = False
+        worker = Worker([])
+        worker.claim.acquire()
+        assert worker._take_next() == "wait"  # the orphan still trains on the only device
+        running, waiting = read_state().entries
+        assert running.status == "running" and running.worker_pid == 0 and "goes on" in running.reason
+        assert main(["queue"]) == 0 and "the run goes on" in capsys.readouterr().out
+        orphan.kill()
+        orphan.wait()
+        taken = worker._take_next()
+        assert taken is not None and taken != "wait" and taken.name == "next"
+        assert read_state().entries[0].status == "lost"
+        worker.claim.release()
+    finally:
+        orphan.kill()
+        kill_workers()

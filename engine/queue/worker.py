@@ -149,7 +149,7 @@ class Worker:
         set_pid(run, self.process.pid)  # the engine replaces it with its own when it registers
         code = self.process.wait()
         self.process = None
-        status, reason = outcome(run, code)
+        status, reason = outcome(run, code, entry.cwd)
         log(f"#{entry.id} {status}" + (f": {reason}" if reason else ""))
         self._record(entry.id, status, note + reason)
 
@@ -169,15 +169,16 @@ def stop_queue(state: QueueState, entry: Entry) -> None:
                               "queue.stop_on_failure: true")
 
 
-def outcome(run: RunDir, exit_code: int | None = None) -> tuple[str, str]:
-    """(status, reason) of a run that has ended, from its events (and exit code)."""
+def outcome(run: RunDir, exit_code: int | None = None, cwd: str = "") -> tuple[str, str]:
+    """(status, reason) of a run that has ended, from its events (and exit code); output paths
+    are made absolute from the folder the run ran in."""
     events = read_events(run.events)
     finished = next((e for e in reversed(events) if e.get("type") == "run_finished"), None)
     if finished is not None:
         status = run_status(run, events)
         if status == "completed":
             outputs = finished.get("outputs") or []
-            return status, f"wrote {outputs[-1]}" if outputs else ""
+            return status, f"wrote {Path(cwd, outputs[-1])}" if outputs else ""
         error = next((e for e in reversed(events) if e.get("type") == "error"), None)
         if error is not None:
             hint = f" ({error.get('hint')})" if error.get("hint") else ""
@@ -214,7 +215,7 @@ def reconcile(state: QueueState) -> None:
             entry.worker_pid = 0
             entry.reason = "its queue worker is gone; the run goes on and the next worker waits for it"
         elif status != "lost":
-            finish_entry(entry, *outcome(run))
+            finish_entry(entry, *outcome(run, cwd=entry.cwd))
             stop_queue(state, entry)
         elif not started:
             _requeue(entry, resume=entry.resume, reason="back in the queue: its worker ended before the run started")
