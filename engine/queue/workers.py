@@ -83,6 +83,7 @@ def live_workers() -> list[WorkerInfo]:
             found.append(info)
         else:
             info_file.unlink(missing_ok=True)
+            info_file.with_suffix(".lock").unlink(missing_ok=True)
     return found
 
 
@@ -118,11 +119,14 @@ class WorkerClaim:
         (workers_dir() / f"{self.info.pid}.json").write_text(json.dumps(asdict(self.info)), encoding="utf-8")
 
     def release(self) -> None:
-        if self._locks:
+        held = bool(self._locks)
+        if held:
             (workers_dir() / f"{self.info.pid}.json").unlink(missing_ok=True)
         for lock in reversed(self._locks):
             lock.release()
         self._locks.clear()
+        if held:  # a later process with this pid makes its own
+            (workers_dir() / f"{self.info.pid}.lock").unlink(missing_ok=True)
 
 
 def _holder_text(path: Path) -> str:
