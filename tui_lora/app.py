@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
@@ -190,6 +190,16 @@ class WizardApp(App[int]):
         # every step is on the stack, so Esc walks back through them from the review
         self._unless_unsaved(lambda: self._replace_draft(draft, steps=4))
 
+    def open_queue(self) -> None:
+        from .screens.queue import QueueScreen
+
+        self.push_screen(QueueScreen())
+
+    def get_system_commands(self, screen: Screen):
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Run queue", "Runs waiting, training and finished; reorder, remove, open a dashboard",
+                            self.open_queue)
+
     # ------------------------------------------------------------------ checking and saving
 
     def field_problems(self) -> list[Problem]:
@@ -262,6 +272,27 @@ class WizardApp(App[int]):
         """Hook called with the saved run file by Save & Train: hands it to the train launcher."""
         if self.train_launcher is not None:
             self.train_launcher(self, path)
+
+    def on_add_to_queue(self, path: Path) -> None:
+        """Hook called with the saved run file by Add to queue: queue a copy, start the worker."""
+        from engine.queue.store import QueueBusy, read_state
+
+        from .queueing import add_checked, check_files, ensure_worker
+
+        try:
+            good, bad = check_files([str(path)])
+            if bad:
+                self.push_screen(MessageScreen("Cannot queue the run", problems_text(next(iter(bad.values())))))
+                return
+            (added,) = add_checked(good)
+            started = ensure_worker(paused=read_state().paused)
+        except QueueBusy as exc:
+            self.notify(str(exc), title="Cannot queue the run", severity="error")
+            return
+        worker = f"Queue worker started (pid {started.pid})." if started.pid else started.message
+        self.notify(f"#{added.entry.id} {added.entry.name} is at place {added.position}; the queue keeps a copy of "
+                    f"the file as saved now. {worker}", title="Added to the queue", timeout=8)
+        self.open_queue()
 
     # ------------------------------------------------------------------ help and quitting
 

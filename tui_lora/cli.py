@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
 
     monitor = commands.add_parser("monitor", help="open the dashboard of a run (default: newest running)")
     monitor.add_argument("run", nargs="?", help="run id, id prefix or run folder")
+
+    from .commands.queue_args import add_parser as add_queue_parser
+
+    add_queue_parser(commands)
     return parser
 
 
@@ -98,8 +102,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return doctor_command(args.dir, args.config, as_json=args.json, regularization=args.reg,
                               caption_extension=args.caption_extension, use_cache=not args.no_cache)
+    if args.command == "queue":
+        from .commands.queue import queue_command
+
+        return queue_command(args)
     if args.command == "monitor":
         from .dashboard import run_monitor
+
+        if args.run is None:  # the queue is working: follow it from run to run
+            from .queue_monitor import monitor_queue
+
+            followed = monitor_queue(mouse=not args.no_mouse)
+            if followed is not None:
+                return followed
 
         return run_monitor(args.run, mouse=not args.no_mouse)
     raise AssertionError(args.command)

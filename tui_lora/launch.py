@@ -52,3 +52,17 @@ def wait_for_events(run: RunDir, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def start_detached(command: list[str], log_path: str | os.PathLike, *, cwd: str | os.PathLike | None = None) -> int:
+    """Start `command` in its own process session, as `launch_training` starts a run (an SSH
+    hang-up does not reach it), with its output appended to `log_path`; returns its pid."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, cwd=cwd or os.getcwd(),
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    finally:
+        log.close()
+    return process.pid

@@ -152,6 +152,14 @@ EXTRA_SETTINGS = [
         "first N.",
         "advanced", kohya="gpu_ids", tier="expected", minimum=0,
     ),
+    Setting(
+        "queue.stop_on_failure", "bool", False, "Stop the queue if this run fails",
+        "When run from the queue: if this run fails, runs out of memory, is stopped or lost, pause the queue.",
+        "Off: the queue records why this run ended and goes on with the next one. On: the queue "
+        "pauses instead, so later runs that build on this one do not start; 'tui-lora queue resume' "
+        "goes on. Has no effect when the run is started directly with 'tui-lora train'.",
+        "advanced", tier="expected",
+    ),
     Setting("metadata.title", "str", "", "Title", "Name shown by tools that read model metadata.",
             "Stored as 'modelspec.title'; defaults to the output name when empty.",
             "advanced", kohya="metadata_title", tier="expected"),

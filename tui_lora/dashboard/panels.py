@@ -71,6 +71,7 @@ class RunHeader(Widget):
         super().__init__(id=id)
         self.state: DashboardState | None = None
         self.stopping = False
+        self.note = ""  # e.g. "queue 2/5" when the run came from the queue
 
     def show(self, state: DashboardState, *, stopping: bool = False) -> None:
         self.state, self.stopping = state, stopping
@@ -88,6 +89,8 @@ class RunHeader(Widget):
             parts.append(f"{state.device} {precision}".strip())
         if state.num_processes > 1:
             parts.append(f"{state.num_processes} processes")
+        if self.note:
+            parts.insert(2, self.note)
         left = Content(" · ".join(parts))
         room = max(0, self.size.width - len(word) - 1)
         return Content.assemble(left.truncate(room, ellipsis=True, pad=True), " ", (word, style))

@@ -63,7 +63,8 @@ def problems_content(problems: list[Problem], dataset_problems: list[Problem]) -
 class ReviewScreen(StepScreen):
     STEP = 4
     HAS_HELP_PANEL = False
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("f5", "save_and_train", "Save & Train")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("f5", "save_and_train", "Train now"),
+                                              Binding("f6", "add_to_queue", "Add to queue")]
 
     class Scanned(Message):
         def __init__(self, summary=None, failure: str = ""):
@@ -82,7 +83,8 @@ class ReviewScreen(StepScreen):
             yield Static(id="review-problems")
             with Horizontal(id="review-buttons"):
                 yield Button("Save (Ctrl+S)", id="save", variant="primary", compact=True)
-                yield Button("Save & Train (F5)", id="save-train", compact=True)
+                yield Button("Train now (F5)", id="save-train", compact=True)
+                yield Button("Add to queue (F6)", id="add-queue", compact=True)
             yield Static(id="train-note")
             yield Static(Content.assemble(("Run file as it will be saved", "bold $accent")), classes="section-title")
             yield TextArea("", id="yaml", read_only=True, show_line_numbers=False, soft_wrap=False, compact=True)
@@ -92,8 +94,8 @@ class ReviewScreen(StepScreen):
         launcher = self.wizard.train_launcher
         train = self.query_one("#save-train", Button)
         train.disabled = launcher is None
-        note = "" if launcher else ("Save & Train is not available here yet: save, then run "
-                                    "`tui-lora train <file>` in a shell.")
+        note = "" if launcher else ("Train now is not available here: save, then run "
+                                    "`tui-lora train <file>` in a shell, or add the run to the queue.")
         self.query_one("#train-note", Static).update(Content(note))
         self.refresh_review()
         self.query_one("#save", Button).focus()
@@ -144,6 +146,8 @@ class ReviewScreen(StepScreen):
             self.wizard.action_save()
         elif event.button.id == "save-train":
             self.action_save_and_train()
+        elif event.button.id == "add-queue":
+            self.action_add_to_queue()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "next":
@@ -160,12 +164,21 @@ class ReviewScreen(StepScreen):
             self.notify("Training from the wizard is not connected in this build; save, then run "
                         "`tui-lora train <file>`.", severity="warning")
             return
+        if self._dataset_ready():
+            self.wizard.save_then(self.wizard.on_save_and_train)
+
+    def action_add_to_queue(self) -> None:
+        """Save, then queue a copy of the run file: it trains when its turn comes, in the background."""
+        if self._dataset_ready():
+            self.wizard.save_then(self.wizard.on_add_to_queue)
+
+    def _dataset_ready(self) -> bool:
         if self.summary is None:
             self.notify("The dataset is still being scanned; try again in a moment.", severity="warning")
-            return
+            return False
         errors = self.dataset_errors()
         if errors:
             self.notify(f"{errors[0].field}: {errors[0].message}", title="The dataset cannot be trained on",
                         severity="error")
-            return
-        self.wizard.save_then(self.wizard.on_save_and_train)
+            return False
+        return True

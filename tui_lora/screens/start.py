@@ -25,12 +25,14 @@ ACTIONS = {
     "open": ("Open a run file (.yaml)…", "Edit a run file made earlier by this wizard or by hand."),
     "import": ("Import a Kohya SS config (.json)…",
                "Turn a config saved by the Kohya SS GUI into a new run; what cannot be carried over is listed."),
+    "queue": ("Run queue", "Runs waiting to train, training now and finished: reorder or remove them, pause the "
+              "queue, open a run's dashboard."),
     "demo": ("Try the demo (tiny model, generated images, CPU)",
              ("The built-in tiny model and a small generated dataset: a complete run that trains on a CPU "
               "in about a minute. Nothing is downloaded.")),
 }
 INTRO = "Every setting is explained where you type it. Use ↑/↓ and Enter, or the letter keys below."
-KEYS = {"new": "n", "open": "o", "import": "i", "demo": "d"}
+KEYS = {"new": "n", "open": "o", "import": "i", "queue": "r", "demo": "d"}
 
 
 class StartScreen(Screen):
@@ -38,6 +40,7 @@ class StartScreen(Screen):
         Binding("n", "choose('new')", "New"),
         Binding("o", "choose('open')", "Open"),
         Binding("i", "choose('import')", "Import Kohya"),
+        Binding("r", "choose('queue')", "Queue"),
         Binding("d", "choose('demo')", "Demo"),
     ]
 
@@ -112,6 +115,7 @@ class StartScreen(Screen):
             "new": self.wizard.new_run,
             "open": self.wizard.ask_open,
             "import": self.wizard.ask_import,
+            "queue": self.wizard.open_queue,
             "demo": self.wizard.start_demo,
         }[action]()
 
