@@ -87,10 +87,8 @@ _FAMILY_WORDS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sd2-v": "SD 2.x v-prediction
 
 def describe_model(path: str, config_dir: str | None = None) -> ModelCheck:
     """Classify the model path and tell its family (slow-ish: reads a file header; call in a thread)."""
-    try:
-        from engine.models.loading import describe_model_path
-    except ImportError as exc:  # the loader is another module's work; say so instead of failing
-        return ModelCheck(f"cannot check the model here ({exc})")
+    from engine.models.loading import describe_model_path
+
     description = describe_model_path(path, config_dir or None)
     words = _KIND_WORDS.get(description.kind, description.kind)
     if description.family:

@@ -26,11 +26,6 @@ class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate keys and aliases."""
 
 
-def _no_alias(self, node):  # noqa: ANN001 - yaml callback signature
-    raise yaml.constructor.ConstructorError(None, None, "anchors and aliases (&name / *name) are not supported in run files",
-                                            node.start_mark)
-
-
 def _mapping_without_duplicates(loader, node, deep=False):  # noqa: ANN001
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:

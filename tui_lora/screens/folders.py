@@ -124,9 +124,6 @@ class FoldersScreen(FormScreen):
     def run_scan(self, request: tuple, typed: dict) -> None:
         try:
             summary = scan_for(typed)
-        except ImportError as exc:
-            self.post_message(self.Scanned(request, failure=f"the dataset scanner is not available ({exc})"))
-            return
         except Exception as exc:  # noqa: BLE001 - a scanner bug must not take the wizard down
             self.post_message(self.Scanned(request, failure=f"could not scan: {exc}"))
             return

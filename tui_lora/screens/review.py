@@ -125,8 +125,6 @@ class ReviewScreen(StepScreen):
     def run_scan(self, typed: dict) -> None:
         try:
             self.post_message(self.Scanned(scan_for(typed)))
-        except ImportError as exc:
-            self.post_message(self.Scanned(failure=f"dataset scanner not available: {exc}"))
         except Exception as exc:  # noqa: BLE001 - a scanner bug must not take the wizard down
             self.post_message(self.Scanned(failure=f"could not scan: {exc}"))
 
