@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine.config import RunConfig, complete
-from tui_lora.checks import next_free_name, path_check
+from tui_lora.checks import path_check
 from tui_lora.derived import derive
 from tui_lora.draft import Draft, format_number
 from engine.lora_size import REFERENCE_CONFIGS, count_parameters, estimate_file_size
@@ -68,13 +68,6 @@ def test_prompt_line_with_a_bad_option_names_the_line():
     assert problems and problems[0].field == "sampling.prompts[1]" and "line 2" in problems[0].message
     _, problems = parse_prompt_text("x --q 1")
     assert "unknown option --q" in problems[0].message
-
-
-def test_next_free_name_skips_existing_files(tmp_path):
-    assert next_free_name(tmp_path, "mychar", "safetensors") == "mychar_v2"
-    (tmp_path / "mychar_v2.safetensors").write_bytes(b"")
-    assert next_free_name(tmp_path, "mychar", "safetensors") == "mychar_v3"
-    assert next_free_name(tmp_path, "mychar_v7", "safetensors") == "mychar_v8"
 
 
 def test_path_checks_tell_read_folders_from_created_ones(tmp_path):

@@ -7,7 +7,6 @@ the path is typed. Each returns `Problem`s naming the setting, plus a short neut
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,6 @@ _READ_FILES = {"network.weights"}
 _WRITTEN_FOLDERS = {"folders.output", "folders.logging"}
 # The schema lets any non-required path be empty; an empty output folder leaves nowhere to write.
 _NEEDED = {"folders.output": "give a folder, e.g. ./output (it is created if missing)"}
-_VERSIONED = re.compile(r"^(.*)_v(\d+)$")
 
 
 def path_check(key: str, text: str) -> tuple[list[Problem], str]:
@@ -53,16 +51,6 @@ def path_check(key: str, text: str) -> tuple[list[Problem], str]:
 def output_file(values: Mapping[str, Any]) -> Path:
     """Where the finished LoRA will be written (typed values)."""
     return Path(str(values["folders.output"])).expanduser() / f"{values['folders.output_name']}.{values['model.save_as']}"
-
-
-def next_free_name(output_dir: str | Path, name: str, extension: str) -> str:
-    """`name_v2`, `name_v3`, … (continuing an existing `_vN`): the first without a LoRA file."""
-    folder = Path(output_dir).expanduser()
-    match = _VERSIONED.match(name)
-    stem, number = (match.group(1), int(match.group(2)) + 1) if match else (name, 2)
-    while (folder / f"{stem}_v{number}.{extension}").exists():
-        number += 1
-    return f"{stem}_v{number}"
 
 
 @dataclass

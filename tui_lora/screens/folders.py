@@ -16,9 +16,10 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button
 
+from engine.output_names import next_free_name
 from engine.problems import Problem, warning
 
-from ..checks import next_free_name, output_file
+from ..checks import output_file
 from ..derived import scan_for
 from ..widgets.dataset_summary import DatasetSummaryView
 from .form import FormScreen
