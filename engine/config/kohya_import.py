@@ -48,6 +48,7 @@ from .kohya_tables import (
     _WINDOWS_PATH,
 )
 from .kohya_tables import number as _number
+from .prompt_options import OPTIONS_HINT, parse_prompt_line
 from .settings_model import QUICK_PICKS
 from .settings_optimizer import NO_WARMUP_SCHEDULERS, OPTIMIZERS, SCHEDULERS
 from .values import coerce
@@ -434,27 +435,11 @@ class _Conversion:
             self.note("sample_sampler", f"{_show(sampler)} is not a sampler tui-lora has; the default is used")
 
     def _prompt(self, line: str, number: int) -> Any:
-        """One prompt line with sd-scripts' options (--n --w --h --d --s --l) → a prompt entry."""
-        parts = line.split(" --")
-        entry: dict[str, Any] = {"prompt": parts[0].strip()}
-        options = {"n": ("negative", str), "w": ("width", int), "h": ("height", int), "d": ("seed", int),
-                   "s": ("steps", int), "l": ("cfg", float)}
-        for part in parts[1:]:
-            letter, _, value = part.strip().partition(" ")
-            name, kind = options.get(letter.lower(), (None, None))
-            number = _number(value) if kind is not str else None
-            if name is None:
-                self.note("sample_prompts", f"line {number}: option --{letter} has no counterpart; not imported")
-            elif kind is str:
-                entry[name] = value.strip()
-            elif number is None or number < 0 or (kind is int and not number.is_integer()):
-                self.note("sample_prompts", f"line {number}: --{letter} needs a number ≥ 0, got '{value.strip()}'; not imported")
-            else:
-                entry[name] = int(number) if kind is int else number
-        if not entry["prompt"]:
-            self.note("sample_prompts", f"line {number} has no prompt text; not imported")
-            return None
-        return entry["prompt"] if len(entry) == 1 else entry
+        """One prompt line with sd-scripts' options → a prompt entry; what cannot be read is noted."""
+        entry, dropped = parse_prompt_line(line, number)
+        for message in dropped:
+            self.note("sample_prompts", f"{message}; not imported", OPTIONS_HINT if "unknown option" in message else "")
+        return entry
 
     def _special_values(self) -> None:
         """Keys whose Kohya meaning differs from a plain copy."""
