@@ -16,11 +16,12 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button
 
+from engine.config import RunConfig
 from engine.output_names import next_free_name
+from engine.plan import scan_for
 from engine.problems import Problem, warning
 
 from ..checks import output_file
-from ..derived import scan_for
 from ..widgets.dataset_summary import DatasetSummaryView
 from .form import FormScreen
 
@@ -124,7 +125,7 @@ class FoldersScreen(FormScreen):
     @work(thread=True, exclusive=True, group="dataset-scan", exit_on_error=False)
     def run_scan(self, request: tuple, typed: dict) -> None:
         try:
-            summary = scan_for(typed)
+            summary = scan_for(RunConfig(typed))
         except Exception as exc:  # noqa: BLE001 - a scanner bug must not take the wizard down
             self.post_message(self.Scanned(request, failure=f"could not scan: {exc}"))
             return
