@@ -11,7 +11,7 @@ import pytest
 from engine.config import (
     SETTINGS,
     RunConfig,
-    check_values,
+    validate_values,
     config_from_document,
     dump_run_yaml,
     load_run_file,
@@ -36,7 +36,7 @@ def errors_of(tmp_path, text: str):
 def problems_for(**values):
     base = {"folders.images": "imgs"}
     base.update({k.replace("__", "."): v for k, v in values.items()})
-    return check_values(base)
+    return validate_values(base)[1]
 
 
 def fields(problems, severity):

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from ..problems import Problem, ProblemError, error, warning
-from .rules import check_rules
 from .runconfig import SETTINGS, RunConfig
 from .kohya_tables import (
     NETWORK_TYPES,
@@ -51,6 +50,7 @@ from .kohya_tables import number as _number
 from .prompt_options import OPTIONS_HINT, parse_prompt_line
 from .settings_model import QUICK_PICKS
 from .settings_optimizer import NO_WARMUP_SCHEDULERS, OPTIMIZERS, SCHEDULERS
+from .validation import validate_values
 from .values import coerce
 from .yamlio import dump_run_yaml, write_text_atomic
 
@@ -165,8 +165,9 @@ class _Conversion:
             step()
         if self.refusals:
             raise ProblemError(self.refusals)
-        config = RunConfig(self.values)
-        for problem in check_rules(config.values):
+        values, problems = validate_values(self.values)
+        config = RunConfig(values)
+        for problem in problems:
             hint = problem.hint
             if problem.is_error:
                 hint = f"{hint}; fix this before training" if hint else "fix this before training"
