@@ -57,22 +57,6 @@ def test_every_setting_has_hint_help_screen_and_valid_default():
             assert s.default in s.choices, s.key
 
 
-def test_every_settings_md_key_is_in_schema():
-    from pathlib import Path
-    import re
-
-    doc = Path(__file__).resolve().parents[2] / "shared" / "SETTINGS.md"
-    if not doc.exists():
-        pytest.skip("shared/SETTINGS.md not beside the checkout")
-    keys = set(re.findall(r"^\| ([a-z_]+\.[a-z_0-9]+(?: / [a-z_0-9]+)*) \|", doc.read_text(), re.M))
-    for entry in keys:
-        first, *rest = entry.split(" / ")
-        section = first.split(".")[0]
-        assert first in SETTINGS, first
-        for other in rest:
-            assert f"{section}.{other}" in SETTINGS, other
-
-
 def test_save_then_load_gives_equal_config(tmp_path):
     cfg = RunConfig.from_values({
         "folders.images": "data/img", "network.rank": 16, "network.alpha": 8.0, "network.type": "locon",
