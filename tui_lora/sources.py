@@ -11,7 +11,6 @@ from pathlib import Path
 
 from engine.config import RunConfig, load_yaml_text
 from engine.config.yamlio import read_run_text
-from engine.problems import Problem, warning
 
 from .commands.demo import DEMO_SETTINGS
 from .draft import Draft
@@ -31,8 +30,7 @@ def import_kohya_draft(path: str | Path) -> Draft:
     from engine.config.kohya_import import import_kohya_config
 
     result = import_kohya_config(path)
-    notes = [n if isinstance(n, Problem) else warning(str(path), str(n)) for n in result.notes]
-    return Draft.from_config(result.config, notes=notes)
+    return Draft.from_config(result.config, notes=result.notes)
 
 
 def demo_root() -> Path:

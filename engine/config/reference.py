@@ -62,13 +62,13 @@ def _values(s: Setting) -> str:
 
 def _default(s: Setting, defaults: dict[str, Any]) -> str:
     if s.model_default is not None:
-        return f"from the model ({defaults['model.quick_pick']}: {_show(defaults[s.key])})"
+        return f"from the model ({defaults['model.quick_pick']}: {_as_text(defaults[s.key])})"
     if s.default in (None, "", []):
         return f"empty: {s.empty_means}" if s.empty_means else "empty"
-    return _show(s.default)
+    return _as_text(s.default)
 
 
-def _show(value: Any) -> str:
+def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str):
