@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import RunConfig, dump_run_yaml, load_run_file, validate_values
+from ..config import check_rules, RunConfig, dump_run_yaml, load_run_file
 from ..events import EventWriter
 from ..plan import RunPlan, plan_run
 from ..problems import Problem, ProblemError, error
@@ -55,7 +55,7 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
                on_event: Callable[[dict], None] | None = None, resume: str | None = None, run_id: str | None = None,
                control: RunControl | None = None) -> RunResult:
     if warnings is None:  # a config built in code has not been through the run-file checks
-        warnings = validate_values(cfg.values)[1]
+        warnings = check_rules(cfg.values)
     plan: RunPlan = plan_run(cfg)
     run_id = run_id or os.environ.get("TUI_LORA_RUN_ID") or None
     problems = list(warnings or []) + plan.problems + preflight(cfg, plan, resuming=resume is not None)
