@@ -1,5 +1,5 @@
-"""Judging a run's values: the one path the YAML loader, the wizard, the Kohya importer and the
-engine all take, so they agree on what is an error.
+"""Judging a run's values: the one path the YAML loader (and so `train` and `validate`), the
+wizard's draft and the Kohya importer all take, so they agree on what is an error.
 
 Each given value is checked against its setting (text is read leniently, as the wizard's fields
 and the Kohya GUI hold it), every missing setting takes its default (model-dependent ones from the
