@@ -172,10 +172,8 @@ def model_configs(values: Mapping[str, Any]) -> tuple[dict, list[dict], str] | N
 
 def _diffusers_folder(path: str) -> Path | None:
     if path.startswith("builtin-tiny"):
-        try:
-            from engine.models.tiny import builtin_model_dir
-        except ImportError:
-            return None
+        from engine.models.tiny import builtin_model_dir
+
         folder = builtin_model_dir(path)
     else:
         folder = Path(path).expanduser()

@@ -1,7 +1,7 @@
 """What a run will do, before it runs: the dataset summary and the derived numbers.
 
-Used by `tui-lora validate`, the wizard's review screen and the training loop, so all three show
-the same step counts. Torch-free and fast (image headers only).
+Used by `tui-lora validate`, the wizard's Review screen and the training loop, so all three show
+the same numbers. Torch-free and fast (image headers only).
 """
 
 from __future__ import annotations
@@ -15,17 +15,19 @@ from .lora_size import estimate_file_size
 from .optim.numbers import warmup_steps
 from .problems import Problem
 
+
 @dataclass
 class RunPlan:
-    dataset: DatasetSummary
-    steps_per_epoch: int
-    total_steps: int
+    dataset: DatasetSummary | None  # None: not scanned yet (the wizard's Review while it scans)
+    steps_per_epoch: int | None  # the step numbers are None only while `dataset` is None
+    total_steps: int | None
     epochs: int
-    warmup_steps: int
-    text_encoder_stop_step: int | None  # None: trained to the end (or not at all)
+    warmup_steps: int | None
+    text_encoder_stop_step: int | None  # None: trained to the end (or not at all), or not known yet
     lora_scale: float
     conv_scale: float | None
     estimated_file_bytes: int | None
+    file_size_note: str = ""  # how the size was estimated, or why it is unknown
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -58,24 +60,29 @@ def scan_for(cfg: RunConfig) -> DatasetSummary:
     )
 
 
-def estimate_file_bytes(cfg: RunConfig) -> int | None:
-    """Counted from the model's layer shapes (see engine.lora_size); None when they are unknown."""
-    size, _ = estimate_file_size(cfg.values)
-    return size
-
-
 def plan_run(cfg: RunConfig, dataset: DatasetSummary | None = None) -> RunPlan:
-    summary = dataset or scan_for(cfg)
-    total = summary.total_steps
+    """The whole plan; scans the dataset unless its summary is given."""
+    return _plan(cfg, dataset if dataset is not None else scan_for(cfg))
+
+
+def plan_before_scan(cfg: RunConfig) -> RunPlan:
+    """What the settings alone decide (scales, epochs, file size); the step numbers are None."""
+    return _plan(cfg, None)
+
+
+def _plan(cfg: RunConfig, summary: DatasetSummary | None) -> RunPlan:
+    total = summary.total_steps if summary is not None else None
+    size, size_note = estimate_file_size(cfg.values)  # counted from the model's layer shapes
     return RunPlan(
         dataset=summary,
-        steps_per_epoch=summary.steps_per_epoch,
+        steps_per_epoch=summary.steps_per_epoch if summary is not None else None,
         total_steps=total,
         epochs=cfg.epochs,
-        warmup_steps=warmup_steps_for(cfg, total),
-        text_encoder_stop_step=text_encoder_stop_step(cfg, total),
+        warmup_steps=warmup_steps_for(cfg, total) if total is not None else None,
+        text_encoder_stop_step=text_encoder_stop_step(cfg, total) if total is not None else None,
         lora_scale=cfg.network.alpha / cfg.network.rank,
         conv_scale=None if cfg.network.type == "lora" else cfg.network.conv_alpha / cfg.network.conv_rank,
-        estimated_file_bytes=estimate_file_bytes(cfg),
-        problems=list(summary.problems),
+        estimated_file_bytes=size,
+        file_size_note=size_note,
+        problems=list(summary.problems) if summary is not None else [],
     )

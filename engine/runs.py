@@ -76,10 +76,6 @@ def create_run(output_dir: str | os.PathLike, *, run_id: str | None = None, conf
     return run
 
 
-def set_pid(run: RunDir, pid: int) -> None:
-    run.pid_file.write_text(str(pid))
-
-
 def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False

@@ -8,10 +8,8 @@ import pytest
 from engine.dataset.buckets import (
     BucketPicker,
     BucketSettings,
-    center_crop_offsets,
     check_bucket_settings,
     cover_size,
-    kohya_crop_ltrb,
     make_bucket_resolutions,
     round_to_step,
 )
@@ -115,16 +113,8 @@ def test_selection_is_deterministic() -> None:
     assert first == [BucketPicker(settings).select(*s) for s in sizes]
 
 
-def test_cover_size_and_center_crop_geometry() -> None:
+def test_cover_size_keeps_the_aspect_and_covers_the_bucket() -> None:
     assert cover_size((800, 600), (576, 448)) == (597, 448)
-    assert center_crop_offsets((597, 448), (576, 448)) == (10, 0)
-    assert center_crop_offsets((384, 700), (384, 640)) == (0, 30)
-
-
-def test_kohya_crop_ltrb_fits_the_image_inside_the_bucket() -> None:
-    assert kohya_crop_ltrb((640, 384), (1000, 600)) == (0.0, 0.0, 640.0, 384.0)
-    # A square image in a wide bucket: fitted 384x384, centred horizontally.
-    assert kohya_crop_ltrb((640, 384), (100, 100)) == (128.0, 0.0, 512.0, 384.0)
 
 
 def test_settings_accept_yaml_lists() -> None:

@@ -15,7 +15,7 @@ from engine.events import EventReader, EventWriter, read_events
 from engine.runs import RunDir, run_status
 from tui_lora.dashboard import formatting as fmt
 from tui_lora.dashboard import text_summary
-from tui_lora.dashboard.charts import BoundedSeries, column_rows, marker_column, resample_mean, sample_curve
+from tui_lora.dashboard.charts import BoundedSeries, column_rows, marker_column, sample_curve
 from tui_lora.dashboard.state import (LOG_LINES_KEPT, DashboardState, apply_event, apply_run_status,
                                       build_state)
 from tui_lora.dashboard.thumbnail import half_block_cells
@@ -247,11 +247,6 @@ def test_bounded_series_merges_neighbours_when_full():
         series.add(x, x * 10)
     assert series.stride == 4  # compacted at 4 points, then again at 8
     assert series.view() == [(2.5, 25.0), (6.5, 65.0), (9.0, 90.0)]  # the last bucket still filling
-
-
-def test_resample_mean_keeps_short_series_and_averages_long_ones():
-    assert resample_mean([1, 2, 3], 5) == [1, 2, 3]
-    assert resample_mean([1, 3, 5, 7], 2) == [2, 6]
 
 
 def test_column_rows_draw_eight_levels_per_cell():

@@ -138,15 +138,12 @@ def test_exif_rotated_jpeg_is_sized_as_displayed(tmp_path: Path) -> None:
     assert item.bucket == (384, 640)
 
 
-def test_event_dict_and_bucket_info_are_plain_data(layout: Path) -> None:
+def test_event_dict_is_plain_data(layout: Path) -> None:
     import json
 
     summary = scan_dataset(layout / "images")
     event = json.loads(json.dumps(summary.to_event_dict()))
     assert event["steps_per_epoch"] == 40 and event["buckets"][0] == {"width": 512, "height": 512, "count": 30}
-    info = summary.kohya_bucket_info()
-    assert info["buckets"][1] == {"resolution": [640, 384], "count": 10}
-    assert info["mean_img_ar_error"] == pytest.approx(0.0)
 
 
 # --- problems --------------------------------------------------------------------------------

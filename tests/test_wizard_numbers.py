@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from engine.config import RunConfig, complete
-from tui_lora.checks import next_free_name, path_check
-from tui_lora.derived import derive
+from engine.plan import plan_before_scan, plan_run, scan_for, text_encoder_stop_step, warmup_steps_for
+from tui_lora.dashboard.formatting import size as format_size
+from tui_lora.screens.review import derived_content
+from tui_lora.checks import path_check
 from tui_lora.draft import Draft, format_number
 from engine.lora_size import REFERENCE_CONFIGS, count_parameters, estimate_file_size
 from tui_lora.prompt_lines import format_prompts, parse_prompt_text
@@ -18,23 +20,39 @@ def typed(**changes):
 
 
 def test_warmup_and_text_encoder_stop_step_follow_the_documented_rounding():
-    values = typed(optimizer__warmup_percent=10.0, training__stop_text_encoder_percent=30.0)
-    derived = derive(values, steps_per_epoch=25)
-    assert derived.total_steps == 25
-    assert derived.warmup_steps == round(10 * 25 / 100)
-    assert derived.text_encoder_stop_step == 8  # ceil(7.5)
-    assert derive({**values, "optimizer.scheduler": "constant"}, 25).warmup_steps == 0
-    assert derive({**values, "optimizer.text_encoder_lr": 0.0}, 25).text_encoder_stop_step is None
+    cfg = RunConfig(typed(optimizer__warmup_percent=10.0, training__stop_text_encoder_percent=30.0))
+    assert warmup_steps_for(cfg, 25) == round(10 * 25 / 100)
+    assert text_encoder_stop_step(cfg, 25) == 8  # ceil(7.5)
+    assert warmup_steps_for(cfg.replace(optimizer__scheduler="constant"), 25) == 0
+    assert text_encoder_stop_step(cfg.replace(optimizer__text_encoder_lr=0.0), 25) is None
 
 
-def test_epochs_and_scales_come_from_the_settings():
-    values = typed(training__epochs=3, network__rank=16, network__alpha=4.0, network__type="locon",
-                   network__conv_rank=8, network__conv_alpha=8.0)
-    derived = derive(values, steps_per_epoch=10)
-    assert (derived.epochs, derived.total_steps) == (3, 30)
-    assert derived.scale == 0.25 and derived.conv_scale == 1.0
-    assert derive(typed(training__max_train_epochs=5), 10).total_steps == 50
-    assert derive(typed(), None).total_steps is None
+def test_epochs_and_scales_come_from_the_settings_before_the_scan():
+    cfg = RunConfig(typed(training__epochs=3, network__rank=16, network__alpha=4.0, network__type="locon",
+                          network__conv_rank=8, network__conv_alpha=8.0))
+    plan = plan_before_scan(cfg)
+    assert (plan.epochs, plan.total_steps, plan.warmup_steps, plan.dataset) == (3, None, None, None)
+    assert plan.lora_scale == 0.25 and plan.conv_scale == 1.0
+    assert plan_before_scan(RunConfig(typed(training__max_train_epochs=5))).epochs == 5
+
+
+def test_review_numbers_after_the_scan_are_the_plan_the_run_uses(small_data):
+    cfg = RunConfig(typed(model__quick_pick="builtin-tiny-sd1", folders__images=str(small_data), training__epochs=3,
+                          optimizer__warmup_percent=10.0))
+    summary = scan_for(cfg)
+    plan = plan_run(cfg, summary)
+    assert plan.dataset is summary and plan.total_steps == summary.steps_per_epoch * 3 == summary.total_steps
+    assert plan.warmup_steps == warmup_steps_for(cfg, plan.total_steps)
+    text = derived_content(plan, "").plain
+    assert f"Total steps{' ' * 20}{plan.total_steps}" in text
+
+
+def test_file_sizes_read_the_same_on_the_review_screen_and_the_dashboard():
+    plan = plan_before_scan(RunConfig(typed(model__quick_pick="sd15", network__rank=32)))
+    assert plan.estimated_file_bytes is not None
+    shown = format_size(plan.estimated_file_bytes)
+    assert shown.endswith(" MiB") and f"≈ {shown}" in derived_content(plan, "").plain
+    assert (format_size(512), format_size(1536), format_size(3 * 2**30)) == ("512 B", "1.5 KiB", "3.0 GiB")
 
 
 @pytest.mark.parametrize("family, layers, megabytes", [("sd1", 264, 37.7), ("sdxl", 986, 228.0)])
@@ -68,13 +86,6 @@ def test_prompt_line_with_a_bad_option_names_the_line():
     assert problems and problems[0].field == "sampling.prompts[1]" and "line 2" in problems[0].message
     _, problems = parse_prompt_text("x --q 1")
     assert "unknown option --q" in problems[0].message
-
-
-def test_next_free_name_skips_existing_files(tmp_path):
-    assert next_free_name(tmp_path, "mychar", "safetensors") == "mychar_v2"
-    (tmp_path / "mychar_v2.safetensors").write_bytes(b"")
-    assert next_free_name(tmp_path, "mychar", "safetensors") == "mychar_v3"
-    assert next_free_name(tmp_path, "mychar_v7", "safetensors") == "mychar_v8"
 
 
 def test_path_checks_tell_read_folders_from_created_ones(tmp_path):

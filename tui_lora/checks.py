@@ -7,43 +7,41 @@ the path is typed. Each returns `Problem`s naming the setting, plus a short neut
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.config import SETTINGS
+from engine.models.family import flags_for_family
 from engine.problems import Problem, error
-
-# Paths the engine reads (so they must exist) versus folders it creates. The schema's kind says
-# "path"; whether the engine reads or writes it is this module's knowledge.
-_READ_FOLDERS = {"folders.images", "folders.regularization", "model.config_dir"}
-_READ_FILES = {"network.weights"}
-_WRITTEN_FOLDERS = {"folders.output", "folders.logging"}
-# The schema lets any non-required path be empty; an empty output folder leaves nowhere to write.
-_NEEDED = {"folders.output": "give a folder, e.g. ./output (it is created if missing)"}
-_VERSIONED = re.compile(r"^(.*)_v(\d+)$")
 
 
 def path_check(key: str, text: str) -> tuple[list[Problem], str]:
-    """(problems, note) for a path field's text; empty text is the schema's business."""
+    """(problems, note) for a path field's text, following what the engine does with the path
+    (`Setting.disk`); whether an empty value is allowed is the schema's business, except for a
+    folder the engine writes into, which an empty value leaves nowhere to write."""
     text = (text or "").strip()
+    setting = SETTINGS.get(key)
+    disk = setting.disk if setting is not None else ""
     if not text:
-        return ([error(key, "needs a value", _NEEDED[key])] if key in _NEEDED else []), ""
+        if disk == "write_folder" and not setting.optional:
+            return [error(key, "needs a value", f"give a folder, e.g. {setting.default or './output'} (it is created if missing)")], ""
+        return [], ""
     path = Path(text).expanduser()
-    if key in _READ_FOLDERS:
+    if disk == "read_folder":
         if not path.exists():
             return [error(key, f"{text} does not exist", "check the spelling; → accepts a completion")], ""
         if not path.is_dir():
             return [error(key, f"{text} is a file, not a folder", "give the folder that holds it")], ""
         return [], "folder found"
-    if key in _READ_FILES:
+    if disk == "read_file":
         if not path.exists():
             return [error(key, f"{text} does not exist", "give an existing LoRA file")], ""
         if not path.is_file():
             return [error(key, f"{text} is a folder, not a file", "give the LoRA file inside it")], ""
         return [], "file found"
-    if key in _WRITTEN_FOLDERS:
+    if disk == "write_folder":
         if path.exists() and not path.is_dir():
             return [error(key, f"{text} is a file, not a folder", "give a folder (it is created if missing)")], ""
         return [], "folder exists" if path.exists() else "will be created"
@@ -53,16 +51,6 @@ def path_check(key: str, text: str) -> tuple[list[Problem], str]:
 def output_file(values: Mapping[str, Any]) -> Path:
     """Where the finished LoRA will be written (typed values)."""
     return Path(str(values["folders.output"])).expanduser() / f"{values['folders.output_name']}.{values['model.save_as']}"
-
-
-def next_free_name(output_dir: str | Path, name: str, extension: str) -> str:
-    """`name_v2`, `name_v3`, … (continuing an existing `_vN`): the first without a LoRA file."""
-    folder = Path(output_dir).expanduser()
-    match = _VERSIONED.match(name)
-    stem, number = (match.group(1), int(match.group(2)) + 1) if match else (name, 2)
-    while (folder / f"{stem}_v{number}.{extension}").exists():
-        number += 1
-    return f"{stem}_v{number}"
 
 
 @dataclass
@@ -87,10 +75,8 @@ _FAMILY_WORDS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sd2-v": "SD 2.x v-prediction
 
 def describe_model(path: str, config_dir: str | None = None) -> ModelCheck:
     """Classify the model path and tell its family (slow-ish: reads a file header; call in a thread)."""
-    try:
-        from engine.models.loading import describe_model_path
-    except ImportError as exc:  # the loader is another module's work; say so instead of failing
-        return ModelCheck(f"cannot check the model here ({exc})")
+    from engine.models.loading import describe_model_path
+
     description = describe_model_path(path, config_dir or None)
     words = _KIND_WORDS.get(description.kind, description.kind)
     if description.family:
@@ -102,17 +88,11 @@ def describe_model(path: str, config_dir: str | None = None) -> ModelCheck:
 
 def family_flags(family: str) -> dict[str, bool]:
     """The model.* family flags that agree with a detected family."""
-    return {
-        "model.v2": family in ("sd2", "sd2-v"),
-        "model.v_parameterization": family == "sd2-v",
-        "model.sdxl": family == "sdxl",
-    }
+    return {f"model.{name}": value for name, value in flags_for_family(family).items()}
 
 
 def disk_problems(field_values: Mapping[str, Any]) -> list[Problem]:
     """`path_check` problems of every path setting in a draft's field values."""
-    from engine.config import SETTINGS
-
     problems: list[Problem] = []
     for setting in SETTINGS:
         if setting.kind == "path":

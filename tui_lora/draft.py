@@ -19,10 +19,9 @@ from engine.config import (
     SETTINGS,
     RunConfig,
     Setting,
-    check_rules,
-    coerce,
     complete,
     parse_nested,
+    validate_values,
 )
 from engine.config.runconfig import FAMILY_FLAGS
 from engine.config.settings_model import QUICK_PICKS
@@ -140,7 +139,7 @@ class Draft:
     # ---------------------------------------------------------------- checking
 
     def check_input(self) -> dict[str, Any]:
-        """The values as `check_values` takes them: empty model-dependent fields are left out
+        """The values as `validate_values` takes them: empty model-dependent fields are left out
         (so they follow the model) and prompt lines are parsed."""
         out: dict[str, Any] = {}
         for key, value in self.values.items():
@@ -157,20 +156,8 @@ class Draft:
     def _evaluate(self) -> tuple[list[Problem], dict[str, Any]]:
         key = tuple(sorted((k, str(v)) for k, v in self.values.items()))
         if key != self._cache_key:
-            given = self.check_input()
-            problems: list[Problem] = parse_prompt_text(self.values["sampling.prompts"])[1]
-            typed = {}
-            for k, v in given.items():
-                value, problem = coerce(SETTINGS[k], v, lenient=isinstance(v, str))
-                if problem is None:
-                    typed[k] = value
-                else:
-                    problems.append(problem)
-            complete_values = complete(typed)
-            # Cross-field rules run even while some field is wrong (that field takes its default
-            # here), so an error on one screen does not hide a rule broken on another.
-            marked = {problem_key(p) for p in problems}
-            problems += [p for p in check_rules(complete_values) if problem_key(p) not in marked]
+            prompt_problems = parse_prompt_text(self.values["sampling.prompts"])[1]
+            complete_values, problems = validate_values(self.check_input(), earlier=prompt_problems)
             self._cache_key, self._cache = key, (problems, complete_values)
         return self._cache
 
@@ -213,15 +200,6 @@ class Draft:
         if setting.optional or setting.default in (None, "", []):
             return "empty: none"
         return f"default: {field_text(setting, setting.default)}"
-
-
-def problem_key(problem: Problem) -> str:
-    """The setting a problem belongs to (`sampling.prompts[0].seed` → `sampling.prompts`)."""
-    field = problem.field
-    if field in SETTINGS:
-        return field
-    base = field.split("[", 1)[0]
-    return base if base in SETTINGS else field
 
 
 def _named_value(key: str, typed: Mapping[str, Any]) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,16 +41,6 @@ def launch_training(run_file: str | os.PathLike, output_dir: str | os.PathLike) 
     # tell "starting" from "lost" while the engine imports torch.
     run.pid_file.write_text(str(process.pid))
     return LaunchedRun(run, process.pid)
-
-
-def wait_for_events(run: RunDir, timeout: float = 5.0) -> bool:
-    """True once the engine has written its first event (used by tests and the CLI)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if run.events.exists() and run.events.stat().st_size:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def start_detached(command: list[str], log_path: str | os.PathLike, *, cwd: str | os.PathLike | None = None) -> int:

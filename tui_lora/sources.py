@@ -11,7 +11,6 @@ from pathlib import Path
 
 from engine.config import RunConfig, load_yaml_text
 from engine.config.yamlio import read_run_text
-from engine.problems import Problem, ProblemError, error, warning
 
 from .commands.demo import DEMO_SETTINGS
 from .draft import Draft
@@ -28,14 +27,10 @@ def load_draft(path: str | Path) -> Draft:
 
 def import_kohya_draft(path: str | Path) -> Draft:
     """A Kohya SS GUI `.json` config as a new, unsaved draft; the importer's notes come along."""
-    try:
-        from engine.config.kohya_import import import_kohya_config
-    except ImportError:
-        raise ProblemError([error(str(path), "the Kohya importer is not available in this build",
-                                  "create the run with 'New run' instead")]) from None
+    from engine.config.kohya_import import import_kohya_config
+
     result = import_kohya_config(path)
-    notes = [n if isinstance(n, Problem) else warning(str(path), str(n)) for n in result.notes]
-    return Draft.from_config(result.config, notes=notes)
+    return Draft.from_config(result.config, notes=result.notes)
 
 
 def demo_root() -> Path:
@@ -51,10 +46,8 @@ def demo_draft(root: Path | None = None) -> Draft:
     dataset = root / "dataset"
     images = dataset / "images"
     if not images.is_dir():
-        try:
-            from engine.dataset.synthetic import make_synthetic_dataset
-        except ImportError:
-            raise ProblemError([error("demo", "the synthetic dataset generator is not available in this build")]) from None
+        from engine.dataset.synthetic import make_synthetic_dataset
+
         images, _ = make_synthetic_dataset(dataset)
     values = dict(DEMO_SETTINGS, **{"folders.images": str(images), "folders.output": str(root / "output")})
     config = RunConfig(values)

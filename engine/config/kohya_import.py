@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from ..problems import Problem, ProblemError, error, warning
-from .rules import check_rules
 from .runconfig import SETTINGS, RunConfig
 from .kohya_tables import (
     NETWORK_TYPES,
@@ -48,12 +47,15 @@ from .kohya_tables import (
     _WINDOWS_PATH,
 )
 from .kohya_tables import number as _number
+from .prompt_options import OPTIONS_HINT, parse_prompt_line
 from .settings_model import QUICK_PICKS
 from .settings_optimizer import NO_WARMUP_SCHEDULERS, OPTIMIZERS, SCHEDULERS
+from .validation import validate_values
 from .values import coerce
 from .yamlio import dump_run_yaml, write_text_atomic
 
 MAX_KOHYA_FILE_BYTES = 5_000_000
+_BY_KOHYA = SETTINGS.by_kohya_key()  # each setting names its Kohya key once, in the schema
 _MISSING = object()
 
 
@@ -134,9 +136,11 @@ class _Conversion:
     def note(self, key: str, message: str, hint: str = "") -> None:
         self.notes.append(warning(key or "(empty key)", message, hint))
 
-    def put(self, kohya_key: str, setting_key: str, raw: Any) -> Any:
-        """Coerce one value into a setting; an unusable value keeps our default, with a note."""
-        setting = SETTINGS[setting_key]
+    def put(self, kohya_key: str, raw: Any) -> Any:
+        """Coerce one value into the setting that holds this Kohya key (`Setting.kohya`); an
+        unusable value keeps our default, with a note."""
+        setting = _BY_KOHYA[kohya_key]
+        setting_key = setting.key
         if raw is _MISSING:
             return None
         if _is_empty(raw) and setting.kind in ("list", "int_list", "prompts"):
@@ -164,8 +168,9 @@ class _Conversion:
             step()
         if self.refusals:
             raise ProblemError(self.refusals)
-        config = RunConfig(self.values)
-        for problem in check_rules(config.values):
+        values, problems = validate_values(self.values)
+        config = RunConfig(values)
+        for problem in problems:
             hint = problem.hint
             if problem.is_error:
                 hint = f"{hint}; fix this before training" if hint else "fix this before training"
@@ -215,8 +220,8 @@ class _Conversion:
     def _flag(self, name: str, raw: Any) -> bool | None:
         if raw is _MISSING or _is_empty(raw):
             return None
-        value = self.put(name, f"model.{name}", raw)
-        self.values.pop(f"model.{name}", None)
+        value = self.put(name, raw)
+        self.values.pop(_BY_KOHYA[name].key, None)
         return value
 
     def _network(self) -> None:
@@ -236,7 +241,7 @@ class _Conversion:
                                        + "; change LoRA_type in the file (and its learning rates) and import again"))
             ours = "lora"
         self.values["network.type"] = ours
-        rank = self.put("network_dim", "network.rank", self.take("network_dim"))
+        rank = self.put("network_dim", self.take("network_dim"))
         if rank is None and self.data.get("LoRA_type") == "LyCORIS/LoKr" and (_number(self.data.get("network_dim")) or 0) > 1024:
             self.note("network_dim", "LoKr's very large dim (a full-size Kronecker factor) is not supported", "use a rank ≤ 1024")
         rank = rank or SETTINGS["network.rank"].default
@@ -245,7 +250,7 @@ class _Conversion:
             self.values["network.alpha"] = float(rank)
             self.note("network_alpha", f"0 means alpha = rank in Kohya; imported as alpha {rank}")
         else:
-            self.put("network_alpha", "network.alpha", alpha_raw)
+            self.put("network_alpha", alpha_raw)
         self._conv(kohya_type if isinstance(kohya_type, str) else "", rank)
 
     def _conv(self, kohya_type: str, rank: int) -> None:
@@ -262,7 +267,7 @@ class _Conversion:
                 self.note("conv_dim", "empty or 0 means no convolution layers in Kohya LoCon; imported as network.type lora")
                 return
         else:
-            self.put("conv_dim", "network.conv_rank", conv_dim)
+            self.put("conv_dim", conv_dim)
         if _number(conv_alpha) == 0 or _is_empty(conv_alpha):
             conv_rank = self.values.get("network.conv_rank", SETTINGS["network.conv_rank"].default)
             alpha = self.values.get("network.alpha", 1.0) if lycoris else float(conv_rank)
@@ -270,7 +275,7 @@ class _Conversion:
             self.note("conv_alpha", f"empty or 0 means '{'network_alpha' if lycoris else 'conv rank'}' in "
                                     f"{'LyCORIS' if lycoris else 'Kohya LoCon'}; imported as conv alpha {alpha:g}")
         else:
-            self.put("conv_alpha", "network.conv_alpha", conv_alpha)
+            self.put("conv_alpha", conv_alpha)
 
     def _learning_rates(self) -> None:
         raw = {key: self.take(key) for key in ("learning_rate", "unet_lr", "text_encoder_lr")}
@@ -362,9 +367,9 @@ class _Conversion:
         if scheduler in NO_WARMUP_SCHEDULERS and warmup is not _MISSING and (_number(warmup) or 0) > 0:
             self.note("lr_warmup", f"{_number(warmup):g} % is ignored by the '{scheduler}' schedule (in Kohya too); imported as 0")
             warmup = 0
-        self.put("lr_warmup", "optimizer.warmup_percent", warmup)
-        for key, setting in (("lr_scheduler_num_cycles", "optimizer.num_cycles"), ("lr_scheduler_power", "optimizer.power")):
-            self.put(key, setting, self.take(key))  # empty: the GUI's default (1), which is ours
+        self.put("lr_warmup", warmup)
+        for key in ("lr_scheduler_num_cycles", "lr_scheduler_power"):
+            self.put(key, self.take(key))  # empty: the GUI's default (1), which is ours
         for item in _kv_items(args := self.take("lr_scheduler_args")):
             key, _, value = item.partition("=")
             if key == "step_rules" and value:
@@ -375,8 +380,8 @@ class _Conversion:
             self.note("lr_scheduler_args", f"{_show(args)} is not 'key=value' text; not imported")
 
     def _epochs(self) -> None:
-        self.put("epoch", "training.epochs", self.take("epoch"))
-        max_epochs = self.put("max_train_epochs", "training.max_train_epochs", self.take("max_train_epochs"))
+        self.put("epoch", self.take("epoch"))
+        max_epochs = self.put("max_train_epochs", self.take("max_train_epochs"))
         self.values.pop("training.max_train_epochs", None)
         if max_epochs:
             self.values["training.epochs"] = max_epochs
@@ -434,27 +439,11 @@ class _Conversion:
             self.note("sample_sampler", f"{_show(sampler)} is not a sampler tui-lora has; the default is used")
 
     def _prompt(self, line: str, number: int) -> Any:
-        """One prompt line with sd-scripts' options (--n --w --h --d --s --l) → a prompt entry."""
-        parts = line.split(" --")
-        entry: dict[str, Any] = {"prompt": parts[0].strip()}
-        options = {"n": ("negative", str), "w": ("width", int), "h": ("height", int), "d": ("seed", int),
-                   "s": ("steps", int), "l": ("cfg", float)}
-        for part in parts[1:]:
-            letter, _, value = part.strip().partition(" ")
-            name, kind = options.get(letter.lower(), (None, None))
-            number = _number(value) if kind is not str else None
-            if name is None:
-                self.note("sample_prompts", f"line {number}: option --{letter} has no counterpart; not imported")
-            elif kind is str:
-                entry[name] = value.strip()
-            elif number is None or number < 0 or (kind is int and not number.is_integer()):
-                self.note("sample_prompts", f"line {number}: --{letter} needs a number ≥ 0, got '{value.strip()}'; not imported")
-            else:
-                entry[name] = int(number) if kind is int else number
-        if not entry["prompt"]:
-            self.note("sample_prompts", f"line {number} has no prompt text; not imported")
-            return None
-        return entry["prompt"] if len(entry) == 1 else entry
+        """One prompt line with sd-scripts' options → a prompt entry; what cannot be read is noted."""
+        entry, dropped = parse_prompt_line(line, number)
+        for message in dropped:
+            self.note("sample_prompts", f"{message}; not imported", OPTIONS_HINT if "unknown option" in message else "")
+        return entry
 
     def _special_values(self) -> None:
         """Keys whose Kohya meaning differs from a plain copy."""
@@ -463,45 +452,45 @@ class _Conversion:
             self.values["training.caption_extension"] = ".caption"
             self.note("caption_extension", "empty means '.caption' files in Kohya; imported as .caption")
         else:
-            self.put("caption_extension", "training.caption_extension", ext)
+            self.put("caption_extension", ext)
         model_as = self.take("save_model_as")
         if isinstance(model_as, str) and model_as.strip().lower() in ("diffusers", "diffusers_safetensors", "same as source model"):
             self.note("save_model_as", f"'{model_as}' does not apply to LoRA files (the Kohya GUI uses safetensors too); "
                       "imported as safetensors")
             model_as = "safetensors"
-        self.put("save_model_as", "model.save_as", model_as)
+        self.put("save_model_as", model_as)
         resolution = self.take("max_resolution")
         if _number(resolution) is not None:  # one number means a square
             resolution = f"{resolution},{resolution}"
-        self.put("max_resolution", "training.max_resolution", resolution)
+        self.put("max_resolution", resolution)
         clip_skip = self.take("clip_skip")
-        self.put("clip_skip", "training.clip_skip", 1 if _number(clip_skip) == 0 else clip_skip)
-        to_disk = self.put("cache_latents_to_disk", "training.cache_latents_to_disk", self.take("cache_latents_to_disk"))
-        cached = self.put("cache_latents", "training.cache_latents", self.take("cache_latents"))
+        self.put("clip_skip", 1 if _number(clip_skip) == 0 else clip_skip)
+        to_disk = self.put("cache_latents_to_disk", self.take("cache_latents_to_disk"))
+        cached = self.put("cache_latents", self.take("cache_latents"))
         if to_disk and cached is False:
             self.values["training.cache_latents"] = True
             self.note("cache_latents", "false, but cache_latents_to_disk is true, which turns caching on in Kohya; "
                       "imported as cache_latents true")
         offset = self.take("noise_offset")
         if SCOPES["noise"](self.data):
-            self.put("noise_offset", "training.noise_offset", offset)
+            self.put("noise_offset", offset)
         elif (_number(offset) or 0) != 0:
             self.note("noise_offset", f"{_show(offset)} is ignored with noise_offset_type Multires (in Kohya too); not imported")
         self.take("noise_offset_type")
-        stop = self.put("stop_text_encoder_training", "training.stop_text_encoder_percent", self.take("stop_text_encoder_training"))
+        stop = self.put("stop_text_encoder_training", self.take("stop_text_encoder_training"))
         if stop and self.values.get("optimizer.text_encoder_lr", 1) != 0:
             self.note("stop_text_encoder_training", f"the Kohya GUI's LoRA tab ignores this; here the text encoder "
                       f"stops training at {stop:g} % of the steps", "set it to 0 to train the text encoder throughout")
         log_with, use_wandb = self.take("log_with"), self.take("use_wandb")
         if _is_empty(log_with) and use_wandb in (True, "True", "true"):
             log_with = "wandb"
-        self.put("log_with", "logging.log_with", log_with)
+        self.put("log_with", log_with)
 
     def _mapped_keys(self) -> None:
         """Every remaining key with a direct counterpart in the schema."""
-        for kohya_key, setting in SETTINGS.by_kohya_key().items():
+        for kohya_key in _BY_KOHYA:
             if kohya_key in self.left:
-                self.put(kohya_key, setting.key, self.take(kohya_key))
+                self.put(kohya_key, self.take(kohya_key))
 
     def _paths(self) -> None:
         for key in PATH_KEYS:

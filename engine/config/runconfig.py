@@ -145,23 +145,9 @@ class RunConfig:
         values.update({k.replace("__", "."): v for k, v in changes.items()})
         return RunConfig(values)
 
-    def with_values(self, changes: Mapping[str, Any]) -> "RunConfig":
-        values = copy.deepcopy(self.values)
-        values.update(changes)
-        return RunConfig(values)
-
     def non_default(self) -> dict[str, Any]:
         """Settings whose value differs from the default they would get in this config."""
         return {s.key: self.values[s.key] for s in SETTINGS if self.values[s.key] != s.default_for(self.values)}
-
-    def to_nested(self) -> dict[str, Any]:
-        nested: dict[str, Any] = {"version": SCHEMA_VERSION}
-        for s in SETTINGS:
-            if s.section:
-                nested.setdefault(s.section, {})[s.name] = copy.deepcopy(self.values[s.key])
-            else:
-                nested[s.key] = copy.deepcopy(self.values[s.key])
-        return nested
 
     # Derived conveniences the engine and the wizard both need.
     @property

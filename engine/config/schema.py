@@ -12,6 +12,9 @@ from typing import Any, Callable, Literal, Mapping
 
 Kind = Literal["bool", "int", "float", "str", "path", "choice", "pair", "list", "int_list", "prompts"]
 Screen = Literal["model", "folders", "basic", "advanced"]
+# What the engine does with a path: reads a folder or a file (so it must exist), or writes into a
+# folder (created when missing). The wizard's disk checks follow it.
+Disk = Literal["", "read_folder", "read_file", "write_folder"]
 
 # `applies` callbacks get the flat values mapping and return a reason the setting does not apply
 # (shown as a disabled field in the wizard), or None when it applies.
@@ -41,6 +44,11 @@ class Setting:
     model_default: ModelDefaultFn | None = None  # default that depends on the model pick
     empty_means: str = ""  # what an empty value does, e.g. "uses optimizer.learning_rate"
     suffix: str = ""  # unit shown after the input, e.g. "%"
+    disk: Disk = ""  # for kind "path": see Disk
+    # Recorded in the LoRA's metadata as `ss_<kohya key>`. False where sd-scripts' own metadata keys
+    # already hold it (ss_network_dim, ss_num_epochs, modelspec.title, …) or it would leak local paths;
+    # path settings are never recorded.
+    ss_extra: bool = True
 
     @property
     def section(self) -> str:

@@ -105,7 +105,7 @@ EXTRA_SETTINGS = [
         "YAML each entry is a string or a mapping with prompt, negative, seed, steps, cfg, width and "
         "height. In the wizard, one prompt per line; add ' --n text' for a negative prompt, "
         "' --d 42' seed, ' --s 20' steps, ' --l 7' guidance scale, ' --w 512 --h 512' size.",
-        "advanced", kohya="sample_prompts", tier="expected",
+        "advanced", kohya="sample_prompts", ss_extra=False, tier="expected",
     ),
     Setting(
         "sampling.every_n_epochs", "int", None, "Sample every N epochs",
@@ -162,15 +162,15 @@ EXTRA_SETTINGS = [
     ),
     Setting("metadata.title", "str", "", "Title", "Name shown by tools that read model metadata.",
             "Stored as 'modelspec.title'; defaults to the output name when empty.",
-            "advanced", kohya="metadata_title", tier="expected"),
+            "advanced", kohya="metadata_title", ss_extra=False, tier="expected"),
     Setting("metadata.author", "str", "", "Author", "Who made this LoRA.",
-            "Stored as 'modelspec.author'.", "advanced", kohya="metadata_author", tier="expected"),
+            "Stored as 'modelspec.author'.", "advanced", kohya="metadata_author", ss_extra=False, tier="expected"),
     Setting("metadata.description", "str", "", "Description", "What the LoRA does and how to prompt it.",
-            "Stored as 'modelspec.description'.", "advanced", kohya="metadata_description", tier="expected"),
+            "Stored as 'modelspec.description'.", "advanced", kohya="metadata_description", ss_extra=False, tier="expected"),
     Setting("metadata.license", "str", "", "License", "Licence under which you share the LoRA.",
-            "Stored as 'modelspec.license'.", "advanced", kohya="metadata_license", tier="expected"),
+            "Stored as 'modelspec.license'.", "advanced", kohya="metadata_license", ss_extra=False, tier="expected"),
     Setting("metadata.tags", "str", "", "Tags", "Comma-separated tags for model sites.",
-            "Stored as 'modelspec.tags'.", "advanced", kohya="metadata_tags", tier="expected"),
+            "Stored as 'modelspec.tags'.", "advanced", kohya="metadata_tags", ss_extra=False, tier="expected"),
     Setting(
         "overwrite", "bool", False, "Overwrite existing files",
         "Allow replacing an existing LoRA with the same name in the output folder.",

@@ -32,7 +32,7 @@ MODEL_SETTINGS = [
         "Hugging Face cache (or download when this machine is online). The builtin-tiny models are "
         "small random networks made on this machine: they produce noise, but they exercise every part "
         "of training in seconds on a CPU. Pick 'custom' to point at your own folder or file.",
-        "model", kohya="model_list", choices=tuple(QUICK_PICKS) + ("custom",),
+        "model", kohya="model_list", ss_extra=False, choices=tuple(QUICK_PICKS) + ("custom",),
     ),
     Setting(
         "model.path", "str", "", "Model path or hub id",
@@ -42,7 +42,7 @@ MODEL_SETTINGS = [
         "config files: set the config folder below when offline. A hub id such as "
         "'stable-diffusion-v1-5/stable-diffusion-v1-5' is looked up in the local cache. Filled in "
         "automatically by the quick pick.",
-        "model", kohya="pretrained_model_name_or_path", optional=True, empty_means="the quick pick's model",
+        "model", kohya="pretrained_model_name_or_path", ss_extra=False, optional=True, empty_means="the quick pick's model",
         model_default=lambda v: QUICK_PICKS.get(v.get("model.quick_pick"), {}).get("path", ""),
     ),
     Setting(
@@ -52,7 +52,7 @@ MODEL_SETTINGS = [
         "they belong to. Point this at a folder with the matching diffusers configs and tokenizer "
         "(a diffusers copy of the same family without weights is enough). Leave empty to fetch "
         "them from the hub, which needs a network connection.",
-        "model", optional=True,
+        "model", optional=True, disk="read_folder",
         applies=lambda v: None if str(v.get("model.path") or "").lower().endswith((".safetensors", ".ckpt"))
         else "only used when the model path is a single file",
     ),
@@ -62,7 +62,7 @@ MODEL_SETTINGS = [
         "SD 2.x models use a different text encoder (OpenCLIP ViT-H) and a different key layout than "
         "SD 1.x. The trainer checks this against the loaded model and stops with an error when they "
         "disagree. It is also written into the LoRA's metadata so other tools know its family.",
-        "model", kohya="v2",
+        "model", kohya="v2", ss_extra=False,
     ),
     Setting(
         "model.v_parameterization", "bool", False, "V-prediction",
@@ -71,7 +71,7 @@ MODEL_SETTINGS = [
         "instead predict a mix of noise and image called velocity. Training must use the same target "
         "as the base model, or the LoRA learns the wrong thing. The scheduler's config of the loaded "
         "model tells which one it uses, and a mismatch is an error.",
-        "model", kohya="v_parameterization",
+        "model", kohya="v_parameterization", ss_extra=False,
     ),
     Setting(
         "model.sdxl", "bool", False, "SDXL",
@@ -79,7 +79,7 @@ MODEL_SETTINGS = [
         "SDXL has two text encoders and is told each training image's original size and crop. Its "
         "LoRA files name their layers differently. Set by the quick pick; for a custom model it is "
         "checked against the loaded model.",
-        "model", kohya="sdxl",
+        "model", kohya="sdxl", ss_extra=False,
     ),
     Setting(
         "model.save_as", "choice", "safetensors", "File format",
@@ -87,7 +87,7 @@ MODEL_SETTINGS = [
         "safetensors files hold only numbers and metadata and cannot run code when opened; every "
         "current tool reads them. ckpt is a Python pickle: opening one from an untrusted source can "
         "run arbitrary code, and it keeps no metadata. Choose ckpt only for an old tool that needs it.",
-        "model", kohya="save_model_as", choices=("safetensors", "ckpt"),
+        "model", kohya="save_model_as", ss_extra=False, choices=("safetensors", "ckpt"),
     ),
 ]
 
@@ -100,7 +100,7 @@ FOLDER_SETTINGS = [
         "words used as the caption for images that have no caption file (for example '10_mychar "
         "woman'). A caption file has the image's name with the caption extension (photo1.png → "
         "photo1.txt). Sub-folders without the number are skipped with a warning.",
-        "folders", kohya="train_data_dir", required=True,
+        "folders", kohya="train_data_dir", required=True, disk="read_folder",
     ),
     Setting(
         "folders.regularization", "path", None, "Regularisation folder",
@@ -110,7 +110,7 @@ FOLDER_SETTINGS = [
         "whole class. They are repeated or cut to match the number of training images, each epoch "
         "then has twice as many steps, and their loss is weighted by the prior loss weight. "
         "Leave empty to train without them.",
-        "folders", kohya="reg_data_dir", optional=True,
+        "folders", kohya="reg_data_dir", optional=True, disk="read_folder",
     ),
     Setting(
         "folders.output", "path", "./output", "Output folder",
@@ -118,7 +118,7 @@ FOLDER_SETTINGS = [
         "The finished LoRA, the saves made during training, sample images and a copy of this run "
         "file are written here. It is created if missing. Existing files are never replaced unless "
         "'overwrite' is on.",
-        "folders", kohya="output_dir",
+        "folders", kohya="output_dir", disk="write_folder",
     ),
     Setting(
         "folders.logging", "path", None, "Logging folder",
@@ -126,7 +126,7 @@ FOLDER_SETTINGS = [
         "Set a folder to record the loss and learning rate of every step for TensorBoard (or W&B, see "
         "the logging option). Useful to compare runs later. Leave empty to skip logging; the live "
         "dashboard works either way.",
-        "folders", kohya="logging_dir", optional=True,
+        "folders", kohya="logging_dir", optional=True, disk="write_folder",
     ),
     Setting(
         "folders.output_name", "str", "my_lora", "Output name",
@@ -134,13 +134,13 @@ FOLDER_SETTINGS = [
         "The LoRA is saved as '<name>.safetensors' in the output folder, and saves made during "
         "training as '<name>-000002.safetensors' (the number is the epoch). It is also what people "
         "see in their image tools' LoRA list. It cannot contain folder separators.",
-        "folders", kohya="output_name",
+        "folders", kohya="output_name", ss_extra=False,
     ),
     Setting(
         "folders.training_comment", "str", "", "Training comment",
         "Free text stored in the LoRA file's metadata (trigger words, notes).",
         "Anything you want the file to carry: trigger words, the source of the images, a licence "
         "note. It is stored as 'ss_training_comment' and shown by tools that read LoRA metadata.",
-        "folders", kohya="training_comment",
+        "folders", kohya="training_comment", ss_extra=False,
     ),
 ]

@@ -20,7 +20,7 @@ NETWORK_SETTINGS = [
         "the 3×3 convolutions of the ResNet blocks and up/down samplers, which helps with styles and "
         "textures. loha (Hadamard product) and lokr (Kronecker product) are LyCORIS formats that "
         "express more in the same file size; every common image tool loads them.",
-        "basic", kohya="LoRA_type", choices=NETWORK_TYPES,
+        "basic", kohya="LoRA_type", ss_extra=False, choices=NETWORK_TYPES,
     ),
     Setting(
         "network.weights", "path", None, "Continue from LoRA",
@@ -28,7 +28,7 @@ NETWORK_SETTINGS = [
         "Training starts from the weights in this file (one of ours or one made by the Kohya "
         "scripts) instead of a fresh LoRA. The file must be for the same model family and network "
         "type; its rank must match unless 'take rank from file' is on. The file itself is only read.",
-        "basic", kohya="network_weights", optional=True,
+        "basic", kohya="network_weights", optional=True, disk="read_file",
     ),
     Setting(
         "network.dim_from_weights", "bool", False, "Take rank from file",
@@ -44,7 +44,7 @@ NETWORK_SETTINGS = [
         "matrices of this inner size. A larger rank can hold more detail but trains slower, "
         "overfits sooner and makes a bigger file (size grows linearly). Characters often need 8–32, "
         "styles 16–64.",
-        "basic", kohya="network_dim", minimum=1, maximum=1024,
+        "basic", kohya="network_dim", ss_extra=False, minimum=1, maximum=1024,
     ),
     Setting(
         "network.alpha", "float", 1.0, "Alpha",
@@ -53,20 +53,20 @@ NETWORK_SETTINGS = [
         "scale is 1; with alpha 1 and rank 8 it is 1/8, which damps the updates so training is "
         "steadier but needs a higher learning rate. The value is stored in the file so image tools "
         "apply the same scale. Alpha above rank amplifies updates and is rarely what you want.",
-        "basic", kohya="network_alpha", minimum=0, min_exclusive=True,
+        "basic", kohya="network_alpha", ss_extra=False, minimum=0, min_exclusive=True,
     ),
     Setting(
         "network.conv_rank", "int", 1, "Conv rank",
         "Rank for the 3×3 convolution layers (locon, loha, lokr).",
         "The inner size used for the convolution layers that locon, loha and lokr also adapt. "
         "Convolutions carry texture and fine detail; 4–16 is a common range. Not used by plain lora.",
-        "basic", kohya="conv_dim", minimum=1, maximum=1024, applies=_conv_applies,
+        "basic", kohya="conv_dim", ss_extra=False, minimum=1, maximum=1024, applies=_conv_applies,
     ),
     Setting(
         "network.conv_alpha", "float", 1.0, "Conv alpha",
         "Alpha for the convolution layers: their scale is conv alpha / conv rank.",
         "Works like alpha, for the convolution layers only. Not used by plain lora.",
-        "basic", kohya="conv_alpha", minimum=0, min_exclusive=True, applies=_conv_applies,
+        "basic", kohya="conv_alpha", ss_extra=False, minimum=0, min_exclusive=True, applies=_conv_applies,
     ),
     Setting(
         "network.scale_weight_norms", "float", 0.0, "Max-norm (scale weight norms)",
@@ -83,20 +83,20 @@ NETWORK_SETTINGS = [
         "During training, each value coming out of a LoRA's first (down) matrix is dropped with this "
         "probability and the rest scaled up to compensate. This fights overfitting on small "
         "datasets. It has no effect when the LoRA is used to make images.",
-        "advanced", kohya="network_dropout", minimum=0, maximum=1, max_exclusive=True,
+        "advanced", kohya="network_dropout", ss_extra=False, minimum=0, maximum=1, max_exclusive=True,
     ),
     Setting(
         "network.rank_dropout", "float", 0.0, "Rank dropout",
         "Drops whole ranks at random while training; 0.1–0.3 when used.",
         "Like network dropout, but a whole rank (one of the inner channels) is switched off at once "
         "for a step, so no single rank can carry everything. Only active during training.",
-        "advanced", kohya="rank_dropout", minimum=0, maximum=1, max_exclusive=True,
+        "advanced", kohya="rank_dropout", ss_extra=False, minimum=0, maximum=1, max_exclusive=True,
     ),
     Setting(
         "network.module_dropout", "float", 0.0, "Module dropout",
         "Skips a whole LoRA layer for a step with this probability; 0.1–0.3 when used.",
         "Each step, every adapted layer is left out entirely with this probability, so the LoRA "
         "learns not to depend on any one layer. Only active during training.",
-        "advanced", kohya="module_dropout", minimum=0, maximum=1, max_exclusive=True,
+        "advanced", kohya="module_dropout", ss_extra=False, minimum=0, maximum=1, max_exclusive=True,
     ),
 ]

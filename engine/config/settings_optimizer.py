@@ -36,7 +36,7 @@ OPTIMIZER_SETTINGS = [
         "learning rate. SGDNesterov is plain momentum SGD. DAdaptation (Kohya's name for D-Adapt "
         "Adam Preprint) and its variants, and Prodigy, estimate the step size themselves: set the "
         "learning rates to 1.",
-        "basic", kohya="optimizer", choices=OPTIMIZERS,
+        "basic", kohya="optimizer", ss_extra=False, choices=OPTIMIZERS,
     ),
     Setting(
         "optimizer.learning_rate", "float", 1e-4, "Learning rate",
@@ -44,14 +44,14 @@ OPTIMIZER_SETTINGS = [
         "How far each step moves the weights. Too high and the LoRA burns (noisy, oversaturated "
         "images); too low and it learns nothing. 1e-4 is a common start for AdamW with alpha equal "
         "to rank; lower alpha or Lion change that. For DAdaptation and Prodigy use 1.",
-        "basic", kohya="learning_rate", minimum=0, min_exclusive=True, maximum=10,
+        "basic", kohya="learning_rate", ss_extra=False, minimum=0, min_exclusive=True, maximum=10,
     ),
     Setting(
         "optimizer.unet_lr", "float", None, "UNet learning rate",
         "Learning rate of the UNet's LoRA layers. Empty: the learning rate above.",
         "Lets the image part of the model learn at its own speed. Leave empty to use the main "
         "learning rate.",
-        "basic", kohya="unet_lr", optional=True, minimum=0, maximum=10, empty_means="uses optimizer.learning_rate",
+        "basic", kohya="unet_lr", ss_extra=False, optional=True, minimum=0, maximum=10, empty_means="uses optimizer.learning_rate",
     ),
     Setting(
         "optimizer.text_encoder_lr", "float", 5e-5, "Text encoder learning rate",
@@ -59,7 +59,7 @@ OPTIMIZER_SETTINGS = [
         "The text encoder learns new words quickly and overfits quickly, so it usually gets half "
         "the UNet's rate or less. 0 leaves it out of training entirely (smaller file); empty uses "
         "the main learning rate.",
-        "basic", kohya="text_encoder_lr", optional=True, minimum=0, maximum=10, empty_means="uses optimizer.learning_rate",
+        "basic", kohya="text_encoder_lr", ss_extra=False, optional=True, minimum=0, maximum=10, empty_means="uses optimizer.learning_rate",
     ),
     Setting(
         "optimizer.scheduler", "choice", "cosine", "LR schedule",
@@ -68,14 +68,14 @@ OPTIMIZER_SETTINGS = [
         "lower it to zero by the end (cosine gently); cosine_with_restarts repeats the cosine "
         "several times; polynomial falls with the given power; piecewise_constant uses step rules; "
         "adafactor lets the Adafactor optimizer pick the rate itself.",
-        "basic", kohya="lr_scheduler", choices=SCHEDULERS,
+        "basic", kohya="lr_scheduler", ss_extra=False, choices=SCHEDULERS,
     ),
     Setting(
         "optimizer.warmup_percent", "float", 10.0, "Warmup",
         "Share of the total steps spent ramping the learning rate up from zero.",
         "The learning rate starts at zero and grows to its value over this share of the steps, "
         "which avoids large early updates. Not used by the constant and adafactor schedules.",
-        "basic", kohya="lr_warmup", minimum=0, maximum=100, suffix="%", applies=_warmup_applies,
+        "basic", kohya="lr_warmup", ss_extra=False, minimum=0, maximum=100, suffix="%", applies=_warmup_applies,
     ),
     Setting(
         "optimizer.num_cycles", "int", 1, "Restart cycles",

@@ -33,14 +33,14 @@ TRAINING_SETTINGS = [
         "One epoch shows every training image as many times as its folder's repeat count says. The "
         "total number of steps is steps per epoch × epochs. Saves and samples can happen at the end "
         "of each N epochs.",
-        "basic", kohya="epoch", minimum=1,
+        "basic", kohya="epoch", ss_extra=False, minimum=1,
     ),
     Setting(
         "training.max_train_epochs", "int", None, "Max train epochs",
         "When set, replaces 'epochs' (as the Kohya scripts do).",
         "The Kohya scripts let this value override the epoch count; it is kept so imported configs "
         "behave the same. Leave empty to use 'epochs'.",
-        "basic", kohya="max_train_epochs", optional=True, minimum=1, empty_means="uses training.epochs",
+        "basic", kohya="max_train_epochs", ss_extra=False, optional=True, minimum=1, empty_means="uses training.epochs",
     ),
     Setting(
         "training.save_every_n_epochs", "int", None, "Save every N epochs",
@@ -64,7 +64,7 @@ TRAINING_SETTINGS = [
         "recent GPUs (Ampere and newer); fp16 works on older ones but can overflow. 'no' keeps "
         "everything in 32-bit. 'auto' chooses for this machine, and the choice is recorded in the "
         "run's events and the file's metadata.",
-        "basic", kohya="mixed_precision", choices=("auto", "no", "fp16", "bf16"),
+        "basic", kohya="mixed_precision", ss_extra=False, choices=("auto", "no", "fp16", "bf16"),
     ),
     Setting(
         "training.save_precision", "choice", "fp16", "Save precision",
@@ -86,7 +86,7 @@ TRAINING_SETTINGS = [
         "With the same seed, data and settings, a run produces the same LoRA again (on the same "
         "hardware). Leave empty to draw a seed; the drawn value is recorded in the events and the "
         "file's metadata so the run can still be repeated.",
-        "basic", kohya="seed", optional=True, minimum=0, empty_means="a random seed, recorded",
+        "basic", kohya="seed", ss_extra=False, optional=True, minimum=0, empty_means="a random seed, recorded",
     ),
     Setting(
         "training.cache_latents", "bool", True, "Cache latents",
@@ -112,7 +112,7 @@ TRAINING_SETTINGS = [
         "Images are resized so that their area is about width × height (keeping their shape when "
         "buckets are on). Train at the base model's own resolution: 512 for SD 1.5, 768 for SD 2.x "
         "768 models, 1024 for SDXL. Both sides must be multiples of the bucket step.",
-        "basic", kohya="max_resolution", minimum=8, model_default=_default_resolution,
+        "basic", kohya="max_resolution", ss_extra=False, minimum=8, model_default=_default_resolution,
     ),
     Setting(
         "training.stop_text_encoder_percent", "float", 0.0, "Stop text encoder at",
@@ -155,7 +155,7 @@ TRAINING_SETTINGS = [
         "above 1. Some SD 1.5 models (many anime ones) were trained with 2, and LoRAs for them "
         "should match. For SD 2.x and SDXL keep 1: their usual penultimate-layer handling is "
         "already built in.",
-        "advanced", kohya="clip_skip", minimum=1, maximum=12, tier="expected",
+        "advanced", kohya="clip_skip", ss_extra=False, minimum=1, maximum=12, tier="expected",
     ),
     Setting(
         "training.max_token_length", "choice", 75, "Max caption tokens",

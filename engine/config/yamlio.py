@@ -16,19 +16,14 @@ import yaml
 
 from ..atomic import write_bytes_atomic
 from ..problems import Problem, ProblemError, error
-from .rules import check_rules
-from .runconfig import SCHEMA_VERSION, SETTINGS, RunConfig, complete, parse_nested
+from .runconfig import SCHEMA_VERSION, SETTINGS, RunConfig, parse_nested
+from .validation import validate_values
 
 MAX_RUN_FILE_BYTES = 1_000_000
 
 
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate keys and aliases."""
-
-
-def _no_alias(self, node):  # noqa: ANN001 - yaml callback signature
-    raise yaml.constructor.ConstructorError(None, None, "anchors and aliases (&name / *name) are not supported in run files",
-                                            node.start_mark)
 
 
 def _mapping_without_duplicates(loader, node, deep=False):  # noqa: ANN001
@@ -99,12 +94,11 @@ def read_run_text(path: str | os.PathLike) -> str:
 
 def config_from_document(document: Any, source: str) -> tuple[RunConfig, list[Problem]]:
     """Typed config plus warnings; raises ProblemError with every error found."""
-    values, problems = parse_nested(document, source=source)
-    if not any(p.is_error for p in problems):
-        problems += check_rules(complete(values))
+    given, unreadable = parse_nested(document, source=source)
+    values, problems = validate_values(given, earlier=unreadable)
     if any(p.is_error for p in problems):
         raise ProblemError(problems)
-    return RunConfig(values), [p for p in problems if not p.is_error]
+    return RunConfig(values), problems
 
 
 def load_run_file(path: str | os.PathLike) -> tuple[RunConfig, list[Problem]]:

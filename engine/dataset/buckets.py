@@ -186,26 +186,6 @@ class BucketPicker:
         return BucketChoice(bucket, resized, aspect_error)
 
 
-def center_crop_offsets(resized_size: Size, bucket: Size) -> tuple[int, int]:
-    """(left, top) of the centred crop of a resized image to its bucket (sd-scripts' trim)."""
-    return (resized_size[0] - bucket[0]) // 2, (resized_size[1] - bucket[1]) // 2
-
-
-def kohya_crop_ltrb(bucket: Size, original_size: Size) -> tuple[float, float, float, float]:
-    """The SDXL crop conditioning sd-scripts records (its get_crop_ltrb): the image fitted *inside*
-    the bucket and centred, as (left, top, right, bottom). It is not the crop actually applied;
-    it is here for anyone who needs byte-for-byte Kohya conditioning."""
-    bucket_ratio = bucket[0] / bucket[1]
-    image_ratio = original_size[0] / original_size[1]
-    if bucket_ratio > image_ratio:
-        fitted_width, fitted_height = bucket[1] * image_ratio, float(bucket[1])
-    else:
-        fitted_width, fitted_height = float(bucket[0]), bucket[0] / image_ratio
-    left = (bucket[0] - fitted_width) // 2
-    top = (bucket[1] - fitted_height) // 2
-    return left, top, left + fitted_width, top + fitted_height
-
-
 def batches_per_epoch(bucket_counts: Mapping[Size, int], batch_size: int) -> int:
     """Batches in one epoch: a batch never mixes buckets, so each bucket rounds up on its own."""
     return sum(math.ceil(count / max(1, batch_size)) for count in bucket_counts.values())

@@ -110,13 +110,6 @@ class DatasetSummary:
         if self.errors:
             raise ProblemError(self.problems)
 
-    def kohya_bucket_info(self) -> dict:
-        """`ss_bucket_info` as sd-scripts builds it (json.dumps it for the metadata)."""
-        return {
-            "buckets": {i: {"resolution": list(r), "count": n} for i, (r, n) in enumerate(self.buckets.items())},
-            "mean_img_ar_error": self.mean_aspect_error,
-        }
-
     def to_event_dict(self) -> dict:
         """JSON-ready summary for the `run_started` event and the review screen."""
         return {

@@ -25,7 +25,6 @@ from torch import nn
 from engine.networks import COMPONENTS, NETWORK_TYPES
 from engine.problems import ProblemError, error
 
-NetworkType = Literal["lora", "locon", "loha", "lokr"]
 Component = Literal["unet", "text_encoder", "text_encoder_2"]
 
 # peft supports several named adapters per layer; a run trains exactly one.

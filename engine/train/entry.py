@@ -276,6 +276,3 @@ def _ended(trainer, run: RunDir | None, message: str, hint: str, *, exc: BaseExc
         pass
     return RunResult(status, list(trainer.outputs), message, hint, run, trainer)
 
-
-def failure_problem(message: str) -> Problem:
-    return error("run", message)

@@ -7,17 +7,9 @@ import os
 from pathlib import Path
 
 from ..config import RunConfig
+from ..output_names import next_free_name
 from ..plan import RunPlan
 from ..problems import Problem, error, warning
-
-
-def next_free_name(output_dir: Path, name: str, suffix: str) -> str:
-    """`name_v2`, `name_v3`, ... : the first name with no file in the output folder."""
-    version = 2
-    base = name
-    while (output_dir / f"{base}_v{version}{suffix}").exists():
-        version += 1
-    return f"{base}_v{version}"
 
 
 def preflight(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False) -> list[Problem]:

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from ..config.prompt_options import parse_prompt_line
+
 DEFAULT_STEPS = 20
 DEFAULT_CFG = 7.0
 SIZE_STEP = 64  # sample sides snap to this: every SD family's UNet takes it without padding
@@ -39,11 +41,6 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
 }
 
-# Kohya's inline prompt options, as the wizard documents them: "a cat --n blurry --s 20 --d 42"
-_LINE_OPTIONS = {"n": ("negative", str), "w": ("width", int), "h": ("height", int), "d": ("seed", int),
-                 "s": ("steps", int), "l": ("cfg", float)}
-
-
 @dataclass(frozen=True)
 class SamplePrompt:
     prompt: str
@@ -55,25 +52,6 @@ class SamplePrompt:
     height: int
 
 
-def parse_prompt_line(line: str) -> dict[str, Any]:
-    """A prompt line with Kohya's options (`--n`, `--w`, `--h`, `--d`, `--s`, `--l`) as a prompt mapping.
-
-    Options that are unknown or hold no valid number are dropped (as the Kohya scripts do).
-    """
-    text, *options = line.split(" --")
-    entry: dict[str, Any] = {"prompt": text.strip()}
-    for option in options:
-        letter, _, value = option.strip().partition(" ")
-        name, kind = _LINE_OPTIONS.get(letter.lower(), (None, None))
-        if name is None:
-            continue
-        try:
-            entry[name] = value.strip() if kind is str else kind(float(value)) if kind is int else float(value)
-        except ValueError:
-            continue
-    return entry
-
-
 def resolve_prompts(entries: list[str | Mapping[str, Any]], *, width: int, height: int, seed: int) -> list[SamplePrompt]:
     """The schema's `sampling.prompts` entries with every option filled in.
 
@@ -83,7 +61,11 @@ def resolve_prompts(entries: list[str | Mapping[str, Any]], *, width: int, heigh
     """
     prompts = []
     for index, entry in enumerate(entries):
-        values = parse_prompt_line(entry) if isinstance(entry, str) else dict(entry)
+        if isinstance(entry, str):  # options the parser cannot read are dropped, as the Kohya scripts do
+            parsed = parse_prompt_line(entry, index + 1)[0]
+            values = parsed if isinstance(parsed, dict) else {"prompt": parsed or entry}
+        else:
+            values = dict(entry)
         prompts.append(SamplePrompt(
             prompt=str(values["prompt"]).strip(),
             negative=str(values.get("negative") or ""),

@@ -15,18 +15,6 @@ from ..lorafile.metadata import build_metadata
 from ..networks.state import export_network
 
 SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-# Settings already written under sd-scripts' own metadata names, or that would leak local paths.
-_NOT_EXTRA = {
-    "model_list", "pretrained_model_name_or_path", "v2", "v_parameterization", "sdxl", "save_model_as",
-    "train_data_dir", "reg_data_dir", "output_dir", "logging_dir", "output_name", "training_comment",
-    "LoRA_type", "network_weights", "network_dim", "network_alpha", "conv_dim", "conv_alpha", "network_dropout",
-    "rank_dropout", "module_dropout", "epoch", "max_train_epochs", "mixed_precision", "seed", "learning_rate",
-    "unet_lr", "text_encoder_lr", "optimizer", "lr_scheduler", "lr_warmup", "max_resolution", "clip_skip",
-    "metadata_title", "metadata_author", "metadata_description", "metadata_license", "metadata_tags",
-    "sample_prompts",
-}
-
-
 def output_file(cfg: RunConfig, epoch: int | None = None) -> Path:
     """`<output>/<name>.safetensors`, or `<name>-00000N.safetensors` for an epoch save."""
     suffix = ".ckpt" if cfg.model.save_as == "ckpt" else ".safetensors"
@@ -58,7 +46,7 @@ def network_module_and_args(cfg: RunConfig, shape) -> tuple[str, dict]:
 def extra_metadata(cfg: RunConfig) -> dict[str, str]:
     extra = {}
     for setting in SETTINGS:
-        if not setting.kohya or setting.kohya in _NOT_EXTRA or setting.kind == "path":
+        if not setting.kohya or not setting.ss_extra or setting.kind == "path":
             continue
         value = cfg.values[setting.key]
         if setting.kind in ("list", "int_list", "pair"):

@@ -32,7 +32,7 @@ def prepare_demo(folder: Path) -> Path:
     """Dataset and run file in `folder`; returns the run file. Never replaces user files."""
     from engine.config import RunConfig, load_run_file, save_run_file
     from engine.dataset.synthetic import make_synthetic_dataset
-    from engine.train.preflight import next_free_name
+    from engine.output_names import next_free_name
 
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
@@ -51,7 +51,7 @@ def prepare_demo(folder: Path) -> Path:
     final = Path(cfg.folders.output) / f"{cfg.folders.output_name}.safetensors"
     if final.exists() and not cfg.overwrite:
         # A second demo run: keep the earlier LoRA and train under the next free name.
-        fresh = cfg.replace(folders__output_name=next_free_name(final.parent, cfg.folders.output_name, ".safetensors"))
+        fresh = cfg.replace(folders__output_name=next_free_name(final.parent, cfg.folders.output_name, "safetensors"))
         run_file = run_file.with_name(f"{fresh.folders.output_name}.yaml")
         if not run_file.exists():
             save_run_file(fresh, run_file)

@@ -8,7 +8,7 @@ from engine.config import load_run_file
 from engine.plan import plan_run
 from engine.problems import ProblemError
 
-from ..derived import format_bytes
+from ..dashboard.formatting import size as format_size
 
 
 def validate_command(path: str) -> int:
@@ -46,7 +46,7 @@ def validate_command(path: str) -> int:
     if plan.conv_scale is not None:
         print(f"conv alpha / conv rank: {plan.conv_scale:.4g}")
     size = plan.estimated_file_bytes
-    print(f"estimated file size: {format_bytes(size) if size is not None else 'unknown until the model is built'}")
+    print(f"estimated file size: {format_size(size) if size is not None else 'unknown until the model is built'}")
     for problem in problems:
         print(problem, file=sys.stderr if problem.is_error else sys.stdout)
     errors = [p for p in problems if p.is_error]

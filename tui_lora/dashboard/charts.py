@@ -53,21 +53,6 @@ def _mean_point(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
     return (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
 
 
-def resample_mean(values: Sequence[float], width: int) -> list[float]:
-    """At most `width` values: each the mean of an equal share of `values` (kept as is if it fits)."""
-    if width <= 0:
-        return []
-    if len(values) <= width:
-        return list(values)
-    out = []
-    for column in range(width):
-        start = column * len(values) // width
-        stop = max(start + 1, (column + 1) * len(values) // width)
-        chunk = values[start:stop]
-        out.append(sum(chunk) / len(chunk))
-    return out
-
-
 def bucket_by_x(points: Sequence[tuple[float, float]], x_start: float, x_end: float, width: int) -> list[float]:
     """One value per column for x from `x_start` to `x_end` (a step axis shared with the LR chart).
 

@@ -1,4 +1,4 @@
-"""Controlling a run from the UI: signals to the engine's pid (DESIGN.md, Process model).
+"""Controlling a run from the UI: signals to the engine's pid (docs/design.md, "Process model").
 
 SIGINT asks the engine to finish the step, save and exit; SIGUSR1 asks for a checkpoint at the
 next step. Both are no-ops, with a message saying so, once the process is gone.

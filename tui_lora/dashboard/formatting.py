@@ -1,4 +1,4 @@
-"""Short human-readable forms of the numbers the dashboard shows (no Textual, no I/O)."""
+"""Short human-readable forms of the numbers the app shows: dashboard, Review screen, `validate` (no Textual, no I/O)."""
 
 from __future__ import annotations
 

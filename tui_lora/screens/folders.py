@@ -16,10 +16,12 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button
 
+from engine.config import RunConfig
+from engine.output_names import next_free_name
+from engine.plan import scan_for
 from engine.problems import Problem, warning
 
-from ..checks import next_free_name, output_file
-from ..derived import scan_for
+from ..checks import output_file
 from ..widgets.dataset_summary import DatasetSummaryView
 from ..widgets.doctor_panel import DoctorPanel
 from .form import FormScreen
@@ -131,10 +133,7 @@ class FoldersScreen(FormScreen):
     @work(thread=True, exclusive=True, group="dataset-scan", exit_on_error=False)
     def run_scan(self, request: tuple, typed: dict) -> None:
         try:
-            summary = scan_for(typed)
-        except ImportError as exc:
-            self.post_message(self.Scanned(request, failure=f"the dataset scanner is not available ({exc})"))
-            return
+            summary = scan_for(RunConfig(typed))
         except Exception as exc:  # noqa: BLE001 - a scanner bug must not take the wizard down
             self.post_message(self.Scanned(request, failure=f"could not scan: {exc}"))
             return

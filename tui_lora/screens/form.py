@@ -19,11 +19,11 @@ from textual.events import DescendantFocus
 from textual.screen import Screen
 from textual.widget import Widget
 
-from engine.config import SETTINGS, Setting
+from engine.config import SETTINGS, Setting, problem_key
 from engine.problems import Problem
 
 from ..checks import path_check
-from ..draft import Draft, problem_key
+from ..draft import Draft
 from ..widgets.help_panel import WELCOME, HelpPanel, help_content
 from ..widgets.key_bar import KeyBar
 from ..widgets.setting_field import SettingField

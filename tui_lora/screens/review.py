@@ -13,37 +13,37 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, Static, TextArea
 
-from engine.config import SETTINGS, dump_run_yaml
+from engine.config import SETTINGS, RunConfig, dump_run_yaml, problem_key
+from engine.plan import RunPlan, plan_before_scan, plan_run, scan_for
 from engine.problems import Problem
 
-from ..derived import Derived, derive, format_bytes, scan_for
-from ..draft import problem_key
+from ..dashboard.formatting import size as format_size
 from .form import StepScreen
 
 _WHERE = {"model": "Model", "folders": "Folders", "basic": "Parameters › Basic", "advanced": "Parameters › Advanced"}
 
 
-def derived_content(derived: Derived, scan_note: str) -> Content:
+def derived_content(plan: RunPlan, scan_note: str) -> Content:
     def steps(value: int | None) -> str:
         return str(value) if value is not None else "—"
 
     rows = [
-        ("Steps per epoch", steps(derived.steps_per_epoch) + (f"  ({scan_note})" if scan_note else "")),
-        ("Epochs", str(derived.epochs)),
-        ("Total steps", steps(derived.total_steps)),
-        ("Warmup steps", steps(derived.warmup_steps)),
-        ("Text encoder stops at", "never" if derived.total_steps is not None and derived.text_encoder_stop_step is None
-         else f"step {steps(derived.text_encoder_stop_step)}"),
-        ("LoRA scale (alpha / rank)", f"{derived.scale:g}"),
+        ("Steps per epoch", steps(plan.steps_per_epoch) + (f"  ({scan_note})" if scan_note else "")),
+        ("Epochs", str(plan.epochs)),
+        ("Total steps", steps(plan.total_steps)),
+        ("Warmup steps", steps(plan.warmup_steps)),
+        ("Text encoder stops at", "never" if plan.total_steps is not None and plan.text_encoder_stop_step is None
+         else f"step {steps(plan.text_encoder_stop_step)}"),
+        ("LoRA scale (alpha / rank)", f"{plan.lora_scale:g}"),
     ]
-    if derived.conv_scale is not None:
-        rows.append(("Conv scale (conv alpha / rank)", f"{derived.conv_scale:g}"))
-    size = f"≈ {format_bytes(derived.size_bytes)}" if derived.size_bytes is not None else "unknown"
+    if plan.conv_scale is not None:
+        rows.append(("Conv scale (conv alpha / rank)", f"{plan.conv_scale:g}"))
+    size = f"≈ {format_size(plan.estimated_file_bytes)}" if plan.estimated_file_bytes is not None else "unknown"
     rows.append(("Estimated file size", size))
     parts: list = [("Derived numbers", "bold $accent")]
     for label, value in rows:
         parts += ["\n", (f"  {label:<31}", "dim"), value]
-    parts += ["\n", (f"  (size: {derived.size_note})", "dim")]
+    parts += ["\n", (f"  (size: {plan.file_size_note})", "dim")]
     return Content.assemble(*parts)
 
 
@@ -112,8 +112,9 @@ class ReviewScreen(StepScreen):
         problems = self.wizard.field_problems()
         errors = [p for p in problems if p.is_error]
         dataset = self.summary.problems if self.summary is not None else []
-        steps = self.summary.steps_per_epoch if self.summary is not None else None
-        self.query_one("#derived", Static).update(derived_content(derive(self.draft.typed(), steps), self.scan_note))
+        cfg = RunConfig(self.draft.typed())
+        plan = plan_run(cfg, self.summary) if self.summary is not None else plan_before_scan(cfg)
+        self.query_one("#derived", Static).update(derived_content(plan, self.scan_note))
         self.query_one("#review-problems", Static).update(problems_content(problems, dataset))
         yaml_view = self.query_one("#yaml", TextArea)
         if errors:
@@ -126,9 +127,7 @@ class ReviewScreen(StepScreen):
     @work(thread=True, exclusive=True, group="review-scan", exit_on_error=False)
     def run_scan(self, typed: dict) -> None:
         try:
-            self.post_message(self.Scanned(scan_for(typed)))
-        except ImportError as exc:
-            self.post_message(self.Scanned(failure=f"dataset scanner not available: {exc}"))
+            self.post_message(self.Scanned(scan_for(RunConfig(typed))))
         except Exception as exc:  # noqa: BLE001 - a scanner bug must not take the wizard down
             self.post_message(self.Scanned(failure=f"could not scan: {exc}"))
 
