@@ -112,7 +112,9 @@ class ConsoleReporter:
         elif kind == "epoch_end":
             self._print(f"epoch {event['epoch']}/{event['total_epochs']} done, average loss {event['avg_loss']:.4f}")
         elif kind == "checkpoint":
-            self._print(f"saved {event['path']} ({event.get('kind')})")
+            done = event.get("epoch")  # epochs completed, as sd-scripts' ss_epoch
+            epochs = f", {done} epoch{'' if done == 1 else 's'} done" if isinstance(done, int) else ""
+            self._print(f"saved {event['path']} ({event.get('kind')}, step {event.get('step')}{epochs})")
         elif kind == "sample":
             self._print(f"samples: {', '.join(event.get('paths', []))}")
         elif kind == "warning":

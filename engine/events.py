@@ -22,6 +22,10 @@ Fields by type (all optional beyond these; readers ignore what they do not know)
   (on CPU: rss, total), gpu_util (percent, when readable), max_norm {keys_scaled, mean, max}.
 - epoch_end: epoch, total_epochs, step, avg_loss.
 - checkpoint: path, bytes, step, epoch, kind ("epoch" | "manual" | "final" | "stopped" | "state").
+  `epoch` counts the epochs completed when the file was saved, as sd-scripts' train_network.py
+  writes `ss_epoch`: 0 for a save inside the first epoch, N for the save at the end of epoch N
+  (file `<name>-00000N`), the number of epochs for the final file. Show it as "N epochs done",
+  never as the epoch in progress.
 - sample: paths [..], prompts [..], step, epoch.
 - warning / log: message (warning may add field, hint).
 - error: message, hint, traceback_path.

@@ -279,7 +279,7 @@ class Trainer(RunReporting, Checkpointing):
         if self.progress.step and stop_te_at is not None and self.progress.step >= stop_te_at:
             self.freeze_text_encoder()
         status = "completed"
-        self.phase("first_step", f"step {self.progress.step + 1} (the first one also warms up)")
+        self.phase("first_step", f"step {self.progress.step + 1} (first: warm-up)")
         for epoch in range(self.progress.epoch, plan.epochs):
             batches = epoch_batches(plan.dataset.items, batch_size=cfg.training.batch_size, seed=self.seed, epoch=epoch,
                                     flip=cfg.augment.flip, num_processes=self.accelerator.num_processes,

@@ -184,10 +184,9 @@ class ProgressPanel(Panel):
 
     def lines(self, state: DashboardState, width: int, height: int) -> list[Content | str]:
         activity = current_activity(state)
-        if state.status == "waiting":
-            if activity is not None:
-                return [f"{activity[0]}… {fmt.duration(activity[1])}"]
-            return ["waiting for the engine to start…"]
+        if state.status == "waiting" or (state.started_at is None and state.live):  # no plan yet: no bars
+            doing = f"{activity[0]} for {fmt.duration(activity[1])}" if activity else "waiting for the engine to start…"
+            return [doing, Content.styled(f"elapsed {fmt.duration(elapsed_now(state))}", LABEL)]
         progress = state.progress
         step_label = f"step {progress.step}/{progress.total_steps or '?'}"
         step_tail = f" {progress.fraction * 100:3.0f}%" if progress.fraction is not None else ""
@@ -208,7 +207,7 @@ class ProgressPanel(Panel):
         facts = [fmt.rate(progress.it_per_s), f"ETA {fmt.duration(progress.eta_s)}",
                  f"elapsed {fmt.duration(elapsed_now(state))}"]
         if activity is not None:  # the engine is busy and quiet: say with what, and for how long
-            facts.insert(0, f"{activity[0]} for {fmt.duration(activity[1])}")
+            facts = [f"{activity[0]} for {fmt.duration(activity[1])}", facts[2], facts[0], facts[1]]
         elif state.global_batch is not None:
             facts.append(f"batch {state.batch_size}×{state.num_processes}×{state.grad_accumulation}"
                          f"={state.global_batch}")
@@ -261,7 +260,7 @@ class CheckpointPanel(Panel):
         if checkpoint is None:
             return [Content.styled("none saved yet (c saves one now)" if state.live else "none saved", LABEL)]
         where = [f"step {checkpoint.step}" if checkpoint.step is not None else "",
-                 f"epoch {checkpoint.epoch}" if checkpoint.epoch is not None else "", checkpoint.kind]
+                 fmt.epochs_done(checkpoint.epoch), checkpoint.kind]
         return [
             Content(fmt.file_name(checkpoint.path)),
             Content.styled(" · ".join(part for part in [fmt.size(checkpoint.bytes), *where] if part), LABEL),

@@ -194,8 +194,8 @@ class DashboardScreen(Screen[str]):
     # --- keys ------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Stop and Save now leave the footer once the run has ended: they would do nothing."""
-        if action in ("stop", "save_now") and self.state.finished:
+        """Stop, Save now and Detach leave the footer once the run has ended: they would do nothing."""
+        if action in ("stop", "save_now", "detach") and self.state.finished:
             return False
         return True
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .charts import BoundedSeries
-from .formatting import file_name, size
+from .formatting import epochs_done, file_name, size
 from .parts import (LOSS_SMOOTHING, Caching, Checkpoint, LearningRates, LogLine, Loss, Memory, Outcome, Phase,
                     Progress, RunError, Sample)
 
@@ -100,11 +100,10 @@ def apply_event(state: DashboardState, event: dict[str, Any]) -> DashboardState:
     when = _num(event, "time")
     if when is not None:
         state.last_event_at = when
+        # The run began at its earliest known moment: the first event, or earlier by its elapsed_s.
         elapsed = _num(event, "elapsed_s")
-        if elapsed is not None:
-            state.clock_origin = when - elapsed
-        elif state.clock_origin is None:
-            state.clock_origin = when
+        origin = when - elapsed if elapsed is not None else when
+        state.clock_origin = origin if state.clock_origin is None else min(state.clock_origin, origin)
     if handler is not None:
         handler(state, event)
     if state.status in ("waiting", "lost") and event.get("type") != "run_finished":
@@ -282,8 +281,11 @@ def _on_checkpoint(state: DashboardState, event: dict[str, Any]) -> None:
     state.checkpoint = Checkpoint(path, _int(event, "bytes"), _int(event, "step"), _int(event, "epoch"),
                                   str(event.get("kind") or ""))
     state.checkpoints_saved += 1
-    weight = f" ({size(state.checkpoint.bytes)})" if state.checkpoint.bytes is not None else ""
-    _log(state, event, "info", f"saved {file_name(path)}{weight}")
+    facts = [size(state.checkpoint.bytes) if state.checkpoint.bytes is not None else "",
+             f"step {state.checkpoint.step}" if state.checkpoint.step is not None else "",
+             epochs_done(state.checkpoint.epoch)]
+    detail = ", ".join(fact for fact in facts if fact)
+    _log(state, event, "info", f"saved {file_name(path)}" + (f" ({detail})" if detail else ""))
 
 
 def _on_sample(state: DashboardState, event: dict[str, Any]) -> None:
