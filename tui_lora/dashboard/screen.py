@@ -273,15 +273,19 @@ class DashboardApp(App[str]):
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self, run_dir: str | Path, *, control: RunControl | None = None, mouse: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, note: str | None = None) -> None:
+        """`note`: a message shown on opening (e.g. that nothing runs and an ended run is shown)."""
         super().__init__()
         self.run_dir = Path(run_dir)
         self.control = control
         self.mouse = mouse
         self.clock = clock
+        self.note = note
 
     def on_mount(self) -> None:
         self.push_screen(DashboardScreen(self.run_dir, control=self.control, clock=self.clock), self.exit)
+        if self.note:
+            self.notify(self.note, title="Nothing running", timeout=12)
 
     @property
     def dashboard(self) -> DashboardScreen:
