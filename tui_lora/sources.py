@@ -35,7 +35,9 @@ def import_kohya_draft(path: str | Path) -> Draft:
                                   "create the run with 'New run' instead")]) from None
     result = import_kohya_config(path)
     notes = [n if isinstance(n, Problem) else warning(str(path), str(n)) for n in result.notes]
-    return Draft.from_config(result.config, notes=notes)
+    draft = Draft.from_config(result.config, notes=notes)
+    draft.mark_unsaved()  # the import exists only in memory until saved: quitting must ask
+    return draft
 
 
 def demo_root() -> Path:

@@ -39,6 +39,8 @@ class StartScreen(Screen):
         Binding("o", "choose('open')", "Open"),
         Binding("i", "choose('import')", "Import Kohya"),
         Binding("d", "choose('demo')", "Demo"),
+        # The first screen has nothing to go back to: Esc and q leave, asking first if work is unsaved.
+        Binding("q,escape", "app.quit", "Quit"),
     ]
 
     @property
