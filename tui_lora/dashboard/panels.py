@@ -259,12 +259,13 @@ class CheckpointPanel(Panel):
         checkpoint = state.checkpoint
         if checkpoint is None:
             return [Content.styled("none saved yet (c saves one now)" if state.live else "none saved", LABEL)]
-        where = [f"step {checkpoint.step}" if checkpoint.step is not None else "",
-                 fmt.epochs_done(checkpoint.epoch), checkpoint.kind]
+        when = [f"step {checkpoint.step}" if checkpoint.step is not None else "", fmt.epochs_done(checkpoint.epoch)]
+        what = [fmt.size(checkpoint.bytes), checkpoint.kind,
+                f"{state.checkpoints_saved} saved in {fmt.short_path(_parent(checkpoint.path))}"]
         return [
             Content(fmt.file_name(checkpoint.path)),
-            Content.styled(" · ".join(part for part in [fmt.size(checkpoint.bytes), *where] if part), LABEL),
-            Content.styled(f"{state.checkpoints_saved} saved in {fmt.short_path(_parent(checkpoint.path))}", LABEL),
+            Content.styled(" · ".join(part for part in when if part), LABEL),
+            Content.styled(" · ".join(part for part in what if part), LABEL),
         ]
 
 

@@ -356,7 +356,8 @@ _HANDLERS = {
 
 def _log(state: DashboardState, event: dict[str, Any] | None, level: str, text: str) -> None:
     when = _num(event, "time") if event is not None else state.last_event_at
-    offset = when - state.started_at if when is not None and state.started_at is not None else None
+    origin = state.started_at if state.started_at is not None else state.clock_origin  # before run_started
+    offset = when - origin if when is not None and origin is not None else None
     state.log.append(LogLine(offset, level, text))
 
 
