@@ -6,17 +6,26 @@ a reader tailing the file sees each event at once; a reader must tolerate a part
 No torch here: the UI imports this module.
 
 Fields by type (all optional beyond these; readers ignore what they do not know):
-- run_started: run_id, output_dir, output_name, config_digest, device (text), mixed_precision
+- run_started: run_id, elapsed_s (seconds since the engine began, as in step), output_dir, output_name, config_digest, device (text), mixed_precision
   (resolved), num_processes, batch_size (per process), gradient_accumulation_steps, seed,
   steps_per_epoch, total_steps, total_epochs, dataset {images, reg_images, concepts [{name, images,
   repeats}], buckets {"WxH": count}}, lr_curve {group: [[step, lr], ...]} (the whole schedule,
   sampled), resumed_from_step.
+- phase: name ("loading_model" | "caching" | "first_step" | "sampling" | "saving"), label (words for
+  a person, e.g. "loading the model"), elapsed_s. Announces a stretch that may take minutes with no
+  other event; its `time` is when it began. It lasts until the event that ends it: run_started ends
+  loading_model, the last caching event ends caching, a step ends first_step (and any phase), a
+  sample ends sampling, a checkpoint ends saving. Readers show what is happening and for how long.
 - caching: stage ("latents"), done, total.
 - step: step, total_steps, epoch, total_epochs, loss, avg_loss, lr {group: value}, it_per_s,
   eta_s, elapsed_s, memory {device: "cuda"|"cpu", allocated, reserved, peak, total} in bytes
   (on CPU: rss, total), gpu_util (percent, when readable), max_norm {keys_scaled, mean, max}.
 - epoch_end: epoch, total_epochs, step, avg_loss.
 - checkpoint: path, bytes, step, epoch, kind ("epoch" | "manual" | "final" | "stopped" | "state").
+  `epoch` counts the epochs completed when the file was saved, as sd-scripts' train_network.py
+  writes `ss_epoch`: 0 for a save inside the first epoch, N for the save at the end of epoch N
+  (file `<name>-00000N`), the number of epochs for the final file. Show it as "N epochs done",
+  never as the epoch in progress.
 - sample: paths [..], prompts [..], step, epoch.
 - warning / log: message (warning may add field, hint).
 - error: message, hint, traceback_path.
@@ -32,7 +41,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 EVENT_TYPES = (
-    "run_started", "caching", "step", "epoch_end", "checkpoint", "sample", "warning", "log", "error",
+    "run_started", "phase", "caching", "step", "epoch_end", "checkpoint", "sample", "warning", "log", "error",
     "run_finished",
 )
 FINAL_STATUSES = ("completed", "stopped", "failed")

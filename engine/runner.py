@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from .config import load_run_file
-from .console import ConsoleReporter
+from .console import ConsoleReporter, quiet_dependencies
 from .problems import ProblemError
 
 
@@ -42,6 +42,7 @@ def launch_command(file: str, processes: int, gpu_ids: list[int], resume: str | 
 
 
 def train_main(file: str, *, resume: str | None = None, run_id: str | None = None) -> int:
+    quiet_dependencies()
     try:
         cfg, _ = load_run_file(file)
     except ProblemError as exc:

@@ -302,3 +302,18 @@ def test_dumped_yaml_is_readable_and_parses():
     assert text.startswith("# tui-lora run file")
     document = load_yaml_text(text, "t")
     assert document["network"]["rank"] == 8
+
+
+def test_a_resolution_may_be_one_number_or_kohyas_w_comma_h_text(tmp_path):
+    from engine.config import load_run_file
+
+    for text, expected in (("512", [512, 512]), ('"512,768"', [512, 768]), ("[640, 448]", [640, 448])):
+        run_file = tmp_path / "run.yaml"
+        run_file.write_text(f"folders: {{images: {tmp_path}}}\ntraining: {{max_resolution: {text}}}\n")
+        cfg, _ = load_run_file(run_file)
+        assert cfg.training.max_resolution == expected, text
+    from tui_lora.draft import Draft
+
+    for text, expected in (("512", [512, 512]), ("512,768", [512, 768]), ("512 x 768", [512, 768])):
+        draft = Draft({"model.quick_pick": "builtin-tiny-sd1", "training.max_resolution": text})
+        assert draft.typed()["training.max_resolution"] == expected, text  # as typed in the wizard

@@ -117,10 +117,10 @@ async def test_finished_stopped_stream_shows_step_epoch_and_status(tmp_path):
     run = make_run(tmp_path, "stopped_run", pid=dead_pid())
     app = DashboardApp(run.path, mouse=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for_text(pilot, "step 5/20", "epoch 1/2", "STOPPED", "output")
+        await wait_for_text(pilot, "step 5/20", "epoch 1/2", "STOPPED", "LoRA")
         text = screen_text(app)
         assert "2.00 it/s" in text and "batch 2×1×2=4" in text
-        assert "output" in text and "demo.safetensors" in text
+        assert "demo.safetensors" in text
 
 
 @sync
@@ -258,12 +258,17 @@ async def test_q_on_a_finished_run_quits_at_once_and_s_sends_nothing(tmp_path, f
     app = DashboardApp(run.path, control=RunControl(child.pid), mouse=False)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await wait_for_text(pilot, "STOPPED")
+        await wait_for(pilot, lambda: "Quit" in screen_text(app).splitlines()[-1])
+        await pilot.pause(0.3)
+        footer = screen_text(app).splitlines()[-1]
+        assert "Stop" not in footer and "Save now" not in footer  # only keys that do something
         await pilot.press("s")
-        await wait_for_text(pilot, "nothing to control")
+        await pilot.press("c")
+        await pilot.pause(0.2)
         await pilot.press("q")
         await pilot.pause(0.1)
     assert app.return_value == "quit"
-    assert not (marks / "SIGINT").exists()
+    assert not (marks / "SIGINT").exists() and not (marks / "SIGUSR1").exists()
 
 
 def test_run_control_is_a_no_op_with_a_message_once_the_process_is_gone():

@@ -8,7 +8,7 @@ from pathlib import Path
 from tui_lora.app import WizardApp
 from tui_lora.draft import Draft
 from tui_lora.screens.folders import FoldersScreen
-from tui_lora.screens.modals import ConfirmScreen, PathPromptScreen
+from tui_lora.screens.modals import ConfirmScreen, PathPromptScreen, QuitUnsavedScreen
 from tui_lora.screens.review import ReviewScreen
 
 from . import wizard_support
@@ -74,22 +74,38 @@ async def test_existing_lora_offers_the_next_free_versioned_name(dataset, wizard
 
 
 @run_async
-async def test_quit_with_unsaved_changes_asks_and_enter_confirms(dataset):
+async def test_quit_with_unsaved_changes_offers_save_quit_and_cancel(dataset):
     app = WizardApp(ready_draft())
     async with app.run_test(size=(80, 24)) as pilot:
         await open_step(pilot, 3)
         await set_text(pilot, "network.rank", "4", tab=False)
         await pilot.press("ctrl+q")
-        assert isinstance(app.screen, ConfirmScreen)
+        assert isinstance(app.screen, QuitUnsavedScreen)
         await pilot.press("escape")
-        assert not isinstance(app.screen, ConfirmScreen) and app.is_running
-        await pilot.press("ctrl+q", "tab", "enter")  # Enter on the Cancel button cancels
-        assert not isinstance(app.screen, ConfirmScreen) and app.is_running
-        await pilot.press("ctrl+q")
-        await pilot.press("enter")
+        assert not isinstance(app.screen, QuitUnsavedScreen) and app.is_running
+        await pilot.press("ctrl+q", "tab", "tab", "enter")  # Enter on the Cancel button cancels
+        assert not isinstance(app.screen, QuitUnsavedScreen) and app.is_running
+        await pilot.press("ctrl+q", "q")
         await pilot.pause()
         assert not app.is_running
     assert app.return_code == 0
+
+
+@run_async
+async def test_save_in_the_quit_dialog_writes_the_run_file_then_quits(dataset):
+    app = WizardApp(ready_draft())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_step(pilot, 3)
+        await set_text(pilot, "network.rank", "4", tab=False)
+        await pilot.press("ctrl+q", "s")
+        assert isinstance(app.screen, PathPromptScreen)  # never saved: where to?
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not app.is_running
+    from engine.config import load_run_file
+
+    cfg, _ = load_run_file(Path.cwd() / "my_lora.yaml")
+    assert cfg.network.rank == 4
 
 
 @run_async

@@ -7,7 +7,7 @@ import json
 
 from engine.config import RunConfig, save_run_file
 from tui_lora.app import WizardApp
-from tui_lora.screens.modals import MessageScreen, PathPromptScreen
+from tui_lora.screens.modals import MessageScreen, PathPromptScreen, QuitUnsavedScreen
 from tui_lora.screens.model import ModelScreen
 from tui_lora.screens.start import StartScreen
 
@@ -55,6 +55,29 @@ async def test_kohya_import_opens_the_converted_run_and_lists_the_notes(wizard_e
         values = app.draft.values
         assert (values["network.type"], values["network.rank"], values["training.epochs"]) == ("locon", "16", "4")
         assert app.draft.path is None and app.draft.suggested_path == kohya.with_suffix(".yaml")
+        assert app.draft.dirty  # only in memory: quitting now must ask, or the import is lost
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, QuitUnsavedScreen)
+
+
+@run_async
+async def test_q_and_escape_on_the_start_screen_quit_asking_first_when_work_is_unsaved(wizard_env):
+    app = WizardApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not app.is_running  # nothing started: Esc simply leaves
+    app = WizardApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await settle(pilot)
+        app.draft.set("network.rank", "4")
+        await pilot.press("escape")  # back to the start screen
+        assert isinstance(app.screen, StartScreen)
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitUnsavedScreen) and app.is_running
+        await pilot.press("escape")
+        assert isinstance(app.screen, StartScreen)
 
 
 @run_async

@@ -32,6 +32,7 @@ from .screens.modals import (
     ConfirmScreen,
     MessageScreen,
     PathPromptScreen,
+    QuitUnsavedScreen,
     problems_text,
 )
 from .screens.start import StartScreen
@@ -303,11 +304,13 @@ class WizardApp(App[int]):
         if not (self._draft_started and self.draft.dirty):
             self.exit(0)
             return
-        self.push_screen(
-            ConfirmScreen("Quit without saving?", "Your changes to this run are not saved and will be lost.",
-                          confirm="Quit"),
-            lambda ok: self.exit(0) if ok else None,
-        )
+        def answered(choice: str | None) -> None:
+            if choice == "quit":
+                self.exit(0)
+            elif choice == "save":
+                self.save_then(lambda path: self.exit(0))  # a save that cannot happen says why and stays
+
+        self.push_screen(QuitUnsavedScreen(), answered)
 
 
 def _problem_opening(text: str) -> str | None:

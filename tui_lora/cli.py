@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train a small LoRA on the built-in tiny model (CPU, < 2 min)")
     demo.add_argument("--dir", default=None, help="folder for the demo's dataset, run file and output (default ./tui-lora-demo)")
 
-    commands.add_parser("runs", help="list runs and their status")
+    runs = commands.add_parser("runs", help="list runs and their status, newest first")
+    runs.add_argument("--all", action="store_true", help="every run, not only the newest ten and the running ones")
 
     doctor = commands.add_parser("doctor", help="check a dataset for what would spoil the LoRA or stop training")
     doctor.add_argument("dir", nargs="?", help="images folder (default: folders.images of --config)")
@@ -96,7 +97,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "runs":
         from .commands.runs import runs_command
 
-        return runs_command()
+        return runs_command(show_all=args.all)
     if args.command == "doctor":
         from .commands.doctor import doctor_command
 

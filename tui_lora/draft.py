@@ -118,6 +118,10 @@ class Draft:
     def dirty(self) -> bool:
         return self.values != self._baseline
 
+    def mark_unsaved(self) -> None:
+        """Content that exists nowhere on disk yet (an import): dirty until it is saved."""
+        self._baseline = {}
+
     def mark_saved(self, path: Path) -> None:
         self.path = path
         self._baseline = dict(self.values)

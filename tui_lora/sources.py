@@ -30,7 +30,9 @@ def import_kohya_draft(path: str | Path) -> Draft:
     from engine.config.kohya_import import import_kohya_config
 
     result = import_kohya_config(path)
-    return Draft.from_config(result.config, notes=result.notes)
+    draft = Draft.from_config(result.config, notes=result.notes)
+    draft.mark_unsaved()  # the import exists only in memory until saved: quitting must ask
+    return draft
 
 
 def demo_root() -> Path:

@@ -109,10 +109,12 @@ def _as_int_list(s: Setting, value: Any, lenient: bool, length: int | None) -> t
     items = value
     if isinstance(value, str) and not value.strip() and length is None:
         return [], None
-    if isinstance(value, str) and lenient:
+    if isinstance(value, str) and (lenient or length == 2):  # a pair as Kohya users write it: "512,768"
         items = [part for part in value.replace("x", ",").replace(" ", ",").split(",") if part]
     if isinstance(items, int) and not isinstance(items, bool) and length == 2:
         items = [items, items]
+    if length == 2 and isinstance(value, str) and len(items) == 1:
+        items = [items[0], items[0]]  # one number means a square: "512" → [512, 512] (a list must have two)
     if not isinstance(items, (list, tuple)):
         return None, _type_error(s, value, s.bounds_text())
     numbers = []

@@ -39,6 +39,7 @@ class Checkpointing:
         path = output_file(self.cfg, epoch if kind == "epoch" else None)
         if kind == "manual":
             path = path.with_name(f"{self.cfg.folders.output_name}-step{self.progress.step:06d}{path.suffix}")
+        self.phase("saving", f"saving {path.name}")
         size = save_lora(path, self.cfg, self.model, self.facts(epoch))
         self.outputs.append(path)
         self.emit("checkpoint", path=str(path), bytes=size, step=self.progress.step, epoch=epoch, kind=kind)

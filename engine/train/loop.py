@@ -75,6 +75,7 @@ class Trainer(RunReporting, Checkpointing):
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
         cfg = self.cfg
+        self.phase("loading_model", "loading the model")
         _quiet_libraries()
         torch.set_num_threads(cfg.training.cpu_threads_per_core)
         use_cuda = torch.cuda.is_available()
@@ -145,6 +146,7 @@ class Trainer(RunReporting, Checkpointing):
             return
         flips = [False, True] if cfg.augment.flip else [False]
         last = [0.0]
+        self.phase("caching", "caching latents")
 
         def progress(done: int, total: int) -> None:
             self.control.check_stop()  # caching a big dataset takes minutes: a stop must not wait for it
@@ -277,6 +279,7 @@ class Trainer(RunReporting, Checkpointing):
         if self.progress.step and stop_te_at is not None and self.progress.step >= stop_te_at:
             self.freeze_text_encoder()
         status = "completed"
+        self.phase("first_step", f"step {self.progress.step + 1} (first: warm-up)")
         for epoch in range(self.progress.epoch, plan.epochs):
             batches = epoch_batches(plan.dataset.items, batch_size=cfg.training.batch_size, seed=self.seed, epoch=epoch,
                                     flip=cfg.augment.flip, num_processes=self.accelerator.num_processes,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 from pathlib import Path
 
 from ..config import RunConfig
@@ -33,6 +34,7 @@ def preflight(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False) -> list[
                               "set another folders.output_name so the file you continue from is kept"))
     problems += _model_problems(cfg)
     problems += _package_problems(cfg)
+    problems += [p for p in download_problems(cfg) if p not in problems]
     if plan.total_steps < 1 and not plan.dataset.errors:
         problems.append(error("folders.images", "the dataset gives no training steps", "add images"))
     return problems
@@ -81,8 +83,7 @@ def _package_problems(cfg: RunConfig) -> list[Problem]:
                                          scheduler=cfg.optimizer.scheduler)
     except ProblemError as exc:
         problems += exc.problems
-    if cfg.training.attention == "xformers" and importlib.util.find_spec("xformers") is None:
-        problems.append(error("training.attention", "xformers is not installed", "pip install xformers, or use sdpa"))
+    problems += attention_problems(cfg)
     if cfg.sampling.prompts and cfg.sampling.sampler == "lms" and importlib.util.find_spec("scipy") is None:
         problems.append(error("sampling.sampler", "the lms sampler needs scipy, which is not installed",
                               "pip install 'tui-lora[samplers]' (scipy), or choose another sampler (euler_a, dpmpp_2m, ...)"))
@@ -92,3 +93,60 @@ def _package_problems(cfg: RunConfig) -> list[Problem]:
         if cfg.logging.log_with in ("wandb", "all") and importlib.util.find_spec("wandb") is None:
             problems.append(error("logging.log_with", "wandb is not installed", "pip install 'tui-lora[wandb]'"))
     return problems
+
+
+# --- what `validate` and the wizard's Review screen ask too (no torch) ---------------------------
+
+def environment_problems(cfg: RunConfig) -> list[Problem]:
+    """What training would hit on this machine, found without loading anything: a missing
+    attention package, a model that would need a download the machine cannot make."""
+    return attention_problems(cfg) + download_problems(cfg)
+
+
+def attention_problems(cfg: RunConfig) -> list[Problem]:
+    """xformers chosen but not installed is an error, not a silent switch to sdpa: the user asked
+    for it (often to save memory), so they decide between installing it and choosing sdpa."""
+    if cfg.training.attention == "xformers" and importlib.util.find_spec("xformers") is None:
+        return [error("training.attention", "xformers is chosen but not installed",
+                      "pip install xformers (a build matching your torch), or set training.attention: sdpa")]
+    return []
+
+
+HUB_HOST = ("huggingface.co", 443)
+PROBE_TIMEOUT_S = 2.0
+
+
+def download_problems(cfg: RunConfig) -> list[Problem]:
+    """A hub model missing from the local cache needs a download: an error when HF_HUB_OFFLINE is
+    set (the loader will not even try), a warning when huggingface.co cannot be reached."""
+    from ..models.loading import describe_model_path
+
+    try:
+        description = describe_model_path(cfg.model.path, cfg.model.config_dir or None)
+    except Exception:  # noqa: BLE001 - the model checks report unreadable models
+        return []
+    if description.kind != "hub":
+        return []
+    offline = [p for p in description.problems if p.is_error and p.field == "model.path"]
+    if offline:
+        return offline
+    needs_download = any(p.field == "model.path" for p in description.problems)
+    if needs_download and not _proxy_configured() and not hub_reachable():
+        return [warning("model.path", f"{cfg.model.path} is not in the local Hugging Face cache and "
+                        f"{HUB_HOST[0]} cannot be reached from this machine, so the download will fail",
+                        f"on a machine with internet run `hf download {cfg.model.path}` and copy its Hugging Face "
+                        "cache here, or set model.path to a downloaded model folder")]
+    return []
+
+
+def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
+    try:
+        with socket.create_connection(HUB_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _proxy_configured() -> bool:
+    """Behind a proxy a direct connection fails while downloads work: do not cry wolf."""
+    return any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))

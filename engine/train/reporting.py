@@ -27,6 +27,11 @@ class RunReporting:
 
     accelerator = None
 
+    def phase(self, name: str, label: str) -> None:
+        """Announce a long stretch with no other events (see engine/events.py), so a watcher can say
+        what the engine is doing and for how long instead of looking hung."""
+        self.emit("phase", name=name, label=label, elapsed_s=round(time.time() - self.started_at, 3))
+
     def warn(self, problem: Problem) -> None:
         self.emit("warning", message=problem.message, field=problem.field, hint=problem.hint)
 
@@ -99,7 +104,7 @@ class RunReporting:
         device_name = str(self.device)
         if self.device.type == "cuda":
             device_name += " " + torch.cuda.get_device_name(self.device)
-        self.emit("run_started", run_id=self.run_id, output_dir=str(Path(self.cfg.folders.output).resolve()),
+        self.emit("run_started", elapsed_s=round(time.time() - self.started_at, 3), run_id=self.run_id, output_dir=str(Path(self.cfg.folders.output).resolve()),
                   output_name=self.cfg.folders.output_name, config_digest=config_digest, device=device_name,
                   mixed_precision=self.mixed_precision, num_processes=self.accelerator.num_processes,
                   batch_size=self.cfg.training.batch_size,

@@ -178,6 +178,7 @@ class SampleImages:
         prompts = resolve_prompts(cfg.sampling.prompts, width=width, height=height, seed=trainer.seed)
         base = trainer.model.base
         roots = [base.unet, base.vae, *base.text_encoders]
+        trainer.phase("sampling", f"sampling {len(prompts)} image{'s' if len(prompts) != 1 else ''}")
         try:
             with preserved_rng(), eval_mode(*roots):
                 images = render(base, prompts, sampler=cfg.sampling.sampler, clip_skip=cfg.training.clip_skip,

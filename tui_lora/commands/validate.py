@@ -20,7 +20,9 @@ def validate_command(path: str) -> int:
         print(f"{path}: not valid ({len(exc.errors)} error(s))", file=sys.stderr)
         return 2
     plan = plan_run(cfg)
-    problems = warnings + plan.problems
+    from engine.train.preflight import environment_problems  # no torch: packages and the model cache only
+
+    problems = warnings + plan.problems + environment_problems(cfg)
     changed = cfg.non_default()
     print(f"run file: {path}")
     if changed:

@@ -32,14 +32,32 @@ def run_monitor(selector: str | None = None, *, mouse: bool = True) -> int:
             print("tui-lora: no runs yet. Start one with `tui-lora train run.yaml` or from the wizard.",
                   file=sys.stderr)
         return 1
+    note = nothing_running_note(info) if not selector else None
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        if note:
+            print(note)
         events = read_events(info.run.events)
-        print(text_summary(apply_run_status(build_state(events), run_status(info.run, events))))
+        state = apply_run_status(build_state(events), run_status(info.run, events))
+        state.run_id = state.run_id or info.run_id
+        state.output_name = state.output_name or info.output_name
+        print(text_summary(state))
         return 0
     from .screen import DashboardApp  # Textual loads here, not at import
 
-    DashboardApp(info.run.path, control=RunControl.from_run(info.run), mouse=mouse).run()
+    DashboardApp(info.run.path, control=RunControl.from_run(info.run), mouse=mouse, note=note).run()
     return 0
+
+
+def nothing_running_note(info) -> str | None:
+    """When `monitor` found no running run and falls back to the newest one, say so plainly."""
+    if info.status == "running":
+        return None
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started)) if info.started else "an unknown time"
+    name = f" ({info.output_name})" if info.output_name else ""
+    return (f"No run is running now. Showing the newest run instead: {info.run_id}{name}, {info.status}, "
+            f"started {when}. `tui-lora runs` lists them all.")
 
 
 def text_summary(state: DashboardState) -> str:

@@ -23,6 +23,14 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def epochs_done(epochs: int | None) -> str:
+    """A save's epoch as sd-scripts records it (`ss_epoch`: epochs completed), in words that cannot
+    be mistaken for the epoch in progress: `0 epochs done`, `1 epoch done`."""
+    if epochs is None:
+        return ""
+    return f"{epochs} epoch{'' if epochs == 1 else 's'} done"
+
+
 def size(num_bytes: float | None) -> str:
     """Binary units, one decimal: `512 B`, `18.2 MiB`, `23.6 GiB`."""
     if num_bytes is None:

@@ -3,6 +3,9 @@
 Panels never read files and never hold their own copy of the numbers: the screen hands them the
 one state object (`show(state)`), and they draw it at whatever size they have. The chart and image
 panels live in `graphics.py`.
+
+Over SSH every byte counts: `show` compares the new lines with the ones on screen and repaints only
+the cells that changed (a ticking clock costs a few bytes, not a frame).
 """
 
 from __future__ import annotations
@@ -11,16 +14,18 @@ import textwrap
 from pathlib import Path
 
 from textual.content import Content
+from textual.geometry import Region
 from textual.widget import Widget
 
 from . import formatting as fmt
-from .state import DashboardState
+from .state import DashboardState, current_activity, elapsed_now
 
 LABEL = "$foreground-muted"
 STATUS_STYLES = {
     "waiting": ("… WAITING", "$text-muted"),
     "running": ("● RUNNING", "$success bold"),
-    "stopping": ("■ STOPPING…", "$warning bold"),
+    "stopping": ("■ STOPPING… s again: abort", "$warning bold"),
+    "aborting": ("■ ABORTING…", "$error bold"),
     "completed": ("✔ COMPLETED", "$success bold"),
     "stopped": ("■ STOPPED", "$warning bold"),
     "failed": ("✘ FAILED", "$error bold"),
@@ -42,22 +47,95 @@ class Panel(Widget):
     }
     """
 
+    AUTO_HEIGHT = False  # True when the panel's height follows its lines (a layout pass on change)
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = self.TITLE
         self.state: DashboardState | None = None
+        self._drawn: list[Content] | None = None  # the lines on screen
+        self._drawn_size: tuple[int, int] | None = None
 
     def show(self, state: DashboardState) -> None:
         self.state = state
-        self.refresh(layout=True)
+        size = self._content_size()
+        lines = self._lines_for(state, size)
+        before, before_size = self._drawn, self._drawn_size
+        self._drawn, self._drawn_size = lines, size
+        if self.AUTO_HEIGHT and (before is None or len(before) != len(lines)):
+            self.refresh(layout=True)
+        elif before is None or before_size != size:
+            self.refresh()
+        else:
+            regions = changed_regions(before, lines, size[0])
+            if regions:
+                self.refresh(*regions)
+
+    def set_title(self, title: str) -> None:
+        """Change the border title only when it differs (setting it repaints the border)."""
+        if self.border_title != title:
+            self.border_title = title
 
     def render(self) -> Content:
         if self.state is None:
             return Content("")
-        return Content("\n").join(self.lines(self.state, max(1, self.size.width), max(1, self.size.height)))
+        size = self._content_size()
+        if self._drawn is None or self._drawn_size != size:  # resized since the last show()
+            self._drawn, self._drawn_size = self._lines_for(self.state, size), size
+        return Content("\n").join(self._drawn)
+
+    def _content_size(self) -> tuple[int, int]:
+        return max(1, self.size.width), max(1, self.size.height)
+
+    def _lines_for(self, state: DashboardState, size: tuple[int, int]) -> list[Content]:
+        width, height = size
+        lines = [line if isinstance(line, Content) else Content(line) for line in self.lines(state, width, height)]
+        return lines if self.AUTO_HEIGHT else lines[:height]
 
     def lines(self, state: DashboardState, width: int, height: int) -> list[Content | str]:
         raise NotImplementedError
+
+
+def changed_regions(before: list[Content], after: list[Content], width: int) -> list[Region]:
+    """One region per changed line (content coordinates), from its first to its last changed cell.
+
+    One per line, not one per changed run: Textual repaints a region from the widget's left edge
+    to the region's end, so two regions on a line would send its start twice.
+    """
+    regions = []
+    for row in range(max(len(before), len(after))):
+        old = before[row] if row < len(before) else Content("")
+        new = after[row] if row < len(after) else Content("")
+        if old.is_same(new):
+            continue
+        span = _changed_span(old, new, width)
+        if span is not None:
+            regions.append(Region(span[0], row, span[1] - span[0], 1))
+    return regions
+
+
+def _changed_span(old: Content, new: Content, width: int) -> tuple[int, int] | None:
+    """[start, end) of the cells that differ, lines padded to `width`; the whole line if unsure."""
+    old_cells, new_cells = _cells(old, width), _cells(new, width)
+    if old_cells is None or new_cells is None:
+        return 0, width
+    changed = [column for column in range(width) if old_cells[column] != new_cells[column]]
+    return (changed[0], changed[-1] + 1) if changed else None
+
+
+def _cells(line: Content, width: int) -> list[tuple[str, tuple]] | None:
+    """(character, styles) per cell, padded to `width`; None when a character is not one cell wide."""
+    text = line.plain
+    if line.cell_length != len(text):
+        return None
+    styles: list[tuple] = [()] * len(text)
+    for span in line.spans:
+        for index in range(max(0, span.start), min(len(text), span.end)):
+            styles[index] = (*styles[index], str(span.style))
+    cells = list(zip(text, styles))[:width]
+    if len(text) > width:  # the widget ends a too-long line with an ellipsis: the last cell may change
+        cells[-1] = ("…", (text[width - 1:],))
+    return cells + [(" ", ())] * (width - len(cells))
 
 
 class RunHeader(Widget):
@@ -70,18 +148,24 @@ class RunHeader(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.state: DashboardState | None = None
-        self.stopping = False
+        self.stopping = self.aborting = False
         self.note = ""  # e.g. "queue 2/5" when the run came from the queue
+        self._drawn: Content | None = None
 
-    def show(self, state: DashboardState, *, stopping: bool = False) -> None:
-        self.state, self.stopping = state, stopping
-        self.refresh()
+    def show(self, state: DashboardState, *, stopping: bool = False, aborting: bool = False) -> None:
+        self.state, self.stopping, self.aborting = state, stopping, aborting
+        line = self.render()
+        if self._drawn is None or not self._drawn.is_same(line):
+            self._drawn = line
+            self.refresh()
 
     def render(self) -> Content:
         state = self.state
         if state is None:
             return Content("tui-lora")
-        status = "stopping" if self.stopping and state.live else state.status
+        status = state.status
+        if state.live and (self.stopping or self.aborting):
+            status = "aborting" if self.aborting else "stopping"
         word, style = STATUS_STYLES.get(status, (status.upper(), "bold"))
         parts = ["tui-lora", state.output_name or state.run_id or "run"]
         if state.device:
@@ -102,8 +186,10 @@ class ProgressPanel(Panel):
     TITLE = "Progress"
 
     def lines(self, state: DashboardState, width: int, height: int) -> list[Content | str]:
-        if state.status == "waiting":
-            return ["waiting for the engine to start…"]
+        activity = current_activity(state)
+        if state.status == "waiting" or (state.started_at is None and state.live):  # no plan yet: no bars
+            doing = f"{activity[0]} for {fmt.duration(activity[1])}" if activity else "waiting for the engine to start…"
+            return [doing, Content.styled(f"elapsed {fmt.duration(elapsed_now(state))}", LABEL)]
         progress = state.progress
         step_label = f"step {progress.step}/{progress.total_steps or '?'}"
         step_tail = f" {progress.fraction * 100:3.0f}%" if progress.fraction is not None else ""
@@ -122,8 +208,10 @@ class ProgressPanel(Panel):
         tail_width = max(len(step_tail), len(second_tail))
         bar_width = max(4, width - label_width - tail_width)
         facts = [fmt.rate(progress.it_per_s), f"ETA {fmt.duration(progress.eta_s)}",
-                 f"elapsed {fmt.duration(progress.elapsed_s)}"]
-        if state.global_batch is not None:
+                 f"elapsed {fmt.duration(elapsed_now(state))}"]
+        if activity is not None:  # the engine is busy and quiet: say with what, and for how long
+            facts = [f"{activity[0]} for {fmt.duration(activity[1])}", facts[2], facts[0], facts[1]]
+        elif state.global_batch is not None:
             facts.append(f"batch {state.batch_size}×{state.num_processes}×{state.grad_accumulation}"
                          f"={state.global_batch}")
         return [
@@ -146,7 +234,7 @@ class MemoryPanel(Panel):
         title = f"Memory · {kind} {fmt.size(memory.total)}" if memory.total else "Memory"
         if memory.gpu_util is not None:
             title += f" · GPU {memory.gpu_util:.0f}%"
-        self.border_title = title
+        self.set_title(title)
         super().show(state)
 
     def lines(self, state: DashboardState, width: int, height: int) -> list[Content | str]:
@@ -174,12 +262,13 @@ class CheckpointPanel(Panel):
         checkpoint = state.checkpoint
         if checkpoint is None:
             return [Content.styled("none saved yet (c saves one now)" if state.live else "none saved", LABEL)]
-        where = [f"step {checkpoint.step}" if checkpoint.step is not None else "",
-                 f"epoch {checkpoint.epoch}" if checkpoint.epoch is not None else "", checkpoint.kind]
+        when = [f"step {checkpoint.step}" if checkpoint.step is not None else "", fmt.epochs_done(checkpoint.epoch)]
+        what = [fmt.size(checkpoint.bytes), checkpoint.kind,
+                f"{state.checkpoints_saved} saved in {fmt.short_path(_parent(checkpoint.path))}"]
         return [
             Content(fmt.file_name(checkpoint.path)),
-            Content.styled(" · ".join(part for part in [fmt.size(checkpoint.bytes), *where] if part), LABEL),
-            Content.styled(f"{state.checkpoints_saved} saved in {fmt.short_path(_parent(checkpoint.path))}", LABEL),
+            Content.styled(" · ".join(part for part in when if part), LABEL),
+            Content.styled(" · ".join(part for part in what if part), LABEL),
         ]
 
 
@@ -200,13 +289,14 @@ class LogPanel(Panel):
 
 
 class SummaryPanel(Panel):
-    """How the run ended: the output files, or the error and its hint."""
+    """How the run ended: the LoRA's absolute path and what to do with it, or the error and its hint."""
 
     TITLE = "Result"
+    AUTO_HEIGHT = True
 
     def show(self, state: DashboardState) -> None:
         if state.outcome is not None:
-            self.border_title = f"Result: {state.outcome.status}"
+            self.set_title(f"Result: {state.outcome.status}")
             self.set_class(state.outcome.status in ("failed", "lost"), "-bad")
             self.set_class(state.outcome.status == "stopped", "-stopped")
         super().show(state)
@@ -227,14 +317,32 @@ class SummaryPanel(Panel):
             if state.error.hint:
                 lines += _labelled("hint", state.error.hint, width)
             if state.error.traceback_path:
-                lines += _labelled("details", fmt.short_path(state.error.traceback_path), width, path=True)
+                lines += _labelled("details", absolute_path(state.error.traceback_path, ""), width, path=True)
         elif outcome.status == "failed" and outcome.message:
             lines += _labelled("error", outcome.message, width, "$error")
-        for path in outcome.outputs:
-            lines += _labelled("output", fmt.short_path(path), width, path=True)
-        if not outcome.outputs and state.checkpoint is not None and outcome.status != "completed":
-            lines += _labelled("last save", fmt.short_path(state.checkpoint.path), width, path=True)
+        lora = absolute_path(outcome.outputs[-1], state.output_dir) if outcome.outputs else ""
+        if not lora and state.checkpoint is not None and outcome.status != "completed":
+            lines += _labelled("last save", absolute_path(state.checkpoint.path, state.output_dir), width, path=True)
+        if lora:
+            lines += _labelled("LoRA", lora, width, "bold", path=True)
+            if len(outcome.outputs) > 1:
+                lines += _labelled("also", f"{len(outcome.outputs) - 1} intermediate save(s) in the same folder",
+                                   width, LABEL)
+            lines += _labelled("next", NEXT_STEPS, width, LABEL)
         return lines
+
+
+NEXT_STEPS = ("copy the LoRA into your image tool's LoRA folder (A1111/Forge: models/Lora, ComfyUI: "
+              "models/loras); `tui-lora runs` lists your runs")
+
+
+def absolute_path(path: str, output_dir: str) -> str:
+    """The path as the user can copy it: relative ones are made absolute (outputs live in output_dir)."""
+    if not path or Path(path).is_absolute():
+        return path
+    if output_dir:
+        return str(Path(output_dir) / Path(path).name)
+    return str(Path(path).resolve())
 
 
 def _labelled(label: str, text: str, width: int, style: str = "", *, path: bool = False) -> list[Content]:

@@ -37,6 +37,17 @@ class Progress:
 
 
 @dataclass
+class Phase:
+    """A long stretch between events (loading the model, caching, the first step, sampling, saving)."""
+
+    name: str
+    label: str
+    since: float  # unix time it began (the event's time)
+    done: int | None = None  # for phases that count (caching i/N)
+    total: int | None = None
+
+
+@dataclass
 class Caching:
     stage: str = "latents"
     done: int = 0

@@ -1,5 +1,6 @@
 """The live dashboard: a worker tails the run's event file, the screen folds events into one state
-and redraws its panels from it a few times a second (only when something changed).
+and redraws its panels from it once a second on a clock (not per event, so a fast run costs no more
+than a slow one), and each panel repaints only the cells that changed.
 
 `DashboardScreen` is what the wizard pushes after Train; `DashboardApp` wraps it for `monitor`.
 The screen dismisses with "detach", "stop" or "quit", so whoever pushed it decides what comes next.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 POLL_INTERVAL_S = 0.25  # how often the worker looks for new lines
-REDRAW_INTERVAL_S = 0.25  # the most often panels redraw
+REDRAW_INTERVAL_S = 0.8  # the clock: step, ETA and elapsed move at least once a second, whatever the speed
 LIVENESS_INTERVAL_S = 1.0  # how often a quiet stream's pid is checked
 EVENTS_PER_MESSAGE = 2000  # a long finished run arrives in chunks so the UI stays responsive
 
@@ -78,13 +79,15 @@ class DashboardScreen(Screen[str]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     def __init__(self, run_dir: str | Path, *, control: RunControl | None = None, name: str | None = None,
-                 id: str | None = None) -> None:
-        """`control` defaults to the pid the run registered in its folder."""
+                 id: str | None = None, clock: Callable[[], float] = time.time) -> None:
+        """`control` defaults to the pid the run registered in its folder; `clock` gives the wall time."""
         super().__init__(name=name, id=id)
         self.run = RunDir(Path(run_dir))
         self.control = control if control is not None else RunControl.from_run(self.run)
         self.state = DashboardState()
-        self.stop_requested = False
+        self.clock = clock
+        self.stop_requested = False  # a first stop was sent: the engine is finishing its step and saving
+        self.abort_requested = False  # a second one was sent: the engine ends at once
         self._dirty = True
 
     def compose(self) -> ComposeResult:
@@ -156,11 +159,19 @@ class DashboardScreen(Screen[str]):
             apply_event(self.state, event)
         self._dirty = True
         if was_live != self.state.live:
-            self.redraw()  # the end of a run shows at once
+            self._ended()
 
     def on_run_status_read(self, message: RunStatusRead) -> None:
+        was_live = self.state.live
         apply_run_status(self.state, message.status)
         self._dirty = True
+        if was_live != self.state.live:
+            self._ended()
+
+    def _ended(self) -> None:
+        """The end of a run shows at once, and the footer drops the keys that no longer do anything."""
+        self.redraw()
+        self.refresh_bindings()
 
     def on_sample_image_read(self, message: SampleImageRead) -> None:
         self.query_one(SamplePanel).set_image(message.path, message.image)
@@ -168,20 +179,31 @@ class DashboardScreen(Screen[str]):
     # --- drawing ---------------------------------------------------------------------------------
 
     def redraw(self) -> None:
-        if not self._dirty:
+        """Called by the clock: a live run redraws every tick (its clocks move), an ended one on change."""
+        if not (self._dirty or self.state.live):
             return
         self._dirty = False
         state = self.state
+        state.now = self.clock()
         self.set_class(state.finished, "-finished")
         self.query_one("#sample").display = state.sample is not None
-        self.query_one(RunHeader).show(state, stopping=self.stop_requested)
+        self.query_one(RunHeader).show(state, stopping=self.stop_requested, aborting=self.abort_requested)
         for panel in self.query(Panel):
             panel.show(state)
 
     # --- keys ------------------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop, Save now and Detach leave the footer once the run has ended: they would do nothing."""
+        if action in ("stop", "save_now", "detach") and self.state.finished:
+            return False
+        return True
+
     def action_stop(self) -> None:
         if self._refuse_control():
+            return
+        if self.stop_requested:  # the second stop: no question, the engine ends at once
+            self._send_abort()
             return
 
         def answered(stop: bool | None) -> None:
@@ -228,7 +250,20 @@ class DashboardScreen(Screen[str]):
         message = self.control.stop()
         self.stop_requested = message.startswith("Stop requested")
         self._dirty = True
+        if self.stop_requested:
+            message += " Press s again to abort at once (files already saved stay intact)."
         self.notify(message, title="Stop")
+        self.redraw()
+
+    def _send_abort(self) -> None:
+        assert self.control is not None
+        message = self.control.stop()  # the engine treats a second stop signal as "abort now"
+        if message.startswith("Stop requested"):
+            self.abort_requested = True
+            message = "Abort requested: the run ends without finishing the step; earlier saves stay intact."
+        self._dirty = True
+        self.notify(message, title="Abort", severity="warning")
+        self.redraw()
 
 
 class DashboardApp(App[str]):
@@ -237,14 +272,20 @@ class DashboardApp(App[str]):
     TITLE = "tui-lora monitor"
     ENABLE_COMMAND_PALETTE = False
 
-    def __init__(self, run_dir: str | Path, *, control: RunControl | None = None, mouse: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, *, control: RunControl | None = None, mouse: bool = True,
+                 clock: Callable[[], float] = time.time, note: str | None = None) -> None:
+        """`note`: a message shown on opening (e.g. that nothing runs and an ended run is shown)."""
         super().__init__()
         self.run_dir = Path(run_dir)
         self.control = control
         self.mouse = mouse
+        self.clock = clock
+        self.note = note
 
     def on_mount(self) -> None:
-        self.push_screen(DashboardScreen(self.run_dir, control=self.control), self.exit)
+        self.push_screen(DashboardScreen(self.run_dir, control=self.control, clock=self.clock), self.exit)
+        if self.note:
+            self.notify(self.note, title="Nothing running", timeout=12)
 
     @property
     def dashboard(self) -> DashboardScreen:

@@ -5,8 +5,10 @@ a whole list. Deterministic and free of I/O and Textual, so `monitor` on a finis
 same numbers the live view showed, and tests can assert them directly. For speed the reducer
 updates the state in place (histories are bounded) and returns it.
 
-The only input that is not an event is liveness: when a stream stops without `run_finished`,
-`apply_run_status(state, run_status(...))` marks the run lost once its process is gone.
+Two inputs are not events: liveness (when a stream stops without `run_finished`,
+`apply_run_status(state, run_status(...))` marks the run lost once its process is gone) and the
+wall clock (`state.now`, set by the screen each tick), which keeps elapsed time and "step N in
+progress for m:ss" moving while the engine is busy and writes nothing.
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .charts import BoundedSeries
-from .formatting import file_name, size
-from .parts import (LOSS_SMOOTHING, Caching, Checkpoint, LearningRates, LogLine, Loss, Memory, Outcome, Progress,
-                    RunError, Sample)
+from .formatting import epochs_done, file_name, size
+from .parts import (LOSS_SMOOTHING, Caching, Checkpoint, LearningRates, LogLine, Loss, Memory, Outcome, Phase,
+                    Progress, RunError, Sample)
 
 __all__ = ["DashboardState", "apply_event", "apply_run_status", "build_state", "FINAL", "LOG_LINES_KEPT",
            "LOSS_SMOOTHING", "Caching", "Checkpoint", "LearningRates", "LogLine", "Loss", "Memory", "Outcome",
-           "Progress", "RunError", "Sample"]
+           "Phase", "Progress", "RunError", "Sample", "current_activity", "elapsed_now"]
 
 FINAL = ("completed", "stopped", "failed")
 LOG_LINES_KEPT = 200
 LR_CURVE_POINTS = 1024
+SLOW_STEP_S = 5.0  # a step taking longer than this (and 3x the usual) is shown as "in progress for m:ss"
 
 
 @dataclass
@@ -48,6 +51,10 @@ class DashboardState:
     resumed_from_step: int | None = None
     started_at: float | None = None
     last_event_at: float | None = None
+    clock_origin: float | None = None  # unix time the engine began (its events' elapsed_s count from it)
+    last_step_at: float | None = None
+    phase: Phase | None = None  # a long stretch the engine announced and has not finished yet
+    now: float | None = None  # the wall clock, set by whoever draws the state (None: events only)
     progress: Progress = field(default_factory=Progress)
     caching: Caching | None = None
     loss: Loss = field(default_factory=Loss)
@@ -93,6 +100,10 @@ def apply_event(state: DashboardState, event: dict[str, Any]) -> DashboardState:
     when = _num(event, "time")
     if when is not None:
         state.last_event_at = when
+        # The run began at its earliest known moment: the first event, or earlier by its elapsed_s.
+        elapsed = _num(event, "elapsed_s")
+        origin = when - elapsed if elapsed is not None else when
+        state.clock_origin = origin if state.clock_origin is None else min(state.clock_origin, origin)
     if handler is not None:
         handler(state, event)
     if state.status in ("waiting", "lost") and event.get("type") != "run_finished":
@@ -100,6 +111,37 @@ def apply_event(state: DashboardState, event: dict[str, Any]) -> DashboardState:
         state.status = "running"
         state.outcome = None
     return state
+
+
+def elapsed_now(state: DashboardState) -> float | None:
+    """Seconds since the engine began: from the wall clock while the run is live, else from its events."""
+    if state.live and state.now is not None and state.clock_origin is not None:
+        return max(0.0, state.now - state.clock_origin)
+    return state.progress.elapsed_s
+
+
+def current_activity(state: DashboardState) -> tuple[str, float] | None:
+    """What the engine is busy with that no event reports yet, and for how many seconds.
+
+    An announced phase (loading the model, caching, the first step, sampling, saving), or a step
+    that takes far longer than usual. None when the run is ended, the clock unknown, or all is routine.
+    """
+    if not state.live or state.now is None:
+        return None
+    if state.phase is not None:
+        phase = state.phase
+        label = phase.label
+        if phase.total:
+            label += f" {phase.done or 0}/{phase.total}"
+        return label, max(0.0, state.now - phase.since)
+    progress = state.progress
+    if state.last_step_at is None or (progress.total_steps and progress.step >= progress.total_steps):
+        return None
+    waited = state.now - state.last_step_at
+    usual = 1.0 / progress.it_per_s if progress.it_per_s else 0.0
+    if waited >= max(SLOW_STEP_S, 3 * usual):
+        return f"step {progress.step + 1} in progress", waited
+    return None
 
 
 def apply_run_status(state: DashboardState, status: str) -> DashboardState:
@@ -117,6 +159,7 @@ def apply_run_status(state: DashboardState, status: str) -> DashboardState:
 
 def _on_run_started(state: DashboardState, event: dict[str, Any]) -> None:
     state.started_at = _num(event, "time")
+    _end_phase(state, "loading_model")
     for name in ("run_id", "output_dir", "output_name", "device", "mixed_precision"):
         if event.get(name) is not None:
             setattr(state, name, str(event[name]))
@@ -156,7 +199,10 @@ def _on_caching(state: DashboardState, event: dict[str, Any]) -> None:
     when = _num(event, "time")
     if state.progress.step == 0 and when is not None and state.started_at is not None:
         state.progress.elapsed_s = when - state.started_at  # no step has reported its own clock yet
+    if state.phase is not None and state.phase.name == "caching":
+        state.phase.done, state.phase.total = caching.done, caching.total
     if caching.total and caching.done >= caching.total:
+        _end_phase(state, "caching")
         _log(state, event, "info", f"cached {caching.stage} for {caching.total} images")
 
 
@@ -174,6 +220,8 @@ def _on_step(state: DashboardState, event: dict[str, Any]) -> None:
     progress.eta_s = eta
     if state.caching is not None and state.caching.active:
         state.caching.done = state.caching.total  # training started, so caching is over
+    state.phase = None  # a step ends whatever came before it
+    state.last_step_at = _num(event, "time")
     value = _num(event, "loss")
     if value is not None:
         state.loss.add(progress.step, value)
@@ -212,16 +260,36 @@ def _on_epoch_end(state: DashboardState, event: dict[str, Any]) -> None:
     _log(state, event, "info", f"epoch {epoch}/{total or '?'} finished{tail}")
 
 
+def _on_phase(state: DashboardState, event: dict[str, Any]) -> None:
+    when = _num(event, "time")
+    name = str(event.get("name") or "")
+    if when is None or not name:
+        return
+    label = str(event.get("label") or name.replace("_", " "))
+    state.phase = Phase(name, label, when, _int(event, "done"), _int(event, "total"))
+    _log(state, event, "info", label)
+
+
+def _end_phase(state: DashboardState, name: str) -> None:
+    if state.phase is not None and state.phase.name == name:
+        state.phase = None
+
+
 def _on_checkpoint(state: DashboardState, event: dict[str, Any]) -> None:
+    _end_phase(state, "saving")
     path = str(event.get("path") or "")
     state.checkpoint = Checkpoint(path, _int(event, "bytes"), _int(event, "step"), _int(event, "epoch"),
                                   str(event.get("kind") or ""))
     state.checkpoints_saved += 1
-    weight = f" ({size(state.checkpoint.bytes)})" if state.checkpoint.bytes is not None else ""
-    _log(state, event, "info", f"saved {file_name(path)}{weight}")
+    facts = [size(state.checkpoint.bytes) if state.checkpoint.bytes is not None else "",
+             f"step {state.checkpoint.step}" if state.checkpoint.step is not None else "",
+             epochs_done(state.checkpoint.epoch)]
+    detail = ", ".join(fact for fact in facts if fact)
+    _log(state, event, "info", f"saved {file_name(path)}" + (f" ({detail})" if detail else ""))
 
 
 def _on_sample(state: DashboardState, event: dict[str, Any]) -> None:
+    _end_phase(state, "sampling")
     paths, prompts = _strings(event.get("paths")), _strings(event.get("prompts"))
     state.sample = Sample(paths, prompts, _int(event, "step"), _int(event, "epoch"))
     at = f" at step {state.sample.step}" if state.sample.step is not None else ""
@@ -258,11 +326,13 @@ def _on_run_finished(state: DashboardState, event: dict[str, Any]) -> None:
     if step is not None:
         state.progress.step = max(state.progress.step, step)
     state.status = status
+    state.phase = None
     state.outcome = Outcome(status, outputs, str(event.get("message") or ""), state.progress.step)
     state.progress.eta_s = 0.0 if status == "completed" else None
     when = _num(event, "time")
-    if state.started_at is not None and when is not None:
-        state.progress.elapsed_s = max(state.progress.elapsed_s or 0.0, when - state.started_at)
+    origin = state.clock_origin if state.clock_origin is not None else state.started_at
+    if origin is not None and when is not None:
+        state.progress.elapsed_s = max(state.progress.elapsed_s or 0.0, when - origin)
     message = f": {state.outcome.message}" if state.outcome.message else ""
     _log(state, event, "error" if status == "failed" else "info", f"run {status}{message}")
 
@@ -270,6 +340,7 @@ def _on_run_finished(state: DashboardState, event: dict[str, Any]) -> None:
 _HANDLERS = {
     "run_started": _on_run_started,
     "caching": _on_caching,
+    "phase": _on_phase,
     "step": _on_step,
     "epoch_end": _on_epoch_end,
     "checkpoint": _on_checkpoint,
@@ -285,7 +356,8 @@ _HANDLERS = {
 
 def _log(state: DashboardState, event: dict[str, Any] | None, level: str, text: str) -> None:
     when = _num(event, "time") if event is not None else state.last_event_at
-    offset = when - state.started_at if when is not None and state.started_at is not None else None
+    origin = state.started_at if state.started_at is not None else state.clock_origin  # before run_started
+    offset = when - origin if when is not None and origin is not None else None
     state.log.append(LogLine(offset, level, text))
 
 

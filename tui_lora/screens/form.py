@@ -47,6 +47,9 @@ class StepScreen(Screen):
         Binding("escape", "back", "Back"),
         Binding("ctrl+n", "next", "Next"),
         Binding("f1", "help", "Help"),
+        # Read a long explanation without leaving the field (shift+arrows select text in inputs).
+        Binding("ctrl+down", "scroll_help(1)", "Scroll help", show=False),
+        Binding("ctrl+up", "scroll_help(-1)", "Scroll help", show=False),
     ]
 
     @property
@@ -84,6 +87,10 @@ class StepScreen(Screen):
 
     def action_next(self) -> None:
         self.wizard.open_step((self.STEP or 0) + 1)
+
+    def action_scroll_help(self, lines: int) -> None:
+        for panel in self.query(HelpPanel):
+            panel.scroll_relative(y=lines * max(1, panel.size.height - 1), animate=False)
 
     def action_help(self) -> None:
         panels = self.query(HelpPanel)
@@ -235,6 +242,8 @@ class FormScreen(StepScreen):
         field = self.fields()[setting.key]
         panel.show(help_content(setting, disabled_reason=self.draft.disabled_reason(setting),
                                 empty_text=self.draft.empty_text(setting), message=field.message_text))
+        # The panel's height follows the text: keep the focused field in view once the form has shrunk.
+        self.call_after_refresh(field.scroll_visible, animate=False)
 
 
 def _empty_ok(setting: Setting) -> bool:

@@ -1,4 +1,4 @@
-"""Small dialogs: confirm (Enter confirms, Esc cancels), ask for a path, show a message."""
+"""Small dialogs: confirm (Enter confirms, Esc cancels), save-or-quit, ask for a path, show a message."""
 
 from __future__ import annotations
 
@@ -46,6 +46,39 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
+
+
+class QuitUnsavedScreen(ModalScreen[str | None]):
+    """Quitting with unsaved changes: Save (s, then quit), Quit without saving (q), Cancel (Esc)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "answer('save')", "Save and quit"),
+        Binding("q", "answer('quit')", "Quit without saving"),
+        Binding("escape", "answer(None)", "Cancel"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(classes="dialog-screen")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(Content("Save before quitting?"), classes="dialog-title")
+            yield Static(Content("This run has changes that are not saved. Save them, quit and lose them, "
+                                 "or go back?"), classes="dialog-message")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save (s)", id="save", variant="primary", compact=True)
+                yield Button("Quit (q)", id="quit", variant="warning", compact=True)
+                yield Button("Cancel (Esc)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#save", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+    def action_answer(self, choice: str | None) -> None:
+        self.dismiss(choice)
 
 
 class PathPromptScreen(ModalScreen[str | None]):

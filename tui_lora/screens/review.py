@@ -72,9 +72,17 @@ class ReviewScreen(StepScreen):
             self.summary = summary
             self.failure = failure
 
+    class EnvironmentChecked(Message):
+        """What training would hit on this machine (engine.train.preflight.environment_problems)."""
+
+        def __init__(self, problems: list[Problem]):
+            super().__init__()
+            self.problems = problems
+
     def __init__(self) -> None:
         super().__init__()
         self.summary = None
+        self.environment: list[Problem] = []
         self.scan_note = "scanning the dataset…"
 
     def compose_body(self) -> ComposeResult:
@@ -103,6 +111,7 @@ class ReviewScreen(StepScreen):
             self.scan_note = "fix the errors first"
         else:
             self.run_scan(self.draft.typed())
+            self.check_environment(self.draft.to_config())
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -111,7 +120,7 @@ class ReviewScreen(StepScreen):
     def refresh_review(self) -> None:
         problems = self.wizard.field_problems()
         errors = [p for p in problems if p.is_error]
-        dataset = self.summary.problems if self.summary is not None else []
+        dataset = (self.summary.problems if self.summary is not None else []) + self.environment
         cfg = RunConfig(self.draft.typed())
         plan = plan_run(cfg, self.summary) if self.summary is not None else plan_before_scan(cfg)
         self.query_one("#derived", Static).update(derived_content(plan, self.scan_note))
@@ -131,13 +140,28 @@ class ReviewScreen(StepScreen):
         except Exception as exc:  # noqa: BLE001 - a scanner bug must not take the wizard down
             self.post_message(self.Scanned(failure=f"could not scan: {exc}"))
 
+    @work(thread=True, exclusive=True, group="review-environment", exit_on_error=False)
+    def check_environment(self, config) -> None:
+        from engine.train.preflight import environment_problems  # may probe the network: off the UI thread
+
+        try:
+            self.post_message(self.EnvironmentChecked(environment_problems(config)))
+        except Exception:  # noqa: BLE001 - a failed check must not take the wizard down; training checks again
+            return
+
+    def on_review_screen_environment_checked(self, message: EnvironmentChecked) -> None:
+        self.environment = message.problems
+        self.refresh_review()
+
     def on_review_screen_scanned(self, message: Scanned) -> None:
         self.summary = message.summary
         self.scan_note = message.failure
         self.refresh_review()
 
     def dataset_errors(self) -> list[Problem]:
-        return self.summary.errors if self.summary is not None else []
+        """Errors that block Save & Train beyond the fields': the dataset's and this machine's."""
+        found = self.summary.errors if self.summary is not None else []
+        return found + [p for p in self.environment if p.is_error]
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -177,7 +201,7 @@ class ReviewScreen(StepScreen):
             return False
         errors = self.dataset_errors()
         if errors:
-            self.notify(f"{errors[0].field}: {errors[0].message}", title="The dataset cannot be trained on",
+            self.notify(f"{errors[0].field}: {errors[0].message}", title="This run cannot be trained here",
                         severity="error")
             return False
         return True

@@ -42,6 +42,8 @@ class StartScreen(Screen):
         Binding("i", "choose('import')", "Import Kohya"),
         Binding("r", "choose('queue')", "Queue"),
         Binding("d", "choose('demo')", "Demo"),
+        # The first screen has nothing to go back to: Esc and q leave, asking first if work is unsaved.
+        Binding("q,escape", "app.quit", "Quit", show=False),  # the footer already shows ^q Quit
     ]
 
     @property

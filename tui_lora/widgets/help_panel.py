@@ -10,7 +10,8 @@ from engine.config import Setting
 
 from ..draft import field_text
 
-WELCOME = "Move with Tab / Shift+Tab. The explanation of the focused setting shows here; F1 opens it in full."
+WELCOME = ("Move with Tab / Shift+Tab. The explanation of the focused setting shows here (Ctrl+↓ / Ctrl+↑ "
+           "scroll a long one); F1 opens it in full.")
 
 
 def help_content(setting: Setting, *, disabled_reason: str | None = None, empty_text: str = "",
@@ -18,7 +19,9 @@ def help_content(setting: Setting, *, disabled_reason: str | None = None, empty_
     """Title, explanation and facts (allowed values, default, Kohya name) of one setting."""
     facts = []
     allowed = setting.bounds_text()
-    if allowed:
+    if allowed == "(or empty)":  # a free text or path: nothing to bound, but it may stay empty
+        facts.append("May be left empty.")
+    elif allowed:
         facts.append(f"Allowed: {allowed}{(' ' + setting.suffix) if setting.suffix else ''}.")
     default = field_text(setting, setting.default)
     if setting.model_default is not None:

@@ -92,7 +92,7 @@ class SettingField(Widget):
         if s.kind == "prompts":
             area = TextArea(str(self._value), id=cid, soft_wrap=True, tab_behavior="focus",
                             show_line_numbers=False, compact=True)
-            area.placeholder = "one prompt per line, e.g.  a photo of mychar --n blurry --d 42"
+            area.placeholder = "one per line: a photo of mychar --n blurry --d 42"  # fits at 80 columns
             return area
         suggester = PathSuggester(folders_only=s.key.startswith("folders.") or s.key == "model.config_dir") \
             if s.kind == "path" or s.key == "model.path" else None
