@@ -1,0 +1,163 @@
+"""Bytes autograd keeps from the forward pass for the backward pass, from the architecture.
+
+Each module's saved tensors are counted from what its backward needs (tokens × channels per
+tensor), walking the model the way diffusers runs it:
+- ResNet block: the inputs of norm1, SiLU and conv1 (input width) and of norm2, SiLU and conv2
+  (output width): 3·T·(c_in + c_out).
+- Transformer2DModel: GroupNorm and proj_in inputs, the layout copy, proj_out's input; per
+  BasicTransformerBlock 30·T·C (norm inputs/outputs, q/k/v and the attention output kept by the
+  fused attention kernel, the head-merge copies, the residual sums, GEGLU's 8C projection and its
+  two 4C products), plus the cross-attention k/v over the text tokens and per-head log-sum-exp.
+- Samplers: their convolution's input; the output head: GroupNorm, SiLU and conv_out inputs.
+- A LoRA layer adds its down-projection's output (tokens × rank).
+With gradient checkpointing diffusers re-runs each ResNet and each BasicTransformerBlock in the
+backward pass, so only their inputs stay; the largest single unit is rebuilt at a time and its
+full activations come on top (`recompute`).
+
+"Slots" carry a dtype class: `compute` tensors take the mixed-precision width; `norm` tensors are
+the inputs of normalisations and of the SiLU after them, which CUDA autocast runs in fp32; `stat`
+are fp32 statistics. The CPU tests check the fp32 case against saved_tensors_hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .counts import cross_dim, per_level, unet_walk
+
+
+@dataclass
+class Slots:
+    compute: float = 0.0  # elements held in the compute dtype
+    norm: float = 0.0  # elements fp32 under autocast (norm/SiLU inputs)
+    stat: float = 0.0  # fp32 statistics (norm mean/rstd, attention log-sum-exp)
+
+    def __iadd__(self, other: "Slots") -> "Slots":
+        self.compute += other.compute
+        self.norm += other.norm
+        self.stat += other.stat
+        return self
+
+    def bytes(self, compute_bytes: int, autocast: bool) -> float:
+        norm_bytes = 4 if autocast else compute_bytes
+        return self.compute * compute_bytes + self.norm * norm_bytes + self.stat * 4
+
+
+@dataclass
+class ActivationModel:
+    kept: Slots  # saved through the whole forward/backward
+    recompute: Slots  # largest unit rebuilt at once under checkpointing (zero without)
+
+
+def _resnet(t: float, c_in: int, c_out: int, lora_rank: float) -> Slots:
+    # norm1 in, SiLU in (norm outputs: fp32 under autocast); conv inputs in the compute dtype
+    return Slots(compute=t * (c_in + c_out) + lora_rank * t * 3, norm=2 * t * (c_in + c_out),
+                 stat=4 * 32)  # GroupNorm mean/rstd per group (negligible)
+
+
+def _basic_block(t: float, c: int, heads: int, text_tokens: float, lora_rank: float) -> Slots:
+    # 25·T·C besides the three LayerNorm inputs; cross-attention k/v over the text tokens; the
+    # LoRA down outputs of its ten layers (k/v of the cross-attention run over the text tokens)
+    return Slots(compute=25 * t * c + 2 * text_tokens * c + lora_rank * (8 * t + 2 * text_tokens),
+                 norm=3 * t * c, stat=2 * heads * t + 6 * t)
+
+
+def _block_input(t: float, c: int) -> Slots:
+    return Slots(compute=t * c)
+
+
+def unet_activations(config: Mapping[str, Any], *, latent_tokens: float, batch: int, text_tokens: int,
+                     checkpointing: bool, lora_rank: int, lora_on_resnets: bool) -> ActivationModel:
+    """Saved bytes model of one UNet2DConditionModel forward pass at `latent_tokens` (H·W of level 0)."""
+    channels = list(config["block_out_channels"])
+    kept, largest = Slots(), Slots()
+    b = batch
+    res_rank = lora_rank if lora_on_resnets else 0
+
+    def tokens(level: int) -> float:
+        return b * latent_tokens / (4 ** level)
+
+    kept += Slots(compute=tokens(0) * config.get("in_channels", 4))  # conv_in input
+    kept += Slots(compute=b * text_tokens * cross_dim(config))  # the text states, shared by every k/v
+    for part in unet_walk(config):
+        kind, level = part[0], part[-1]
+        t = tokens(level)
+        if kind == "resnet":
+            full = _resnet(t, part[1], part[2], res_rank)
+            if checkpointing:
+                kept += Slots(compute=t * part[1])
+                largest = _larger(largest, full)
+            else:
+                kept += full
+        elif kind == "transformer":
+            c, depth = part[1], part[2]
+            n_heads = _heads(config, level)
+            # GroupNorm input, proj_in's input, proj_out's input (each block counts its own input)
+            kept += Slots(compute=2 * t * c + lora_rank * 2 * t, norm=t * c)
+            for _ in range(depth):
+                full = _basic_block(t, c, n_heads, b * text_tokens, lora_rank)
+                if checkpointing:
+                    kept += _block_input(t, c)
+                    largest = _larger(largest, full)
+                else:
+                    kept += full
+        elif kind == "down":
+            kept += Slots(compute=t * part[1] + res_rank * t)
+        else:  # up: the conv runs on the doubled grid (level - 1)
+            kept += Slots(compute=t * part[1] + res_rank * t)
+    kept += Slots(compute=tokens(0) * channels[0], norm=2 * tokens(0) * channels[0])  # output head
+    return ActivationModel(kept, largest)
+
+
+def _heads(config: Mapping[str, Any], level: int) -> int:
+    channels = list(config["block_out_channels"])
+    value = config.get("num_attention_heads") or config.get("attention_head_dim", 8)
+    # diffusers' UNet2DConditionModel passes attention_head_dim as the number of heads
+    return int(per_level(value, len(channels))[level])
+
+
+def _larger(a: Slots, b: Slots) -> Slots:
+    return a if a.bytes(4, False) >= b.bytes(4, False) else b
+
+
+def clip_activations(config: Mapping[str, Any], *, tokens: int, batch: int, lora_rank: int,
+                     checkpointing: bool) -> ActivationModel:
+    """A CLIP text encoder trained with LoRA: per layer LN inputs/outputs, q/k/v/out, MLP."""
+    width, mlp, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+    t = batch * tokens
+    heads = config.get("num_attention_heads", 12)
+    per_layer = Slots(compute=t * (9 * width + 3 * mlp) + lora_rank * 6 * t, norm=2 * t * width,
+                      stat=2 * heads * t + 4 * t)
+    if checkpointing:
+        return ActivationModel(Slots(compute=layers * t * width), per_layer)
+    total = Slots()
+    for _ in range(layers):
+        total += per_layer
+    return ActivationModel(total, Slots())
+
+
+def flux_activations(config: Mapping[str, Any], *, image_tokens: float, text_tokens: int, batch: int,
+                     checkpointing: bool, lora_rank: int) -> ActivationModel:
+    """FluxTransformer2DModel: per double block ~30·d per token and stream, per single block ~32·d."""
+    d = config["num_attention_heads"] * config["attention_head_dim"]
+    heads = config["num_attention_heads"]
+    img, txt = batch * image_tokens, batch * text_tokens
+    joint = img + txt
+    # modulated norms (2 in, 2 out), q/k/v + RMS-normed q/k + rotary, joint copies for attention,
+    # attention output and its split copy, gates and residuals, 4d GELU MLP (in and product)
+    double = Slots(compute=joint * (22 * d + 8 * d) + lora_rank * 12 * joint, norm=2 * joint * d,
+                   stat=2 * heads * joint)
+    single = Slots(compute=joint * (20 * d + 10 * d) + lora_rank * 6 * joint, norm=joint * d,
+                   stat=heads * joint)
+    layers, singles = config["num_layers"], config["num_single_layers"]
+    if checkpointing:
+        kept = Slots(compute=(layers + singles) * joint * d)
+        return ActivationModel(kept, _larger(double, single))
+    kept = Slots()
+    for _ in range(layers):
+        kept += double
+    for _ in range(singles):
+        kept += single
+    return ActivationModel(kept, Slots())
