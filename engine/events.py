@@ -10,7 +10,8 @@ Fields by type (all optional beyond these; readers ignore what they do not know)
   (resolved), num_processes, batch_size (per process), gradient_accumulation_steps, seed,
   steps_per_epoch, total_steps, total_epochs, dataset {images, reg_images, concepts [{name, images,
   repeats}], buckets {"WxH": count}}, lr_curve {group: [[step, lr], ...]} (the whole schedule,
-  sampled), resumed_from_step.
+  sampled), resumed_from_step, vram_estimate {total_bytes, allocated_bytes, lines [[name, bytes]]}
+  (the torch-free peak estimate; allocated_bytes compares with the measured peak).
 - caching: stage ("latents"), done, total.
 - step: step, total_steps, epoch, total_epochs, loss, avg_loss, lr {group: value}, it_per_s,
   eta_s, elapsed_s, memory {device: "cuda"|"cpu", allocated, reserved, peak, total} in bytes

@@ -239,3 +239,19 @@ def test_estimate_event_payload_is_json():
     payload = json.loads(json.dumps(estimate.to_event()))
     assert payload["total_bytes"] == estimate.total_bytes
     assert [name for name, _ in payload["lines"]][0] == "UNet weights"
+
+
+def test_run_started_carries_the_estimate_and_the_dashboard_keeps_it(tiny_config):
+    from pathlib import Path
+
+    from engine.train.entry import run_config
+    from tui_lora.dashboard.state import build_state
+
+    cfg = tiny_config(training__epochs=1)
+    result = run_config(cfg)
+    events_file = Path(cfg.folders.output) / ".runs" / result.run.run_id / "events.jsonl"
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    started = next(event for event in events if event["type"] == "run_started")
+    expected = estimate_vram(cfg.values, buckets=list(result.trainer.plan.dataset.buckets))
+    assert started["vram_estimate"]["total_bytes"] == expected.total_bytes
+    assert build_state(events).vram_estimate == expected.allocated_bytes
