@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 
 GIB = 1024 ** 3
 
 
+@lru_cache(maxsize=8)  # a GPU's size does not change while the program runs
 def gpu_memory_bytes(index: int = 0) -> int | None:
     """Total memory of GPU `index` from NVML; None without NVML or a GPU. Imported lazily."""
     try:

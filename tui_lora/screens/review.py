@@ -17,7 +17,8 @@ from engine.config import SETTINGS, dump_run_yaml
 from engine.problems import Problem
 
 from ..derived import Derived, derive, format_bytes, scan_for
-from ..draft import problem_key
+from ..draft import field_text, problem_key
+from ..widgets.vram_panel import SHOWN_FIXES, VramPanel
 from .form import StepScreen
 
 _WHERE = {"model": "Model", "folders": "Folders", "basic": "Parameters › Basic", "advanced": "Parameters › Advanced"}
@@ -63,7 +64,8 @@ def problems_content(problems: list[Problem], dataset_problems: list[Problem]) -
 class ReviewScreen(StepScreen):
     STEP = 4
     HAS_HELP_PANEL = False
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("f5", "save_and_train", "Save & Train")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("f5", "save_and_train", "Save & Train")] + [
+        Binding(str(n), f"apply_fix({n - 1})", f"fix {n}", show=False) for n in range(1, SHOWN_FIXES + 1)]
 
     class Scanned(Message):
         def __init__(self, summary=None, failure: str = ""):
@@ -79,6 +81,7 @@ class ReviewScreen(StepScreen):
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="review", can_focus=False):
             yield Static(id="derived")
+            yield VramPanel(id="vram")
             yield Static(id="review-problems")
             with Horizontal(id="review-buttons"):
                 yield Button("Save (Ctrl+S)", id="save", variant="primary", compact=True)
@@ -113,6 +116,8 @@ class ReviewScreen(StepScreen):
         steps = self.summary.steps_per_epoch if self.summary is not None else None
         self.query_one("#derived", Static).update(derived_content(derive(self.draft.typed(), steps), self.scan_note))
         self.query_one("#review-problems", Static).update(problems_content(problems, dataset))
+        buckets = list(self.summary.buckets) if self.summary is not None else None
+        self.query_one(VramPanel).show(self.draft.typed(), buckets)
         yaml_view = self.query_one("#yaml", TextArea)
         if errors:
             yaml_view.load_text("# The run file is written once the errors above are fixed.\n")
@@ -151,6 +156,21 @@ class ReviewScreen(StepScreen):
         if action == "save_and_train" and self.wizard.train_launcher is None:
             return None  # shown dimmed; the note under the buttons says why
         return True
+
+    def action_apply_fix(self, index: int) -> None:
+        """Apply the numbered way to fit: the draft and any open form's fields take the new values."""
+        fixes = self.query_one(VramPanel).fixes
+        if index >= len(fixes):
+            return
+        fix = fixes[index]
+        for key, value in fix.changes.items():
+            text = field_text(SETTINGS[key], value)
+            for screen in self.app.screen_stack:
+                if hasattr(screen, "set_field"):
+                    screen.set_field(key, text)
+            self.draft.set(key, text)
+        self.notify(f"{fix.label}: saves about {fix.saving_bytes / 1024 ** 3:.1f} GiB", title="Applied")
+        self.refresh_review()
 
     def action_next(self) -> None:
         self.notify("This is the last step: Ctrl+S saves the run file.", severity="information")
