@@ -33,16 +33,19 @@ class Slots:
     compute: float = 0.0  # elements held in the compute dtype
     norm: float = 0.0  # elements fp32 under autocast (norm/SiLU inputs)
     stat: float = 0.0  # fp32 statistics (norm mean/rstd, attention log-sum-exp)
+    cast: float = 0.0  # autocast only: each layer reading an fp32 norm output keeps its own cast copy
 
     def __iadd__(self, other: "Slots") -> "Slots":
         self.compute += other.compute
         self.norm += other.norm
         self.stat += other.stat
+        self.cast += other.cast
         return self
 
     def bytes(self, compute_bytes: int, autocast: bool) -> float:
         norm_bytes = 4 if autocast else compute_bytes
-        return self.compute * compute_bytes + self.norm * norm_bytes + self.stat * 4
+        cast = self.cast * compute_bytes if autocast else 0.0
+        return self.compute * compute_bytes + self.norm * norm_bytes + self.stat * 4 + cast
 
 
 @dataclass
@@ -52,16 +55,20 @@ class ActivationModel:
 
 
 def _resnet(t: float, c_in: int, c_out: int, lora_rank: float) -> Slots:
-    # norm1 in, SiLU in (norm outputs: fp32 under autocast); conv inputs in the compute dtype
+    # norm1 in, SiLU in (norm outputs: fp32 under autocast); conv inputs in the compute dtype; a LoRA
+    # on a conv casts the fp32 SiLU output once more
     return Slots(compute=t * (c_in + c_out) + lora_rank * t * 3, norm=2 * t * (c_in + c_out),
-                 stat=4 * 32)  # GroupNorm mean/rstd per group (negligible)
+                 stat=4 * 32,  # GroupNorm mean/rstd per group (negligible)
+                 cast=t * (c_in + c_out) if lora_rank else 0.0)
 
 
 def _basic_block(t: float, c: int, heads: int, text_tokens: float, lora_rank: float) -> Slots:
     # 25·T·C besides the three LayerNorm inputs; cross-attention k/v over the text tokens; the
     # LoRA down outputs of its ten layers (k/v of the cross-attention run over the text tokens)
+    # Under autocast the fp32 LayerNorm outputs are cast per reader: q/k/v and their LoRA downs read
+    # norm1 (six copies for one), to_q + LoRA read norm2, the GEGLU projection + LoRA read norm3.
     return Slots(compute=25 * t * c + 2 * text_tokens * c + lora_rank * (8 * t + 2 * text_tokens),
-                 norm=3 * t * c, stat=2 * heads * t + 6 * t)
+                 norm=3 * t * c, stat=2 * heads * t + 6 * t, cast=(7 * t * c) if lora_rank else 2 * t * c)
 
 
 def _block_input(t: float, c: int) -> Slots:
@@ -95,7 +102,7 @@ def unet_activations(config: Mapping[str, Any], *, latent_tokens: float, batch: 
             c, depth = part[1], part[2]
             n_heads = _heads(config, level)
             # GroupNorm input, proj_in's input, proj_out's input (each block counts its own input)
-            kept += Slots(compute=2 * t * c + lora_rank * 2 * t, norm=t * c)
+            kept += Slots(compute=2 * t * c + lora_rank * 2 * t, norm=t * c, cast=t * c if lora_rank else 0.0)
             for _ in range(depth):
                 full = _basic_block(t, c, n_heads, b * text_tokens, lora_rank)
                 if checkpointing:
