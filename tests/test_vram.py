@@ -255,3 +255,35 @@ def test_run_started_carries_the_estimate_and_the_dashboard_keeps_it(tiny_config
     expected = estimate_vram(cfg.values, buckets=list(result.trainer.plan.dataset.buckets))
     assert started["vram_estimate"]["total_bytes"] == expected.total_bytes
     assert build_state(events).vram_estimate == expected.allocated_bytes
+
+
+def test_each_lora_layer_keeps_its_own_copy_of_a_half_precision_input():
+    """peft casts a bf16 input to the fp32 adapter; the copy lives until backward (the `cast` slot)."""
+    import torch
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from engine.models.loading import load_base_model
+    from engine.networks.inject import apply_network
+    from engine.vram.activations import unet_activations
+    from tests.vram_support import saved_activation_bytes
+
+    def measure(with_lora: bool) -> int:
+        unet = load_base_model("builtin-tiny-sd1").unet.to(torch.bfloat16)
+        if with_lora:
+            apply_network(unet, component="unet", network_type="lora", rank=4, alpha=1)
+        else:  # something must need a gradient for autograd to save anything
+            unet.requires_grad_(False)
+            unet.conv_in.weight.requires_grad_(True)
+        unet.set_attn_processor(AttnProcessor2_0())
+        latents = torch.randn(1, 4, 32, 32, dtype=torch.bfloat16)
+        text = torch.randn(1, 77, unet.config.cross_attention_dim, dtype=torch.bfloat16)
+        return saved_activation_bytes(unet, lambda: unet(latents, torch.tensor([500]), text).sample,
+                                      checkpointing=False)
+
+    config = _tiny_parts("builtin-tiny-sd1").denoiser
+    common = dict(latent_tokens=32 * 32, batch=1, text_tokens=77, checkpointing=False, lora_on_resnets=False)
+    with_lora, without = unet_activations(config, lora_rank=4, **common), unet_activations(config, lora_rank=0, **common)
+    # no autocast here: the copies stay fp32 (4 bytes), and so do the LoRA down outputs
+    predicted = 4 * (with_lora.kept.cast - without.kept.cast) + 4 * (with_lora.kept.compute - without.kept.compute)
+    measured = measure(True) - measure(False)
+    assert abs(predicted / measured - 1) < 0.10, (predicted, measured)

@@ -16,7 +16,10 @@ full activations come on top (`recompute`).
 
 "Slots" carry a dtype class: `compute` tensors take the mixed-precision width; `norm` tensors are
 the inputs of normalisations and of the SiLU after them, which CUDA autocast runs in fp32; `stat`
-are fp32 statistics. The CPU tests check the fp32 case against saved_tensors_hooks.
+are fp32 statistics; `cast` exists only under autocast: a layer reading an fp32 tensor keeps its own
+bf16 copy, and every LoRA layer keeps a copy of its input (peft casts it to the fp32 adapter's dtype,
+autocast casts it back). The CPU tests check the fp32 case against saved_tensors_hooks; the bf16
+rules are for benchmarks/gpu_check.py to confirm.
 """
 
 from __future__ import annotations
@@ -55,20 +58,24 @@ class ActivationModel:
 
 
 def _resnet(t: float, c_in: int, c_out: int, lora_rank: float) -> Slots:
-    # norm1 in, SiLU in (norm outputs: fp32 under autocast); conv inputs in the compute dtype; a LoRA
-    # on a conv casts the fp32 SiLU output once more
+    # norm1 in, SiLU in (norm outputs: fp32 under autocast); conv inputs in the compute dtype; under
+    # autocast a LoRA on each conv (and on the 1x1 shortcut) keeps its own copy of the input
+    copies = t * (c_in + c_out) + (t * c_in if c_in != c_out else 0.0)
     return Slots(compute=t * (c_in + c_out) + lora_rank * t * 3, norm=2 * t * (c_in + c_out),
                  stat=4 * 32,  # GroupNorm mean/rstd per group (negligible)
-                 cast=t * (c_in + c_out) if lora_rank else 0.0)
+                 cast=copies if lora_rank else 0.0)
 
 
-def _basic_block(t: float, c: int, heads: int, text_tokens: float, lora_rank: float) -> Slots:
+def _basic_block(t: float, c: int, heads: int, text_tokens: float, lora_rank: float, cross: int) -> Slots:
     # 25·T·C besides the three LayerNorm inputs; cross-attention k/v over the text tokens; the
-    # LoRA down outputs of its ten layers (k/v of the cross-attention run over the text tokens)
-    # Under autocast the fp32 LayerNorm outputs are cast per reader: q/k/v and their LoRA downs read
-    # norm1 (six copies for one), to_q + LoRA read norm2, the GEGLU projection + LoRA read norm3.
+    # LoRA down outputs of its ten layers (k/v of the cross-attention run over the text tokens).
+    # Under autocast q/k/v each cast the fp32 norm1 output (two copies more), and every LoRA layer
+    # keeps its own copy of its input (peft casts it to the fp32 adapter, autocast back to bf16):
+    # q/k/v/out, to_q and out of the cross-attention, the feed-forward's two (4C) — 11·T·C — and
+    # the cross-attention k/v over the text states.
+    lora_copies = 11 * t * c + 2 * text_tokens * cross if lora_rank else 0.0
     return Slots(compute=25 * t * c + 2 * text_tokens * c + lora_rank * (8 * t + 2 * text_tokens),
-                 norm=3 * t * c, stat=2 * heads * t + 6 * t, cast=(7 * t * c) if lora_rank else 2 * t * c)
+                 norm=3 * t * c, stat=2 * heads * t + 6 * t, cast=2 * t * c + lora_copies)
 
 
 def _block_input(t: float, c: int) -> Slots:
@@ -102,18 +109,17 @@ def unet_activations(config: Mapping[str, Any], *, latent_tokens: float, batch: 
             c, depth = part[1], part[2]
             n_heads = _heads(config, level)
             # GroupNorm input, proj_in's input, proj_out's input (each block counts its own input)
-            kept += Slots(compute=2 * t * c + lora_rank * 2 * t, norm=t * c, cast=t * c if lora_rank else 0.0)
+            # under autocast proj_in/out's LoRA keep copies of their inputs
+            kept += Slots(compute=2 * t * c + lora_rank * 2 * t, norm=t * c, cast=2 * t * c if lora_rank else 0.0)
             for _ in range(depth):
-                full = _basic_block(t, c, n_heads, b * text_tokens, lora_rank)
+                full = _basic_block(t, c, n_heads, b * text_tokens, lora_rank, cross_dim(config))
                 if checkpointing:
                     kept += _block_input(t, c)
                     largest = _larger(largest, full)
                 else:
                     kept += full
-        elif kind == "down":
-            kept += Slots(compute=t * part[1] + res_rank * t)
-        else:  # up: the conv runs on the doubled grid (level - 1)
-            kept += Slots(compute=t * part[1] + res_rank * t)
+        else:  # down/up sampler (up: the conv runs on the doubled grid, level - 1)
+            kept += Slots(compute=t * part[1] + res_rank * t, cast=t * part[1] if res_rank else 0.0)
     kept += Slots(compute=tokens(0) * channels[0], norm=2 * tokens(0) * channels[0])  # output head
     return ActivationModel(kept, largest)
 
@@ -135,8 +141,9 @@ def clip_activations(config: Mapping[str, Any], *, tokens: int, batch: int, lora
     width, mlp, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
     t = batch * tokens
     heads = config.get("num_attention_heads", 12)
+    # under autocast: two more casts of the LN output for q/k/v, and each LoRA layer's input copy
     per_layer = Slots(compute=t * (9 * width + 3 * mlp) + lora_rank * 6 * t, norm=2 * t * width,
-                      stat=2 * heads * t + 4 * t)
+                      stat=2 * heads * t + 4 * t, cast=t * (7 * width + mlp))
     if checkpointing:
         return ActivationModel(Slots(compute=layers * t * width), per_layer)
     total = Slots()
@@ -154,10 +161,13 @@ def flux_activations(config: Mapping[str, Any], *, image_tokens: float, text_tok
     joint = img + txt
     # modulated norms (2 in, 2 out), q/k/v + RMS-normed q/k + rotary, joint copies for attention,
     # attention output and its split copy, gates and residuals, 4d GELU MLP (in and product)
+    # under autocast each LoRA layer keeps a copy of its input: q/k/v/out and the MLP's in (d) and
+    # out (4d) per stream in a double block; q/k/v/MLP-in (d each) and the 5d output in a single one
+    lora_copies = 9 * d * joint if lora_rank else 0.0
     double = Slots(compute=joint * (22 * d + 8 * d) + lora_rank * 12 * joint, norm=2 * joint * d,
-                   stat=2 * heads * joint)
+                   stat=2 * heads * joint, cast=lora_copies)
     single = Slots(compute=joint * (20 * d + 10 * d) + lora_rank * 6 * joint, norm=joint * d,
-                   stat=heads * joint)
+                   stat=heads * joint, cast=lora_copies)
     layers, singles = config["num_layers"], config["num_single_layers"]
     if checkpointing:
         kept = Slots(compute=(layers + singles) * joint * d)
