@@ -287,3 +287,13 @@ def test_each_lora_layer_keeps_its_own_copy_of_a_half_precision_input():
     predicted = 4 * (with_lora.kept.cast - without.kept.cast) + 4 * (with_lora.kept.compute - without.kept.compute)
     measured = measure(True) - measure(False)
     assert abs(predicted / measured - 1) < 0.10, (predicted, measured)
+
+
+def test_gpu_size_comes_from_nvml_else_the_setting(monkeypatch):
+    from engine.vram import gpu
+
+    monkeypatch.setattr(gpu, "gpu_memory_bytes", lambda index=0: None)
+    assert gpu.planned_gpu_bytes({"hardware.vram_gb": 12.0}) == (12 * GIB, "hardware.vram_gb")
+    assert gpu.planned_gpu_bytes({}) == (None, "")
+    monkeypatch.setattr(gpu, "gpu_memory_bytes", lambda index=0: 80 * GIB if index == 1 else None)
+    assert gpu.planned_gpu_bytes({"hardware.vram_gb": 12.0, "hardware.gpu_ids": [1]}) == (80 * GIB, "this GPU")
