@@ -13,7 +13,7 @@ from engine.vram import GIB, Fix, estimate_vram, planned_gpu_bytes, ways_to_fit
 from engine.vram.report import verdict
 
 SHOWN_FIXES = 5
-_SHOWN_LINES = 4
+_SHOWN_LINES = 3
 
 
 def vram_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | None,
@@ -26,16 +26,17 @@ def vram_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | Non
     gpu_bytes, _ = gpu
     fits = gpu_bytes is None or estimate.fits(gpu_bytes)
     parts: list = [title, "\n  ", (verdict(estimate, gpu_bytes), "bold" if fits else "bold $error")]
-    largest = sorted(estimate.lines, key=lambda line: line.bytes, reverse=True)[:_SHOWN_LINES]
-    parts += ["\n  ", ("largest: " + ", ".join(f"{line.name} {line.bytes / GIB:.1f}" for line in largest)
-                       + " GiB", "dim")]
     fixes: list[Fix] = []
     if not fits:
         fixes = ways_to_fit(values, set(SETTINGS.keys()))[:SHOWN_FIXES]
-        if fixes:
-            parts += ["\n  Ways to fit (press the number to apply):"]
-        for index, fix in enumerate(fixes, 1):
-            parts += ["\n  ", (f"{index}", "bold $accent"), f" {fix.label}: −{fix.saving_bytes / GIB:.1f} GiB"]
+    if not fixes:  # the breakdown's largest lines, when there is room (fixes matter more)
+        largest = sorted(estimate.lines, key=lambda line: line.bytes, reverse=True)[:_SHOWN_LINES]
+        for line in largest:
+            parts += ["\n  ", (f"  {line.name:<26} {line.bytes / GIB:5.1f} GiB", "dim")]
+    else:
+        parts += ["\n  Ways to fit (press the number to apply):"]
+    for index, fix in enumerate(fixes, 1):
+        parts += ["\n  ", (f"{index}", "bold $accent"), f" {fix.label}: −{fix.saving_bytes / GIB:.1f} GiB"]
     return Content.assemble(*parts), fixes
 
 
