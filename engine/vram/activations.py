@@ -10,6 +10,8 @@ tensor), walking the model the way diffusers runs it:
   two 4C products), plus the cross-attention k/v over the text tokens and per-head log-sum-exp.
 - Samplers: their convolution's input; the output head: GroupNorm, SiLU and conv_out inputs.
 - A LoRA layer adds its down-projection's output (tokens × rank).
+Nothing is saved before the first trained layer: the base is frozen and the latents are data, so
+the ResNets ahead of the first adapted transformer keep nothing (unless they carry a LoCon).
 With gradient checkpointing diffusers re-runs each ResNet and each BasicTransformerBlock in the
 backward pass, so only their inputs stay; the largest single unit is rebuilt at a time and its
 full activations come on top (`recompute`).
@@ -93,11 +95,15 @@ def unet_activations(config: Mapping[str, Any], *, latent_tokens: float, batch: 
     def tokens(level: int) -> float:
         return b * latent_tokens / (4 ** level)
 
-    kept += Slots(compute=tokens(0) * config.get("in_channels", 4))  # conv_in input
     kept += Slots(compute=b * text_tokens * cross_dim(config))  # the text states, shared by every k/v
+    # Nothing needs a gradient before the first trained layer (the base is frozen, the latents are
+    # data), so autograd saves nothing there; checkpointed units still keep their inputs.
+    grad_started = res_rank > 0
     for part in unet_walk(config):
         kind, level = part[0], part[-1]
         t = tokens(level)
+        if kind != "transformer" and not grad_started and not checkpointing:
+            continue
         if kind == "resnet":
             full = _resnet(t, part[1], part[2], res_rank)
             if checkpointing:
@@ -108,6 +114,9 @@ def unet_activations(config: Mapping[str, Any], *, latent_tokens: float, batch: 
         elif kind == "transformer":
             c, depth = part[1], part[2]
             n_heads = _heads(config, level)
+            if not grad_started and not checkpointing:
+                kept += Slots(norm=-t * c)  # the first GroupNorm's input needs no gradient
+            grad_started = True
             # GroupNorm input, proj_in's input, proj_out's input (each block counts its own input)
             # under autocast proj_in/out's LoRA keep copies of their inputs
             kept += Slots(compute=2 * t * c + lora_rank * 2 * t, norm=t * c, cast=2 * t * c if lora_rank else 0.0)
