@@ -10,7 +10,8 @@ Fields by type (all optional beyond these; readers ignore what they do not know)
   (resolved), num_processes, batch_size (per process), gradient_accumulation_steps, seed,
   steps_per_epoch, total_steps, total_epochs, dataset {images, reg_images, concepts [{name, images,
   repeats}], buckets {"WxH": count}}, lr_curve {group: [[step, lr], ...]} (the whole schedule,
-  sampled), resumed_from_step.
+  sampled), resumed_from_step, vram_estimate {total_bytes, allocated_bytes, lines [[name, bytes]]}
+  (the torch-free peak estimate; allocated_bytes compares with the measured peak).
 - phase: name ("loading_model" | "caching" | "first_step" | "sampling" | "saving"), label (words for
   a person, e.g. "loading the model"), elapsed_s. Announces a stretch that may take minutes with no
   other event; its `time` is when it began. It lasts until the event that ends it: run_started ends

@@ -160,6 +160,15 @@ EXTRA_SETTINGS = [
         "goes on. Has no effect when the run is started directly with 'tui-lora train'.",
         "advanced", tier="expected",
     ),
+    Setting(
+        "hardware.vram_gb", "float", None, "GPU memory (GiB)",
+        "The GPU size to check the memory estimate against when it cannot be read here.",
+        "The review screen and `validate` estimate the run's peak GPU memory and say whether it fits. "
+        "On a machine with an NVIDIA GPU its size is read from the driver; elsewhere (planning a run on "
+        "a laptop, say) the estimate is compared with this figure. Empty: no comparison unless a GPU is found.",
+        "advanced", optional=True, minimum=0, min_exclusive=True, tier="expected", suffix="GiB",
+        empty_means="the GPU found on this machine",
+    ),
     Setting("metadata.title", "str", "", "Title", "Name shown by tools that read model metadata.",
             "Stored as 'modelspec.title'; defaults to the output name when empty.",
             "advanced", kohya="metadata_title", ss_extra=False, tier="expected"),

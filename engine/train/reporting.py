@@ -111,4 +111,15 @@ class RunReporting:
                   gradient_accumulation_steps=self.cfg.training.gradient_accumulation_steps, seed=self.seed,
                   steps_per_epoch=self.plan.steps_per_epoch, total_steps=self.plan.total_steps,
                   total_epochs=self.plan.epochs, dataset=data.to_event_dict(), lr_curve=self.lr_curve(),
-                  resumed_from_step=self.progress.step or None, family=self.model.base.family)
+                  resumed_from_step=self.progress.step or None, family=self.model.base.family,
+                  vram_estimate=self._vram_estimate())
+
+    def _vram_estimate(self) -> dict | None:
+        """The torch-free estimate the dashboard shows beside the measured peak (None if unknown)."""
+        from ..vram import estimate_vram
+
+        try:
+            estimate = estimate_vram(self.cfg.values, buckets=list(self.plan.dataset.buckets))
+        except (KeyError, TypeError, ValueError):  # a display aid: a config it cannot read is no failure
+            return None
+        return estimate.to_event() if estimate is not None else None

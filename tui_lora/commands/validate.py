@@ -49,6 +49,7 @@ def validate_command(path: str) -> int:
         print(f"conv alpha / conv rank: {plan.conv_scale:.4g}")
     size = plan.estimated_file_bytes
     print(f"estimated file size: {format_size(size) if size is not None else 'unknown until the model is built'}")
+    _print_vram(cfg, plan)
     for problem in problems:
         print(problem, file=sys.stderr if problem.is_error else sys.stdout)
     errors = [p for p in problems if p.is_error]
@@ -57,3 +58,22 @@ def validate_command(path: str) -> int:
         return 2
     print(f"{path}: valid" + (f" with {len(problems)} warning(s)" if problems else ""))
     return 0
+
+
+def _print_vram(cfg, plan) -> None:
+    from engine.config import SETTINGS
+    from engine.vram import estimate_vram, planned_gpu_bytes, ways_to_fit
+    from engine.vram.report import breakdown_lines, fix_lines, verdict
+
+    estimate = estimate_vram(cfg.values, buckets=list(plan.dataset.buckets))
+    if estimate is None:
+        print("estimated peak VRAM: unknown until the built-in model is built (first training run)")
+        return
+    gpu_bytes, _ = planned_gpu_bytes(cfg.values)
+    print(f"estimated peak VRAM: {estimate.total_gib:.1f} GiB ({verdict(estimate, gpu_bytes)})")
+    for row in breakdown_lines(estimate):
+        print(row)
+    if gpu_bytes and not estimate.fits(gpu_bytes):
+        print("ways to fit, largest saving first:")
+        for row in fix_lines(ways_to_fit(cfg.values, set(SETTINGS.keys()))):
+            print(row)

@@ -234,6 +234,8 @@ class MemoryPanel(Panel):
         title = f"Memory · {kind} {fmt.size(memory.total)}" if memory.total else "Memory"
         if memory.gpu_util is not None:
             title += f" · GPU {memory.gpu_util:.0f}%"
+        if state.vram_estimate and kind == "VRAM":
+            title += f" · est. peak {fmt.size(state.vram_estimate)}"  # compare with the peak row
         self.set_title(title)
         super().show(state)
 

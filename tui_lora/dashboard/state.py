@@ -49,6 +49,7 @@ class DashboardState:
     reg_images: int | None = None
     bucket_count: int | None = None
     resumed_from_step: int | None = None
+    vram_estimate: int | None = None  # estimated peak allocated bytes (run_started), beside the measured peak
     started_at: float | None = None
     last_event_at: float | None = None
     clock_origin: float | None = None  # unix time the engine began (its events' elapsed_s count from it)
@@ -168,6 +169,8 @@ def _on_run_started(state: DashboardState, event: dict[str, Any]) -> None:
     state.grad_accumulation = _int(event, "gradient_accumulation_steps") or 1
     state.seed = _int(event, "seed")
     state.resumed_from_step = _int(event, "resumed_from_step")
+    estimate = event.get("vram_estimate") if isinstance(event.get("vram_estimate"), dict) else {}
+    state.vram_estimate = _int(estimate, "allocated_bytes")
     progress = state.progress
     progress.total_steps = _int(event, "total_steps") or progress.total_steps
     progress.total_epochs = _int(event, "total_epochs") or progress.total_epochs

@@ -18,6 +18,8 @@ from engine.plan import RunPlan, plan_before_scan, plan_run, scan_for
 from engine.problems import Problem
 
 from ..dashboard.formatting import size as format_size
+from ..draft import field_text
+from ..widgets.vram_panel import SHOWN_FIXES, VramPanel
 from .form import StepScreen
 
 _WHERE = {"model": "Model", "folders": "Folders", "basic": "Parameters › Basic", "advanced": "Parameters › Advanced"}
@@ -64,7 +66,8 @@ class ReviewScreen(StepScreen):
     STEP = 4
     HAS_HELP_PANEL = False
     BINDINGS: ClassVar[list[BindingType]] = [Binding("f5", "save_and_train", "Train now"),
-                                              Binding("f6", "add_to_queue", "Add to queue")]
+                                              Binding("f6", "add_to_queue", "Add to queue")] + [
+        Binding(str(n), f"apply_fix({n - 1})", f"fix {n}", show=False) for n in range(1, SHOWN_FIXES + 1)]
 
     class Scanned(Message):
         def __init__(self, summary=None, failure: str = ""):
@@ -88,6 +91,7 @@ class ReviewScreen(StepScreen):
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="review", can_focus=False):
             yield Static(id="derived")
+            yield VramPanel(id="vram")
             yield Static(id="review-problems")
             with Horizontal(id="review-buttons"):
                 yield Button("Save (Ctrl+S)", id="save", variant="primary", compact=True)
@@ -125,6 +129,8 @@ class ReviewScreen(StepScreen):
         plan = plan_run(cfg, self.summary) if self.summary is not None else plan_before_scan(cfg)
         self.query_one("#derived", Static).update(derived_content(plan, self.scan_note))
         self.query_one("#review-problems", Static).update(problems_content(problems, dataset))
+        buckets = list(self.summary.buckets) if self.summary is not None else None
+        self.query_one(VramPanel).show(self.draft.typed(), buckets)
         yaml_view = self.query_one("#yaml", TextArea)
         if errors:
             yaml_view.load_text("# The run file is written once the errors above are fixed.\n")
@@ -178,6 +184,21 @@ class ReviewScreen(StepScreen):
         if action == "save_and_train" and self.wizard.train_launcher is None:
             return None  # shown dimmed; the note under the buttons says why
         return True
+
+    def action_apply_fix(self, index: int) -> None:
+        """Apply the numbered way to fit: the draft and any open form's fields take the new values."""
+        fixes = self.query_one(VramPanel).fixes
+        if index >= len(fixes):
+            return
+        fix = fixes[index]
+        for key, value in fix.changes.items():
+            text = field_text(SETTINGS[key], value)
+            for screen in self.app.screen_stack:
+                if hasattr(screen, "set_field"):
+                    screen.set_field(key, text)
+            self.draft.set(key, text)
+        self.notify(f"{fix.label}: saves about {fix.saving_bytes / 1024 ** 3:.1f} GiB", title="Applied")
+        self.refresh_review()
 
     def action_next(self) -> None:
         self.notify("This is the last step: Ctrl+S saves the run file.", severity="information")

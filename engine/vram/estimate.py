@@ -1,0 +1,191 @@
+"""The peak-VRAM estimate of a run: named lines that add up to the peak, from the settings alone.
+
+Torch-free. What the engine does decides each line (engine/train/setup.py and loop.py): the
+denoiser and text encoders are held in the mixed-precision dtype (fp8 when fp8_base is set), the
+VAE in fp32 and moved off the GPU once latents are cached (unless samples are drawn), LoRA
+parameters and their gradients in fp32, optimizer state as optimizer_state.py lists, and the
+activations of one forward/backward pass at the largest bucket (activations.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import activations as act
+from .counts import denoiser_parameters, text_encoder_parameters, vae_parameters
+from .lora_params import denoiser_layers, network_shapes, text_encoder_layers
+from .optimizer_state import optimizer_state_bytes
+from .parts import ModelParts, model_parts
+
+GIB = 1024 ** 3
+CUDA_CONTEXT = 512 * 1024 ** 2  # driver context + cuBLAS/cuDNN handles: outside torch's allocator
+ALLOCATOR_SLACK = 0.08  # reserved beyond allocated (block rounding, fragmentation)
+_DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
+
+
+@dataclass
+class Line:
+    name: str
+    bytes: int
+    detail: str = ""
+
+
+@dataclass
+class VramEstimate:
+    lines: list[Line] = field(default_factory=list)
+    family: str = ""
+    source: str = ""
+    resolution: tuple[int, int] = (0, 0)
+
+    @property
+    def allocated_bytes(self) -> int:
+        """What torch.cuda.max_memory_allocated should show (every line but context and slack)."""
+        return sum(line.bytes for line in self.lines if not line.name.startswith(("CUDA context", "allocator")))
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(line.bytes for line in self.lines)
+
+    @property
+    def total_gib(self) -> float:
+        return self.total_bytes / GIB
+
+    def fits(self, gpu_bytes: int) -> bool:
+        return self.total_bytes <= gpu_bytes
+
+    def to_event(self) -> dict[str, Any]:
+        return {"total_bytes": self.total_bytes, "allocated_bytes": self.allocated_bytes,
+                "lines": [[line.name, line.bytes] for line in self.lines]}
+
+
+def mixed_precision_of(values: Mapping[str, Any]) -> str:
+    wanted = values.get("training.mixed_precision") or "auto"
+    return {"auto": "bf16", "no": "fp32"}.get(wanted, wanted)  # auto: bf16 on a current GPU
+
+
+def text_encoder_trained(values: Mapping[str, Any]) -> bool:
+    lr = values.get("optimizer.text_encoder_lr")
+    return (values.get("optimizer.learning_rate") if lr is None else lr) != 0
+
+
+def largest_area(values: Mapping[str, Any], buckets: list[tuple[int, int]] | None) -> tuple[int, int]:
+    """The largest training size: the biggest bucket in the data, else the max resolution."""
+    if buckets:
+        return max(buckets, key=lambda size: size[0] * size[1])
+    width, height = values.get("training.max_resolution") or (512, 512)
+    return int(width), int(height)
+
+
+def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | None = None,
+                  parts: ModelParts | None = None) -> VramEstimate | None:
+    """The estimate for typed run values (a RunConfig's `.values`); None when the model is unknown."""
+    parts = parts or model_parts(values)
+    if parts is None:
+        return None
+    precision = mixed_precision_of(values)
+    compute_bytes = _DTYPE_BYTES[precision]
+    autocast = precision != "fp32"
+    fp8 = bool(values.get("training.fp8_base"))
+    batch = int(values.get("training.batch_size") or 1)
+    checkpointing = bool(values.get("training.gradient_checkpointing"))
+    train_te = text_encoder_trained(values)
+    network_type = values.get("network.type") or "lora"
+    rank = int(values.get("network.rank") or 8)
+    conv_rank = int(values.get("network.conv_rank") or 0) if network_type != "lora" else 0
+    optimizer = values.get("optimizer.name") or "AdamW8bit"
+    width, height = largest_area(values, buckets)
+    estimate = VramEstimate(family=parts.family, source=parts.source, resolution=(width, height))
+    lines = estimate.lines
+
+    # -- weights
+    denoiser = denoiser_parameters(parts.denoiser)
+    weight_dtype = "fp8" if fp8 else precision
+    kind = "transformer" if parts.is_flux else "UNet"
+    lines.append(Line(f"{kind} weights", denoiser * _DTYPE_BYTES[weight_dtype],
+                      f"{denoiser / 1e6:,.0f}M parameters in {weight_dtype}"))
+    cached_text = bool(values.get("training.cache_text_encoder_outputs")) and not train_te
+    for index, config in enumerate(parts.text_encoders):
+        count = text_encoder_parameters(config)
+        is_t5 = "d_model" in config
+        name = f"text encoder {index + 1} weights" + (" (T5)" if is_t5 else "")
+        if cached_text:
+            lines.append(Line(name, 0, "off the GPU: its outputs are cached"))
+            continue
+        dtype = "fp8" if fp8 and is_t5 else precision
+        lines.append(Line(name, count * _DTYPE_BYTES[dtype], f"{count / 1e6:,.0f}M parameters in {dtype}"))
+    vae = vae_parameters(parts.vae)
+    vae_leaves = bool(values.get("training.cache_latents", True)) and not values.get("sampling.prompts")
+    lines.append(Line("VAE weights", 0 if vae_leaves else vae * 4,
+                      "off the GPU once latents are cached" if vae_leaves else f"{vae / 1e6:,.0f}M parameters in fp32"))
+
+    # -- the network and its training state
+    shapes = network_shapes(denoiser_layers(parts.denoiser, network_type), rank=rank, conv_rank=conv_rank,
+                            network_type=network_type)
+    if train_te:
+        for config in parts.text_encoders:
+            shapes += network_shapes(text_encoder_layers(config), rank=rank, conv_rank=conv_rank,
+                                     network_type=network_type)
+    numbers = sum(math.prod(shape) for shape, _ in shapes)
+    lines.append(Line("LoRA parameters", 4 * numbers, f"{numbers / 1e6:,.2f}M numbers in fp32, {network_type} rank {rank}"))
+    lines.append(Line("LoRA gradients", 4 * numbers, "fp32, one per parameter"))
+    lines.append(Line("optimizer state", optimizer_state_bytes(optimizer, shapes), optimizer))
+
+    # -- activations
+    model = _activations(parts, values, width, height, batch, checkpointing, rank, network_type, train_te)
+    kept = int(model.kept.bytes(compute_bytes, autocast))
+    recompute = int(model.recompute.bytes(compute_bytes, autocast))
+    detail = f"batch {batch} at {width}×{height}, {precision}, checkpointing {'on' if checkpointing else 'off'}"
+    lines.append(Line("activations", kept, detail))
+    working = recompute + _backward_scratch(parts, width, height, batch, compute_bytes, fp8)
+    lines.append(Line("backward working memory", working,
+                      "one checkpointed block rebuilt at a time, gradient buffers" if checkpointing
+                      else "gradient buffers of the largest layers"))
+    if not vae_leaves and not values.get("training.cache_latents", True):
+        lines.append(Line("VAE encoding (before the forward pass)", 0, "smaller than the training pass"))
+
+    allocated = estimate.allocated_bytes
+    lines.append(Line("CUDA context", CUDA_CONTEXT, "driver and library handles, outside torch's count"))
+    lines.append(Line("allocator overhead", int(allocated * ALLOCATOR_SLACK), "reserved beyond allocated"))
+    return estimate
+
+
+def _activations(parts: ModelParts, values: Mapping[str, Any], width: int, height: int, batch: int,
+                 checkpointing: bool, rank: int, network_type: str, train_te: bool) -> act.ActivationModel:
+    scale = parts.vae_scale
+    windows = max(1, int(values.get("training.max_token_length") or 75) // 75)
+    if parts.is_flux:
+        image_tokens = (width // scale // 2) * (height // scale // 2)
+        text_tokens = int(values.get("flux.t5xxl_max_token_length") or 512)
+        model = act.flux_activations(parts.denoiser, image_tokens=image_tokens, text_tokens=text_tokens,
+                                     batch=batch, checkpointing=checkpointing, lora_rank=rank)
+    else:
+        latent_tokens = (width // scale) * (height // scale)
+        text_tokens = 75 * windows + 2
+        model = act.unet_activations(parts.denoiser, latent_tokens=latent_tokens, batch=batch,
+                                     text_tokens=text_tokens, checkpointing=checkpointing, lora_rank=rank,
+                                     lora_on_resnets=network_type != "lora")
+    if train_te:
+        for config in parts.text_encoders:
+            if "hidden_size" not in config:
+                continue  # T5 is never trained
+            te = act.clip_activations(config, tokens=77 * windows, batch=batch, lora_rank=rank,
+                                      checkpointing=checkpointing)
+            model.kept += te.kept
+            model.recompute = act._larger(model.recompute, te.recompute)
+    return model
+
+
+def _backward_scratch(parts: ModelParts, width: int, height: int, batch: int, compute_bytes: int, fp8: bool) -> int:
+    """Gradients in flight at the widest layer: its output gradient and its input gradient."""
+    scale = parts.vae_scale
+    if parts.is_flux:
+        d = parts.denoiser["num_attention_heads"] * parts.denoiser["attention_head_dim"]
+        tokens = batch * ((width // scale // 2) * (height // scale // 2) + 512)
+        widest = tokens * 5 * d
+        upcast = 2 * 5 * d * d if fp8 else 0  # one fp8 layer upcast at a time
+        return int(2 * widest * compute_bytes + upcast)
+    tokens = batch * (width // scale) * (height // scale)
+    widest = tokens * 8 * parts.denoiser["block_out_channels"][0]  # GEGLU projection at full size
+    return int(2 * widest * compute_bytes)
