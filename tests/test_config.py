@@ -317,3 +317,14 @@ def test_a_resolution_may_be_one_number_or_kohyas_w_comma_h_text(tmp_path):
     for text, expected in (("512", [512, 512]), ("512,768", [512, 768]), ("512 x 768", [512, 768])):
         draft = Draft({"model.quick_pick": "builtin-tiny-sd1", "training.max_resolution": text})
         assert draft.typed()["training.max_resolution"] == expected, text  # as typed in the wizard
+
+
+def test_each_section_appears_once_in_the_dumped_yaml_wherever_its_settings_are_declared():
+    # Settings of one section may live in several schema modules (hardware.vram_gb came after
+    # queue.stop_on_failure): the file must still hold each section once, or it will not load.
+    text = dump_run_yaml(RunConfig.from_values({"folders.images": "x"}))
+    headers = [line for line in text.splitlines() if line and not line.startswith((" ", "#")) and line.endswith(":")]
+    assert len(headers) == len(set(headers)), headers
+    from engine.config import SETTINGS
+
+    assert {s.section for s in SETTINGS if s.section} == {h[:-1] for h in headers}

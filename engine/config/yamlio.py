@@ -113,7 +113,12 @@ def dump_run_yaml(config: RunConfig) -> str:
              "# `tui-lora validate <file>` checks it. Empty values take their defaults.",
              f"version: {SCHEMA_VERSION}"]
     current = None
-    for s in SETTINGS:
+    # Grouped by section in order of first appearance: a section's settings may be declared in
+    # several schema modules, and a YAML mapping must not repeat a key.
+    first_seen: dict[str | None, int] = {}
+    for index, setting in enumerate(SETTINGS):
+        first_seen.setdefault(setting.section, index)
+    for s in sorted(SETTINGS, key=lambda setting: first_seen[setting.section]):
         section = s.section
         indent = "  " if section else ""
         if section != current:
