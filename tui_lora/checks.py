@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.models import families
 from engine.problems import Problem, error
 
 # Paths the engine reads (so they must exist) versus folders it creates. The schema's kind says
@@ -82,7 +83,6 @@ _KIND_WORDS = {
     "hub": "Hugging Face hub id",
     "missing": "not found",
 }
-_FAMILY_WORDS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sd2-v": "SD 2.x v-prediction", "sdxl": "SDXL"}
 
 
 def describe_model(path: str, config_dir: str | None = None) -> ModelCheck:
@@ -94,19 +94,15 @@ def describe_model(path: str, config_dir: str | None = None) -> ModelCheck:
     description = describe_model_path(path, config_dir or None)
     words = _KIND_WORDS.get(description.kind, description.kind)
     if description.family:
-        words += f", looks like {_FAMILY_WORDS.get(description.family, description.family)}"
+        words += f", looks like {families.label(description.family)}"
     elif description.kind not in ("missing",):
         words += ", family not recognised"
     return ModelCheck(words, description.kind, description.family, list(description.problems))
 
 
 def family_flags(family: str) -> dict[str, bool]:
-    """The model.* family flags that agree with a detected family."""
-    return {
-        "model.v2": family in ("sd2", "sd2-v"),
-        "model.v_parameterization": family == "sd2-v",
-        "model.sdxl": family == "sdxl",
-    }
+    """`model.family` and the old model.* flags that agree with a detected family."""
+    return {"model.family": family, **{f"model.{flag}": value for flag, value in families.get(family).legacy_flags().items()}}
 
 
 def disk_problems(field_values: Mapping[str, Any]) -> list[Problem]:
