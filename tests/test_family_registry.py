@@ -11,6 +11,11 @@ from engine.config.yamlio import config_from_document, load_yaml_text
 from engine.models import families
 from engine.problems import ProblemError
 
+from . import wizard_support
+from .wizard_support import choose, run_async, settle
+
+wizard_env = wizard_support.wizard_env  # a fixture shared by the wizard's tests
+
 
 def _write_folder(root, *, sample_size: int, vae_levels: int, unet_dir: str = "unet"):
     (root / unet_dir).mkdir(parents=True)
@@ -130,3 +135,19 @@ def test_no_family_is_registered_twice_and_each_has_a_label():
     assert all(family.label and family.base_model_version for family in families.REGISTRY.values())
     with pytest.raises(ValueError, match="unknown model family"):
         families.get("sd9")
+
+
+@run_async
+async def test_choosing_a_family_in_the_wizard_sets_the_old_booleans(wizard_env):
+    from tui_lora.app import WizardApp
+    from tui_lora.draft import Draft
+
+    app = WizardApp(Draft())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await choose(pilot, "model.quick_pick", "custom", tab=False)
+        await choose(pilot, "model.family", "sdxl", tab=False)
+        fields = app.screen.fields()
+        assert fields["model.sdxl"].control.value is True
+        assert fields["model.v2"].control.value is False
+        assert app.draft.values["model.sdxl"] is True

@@ -60,7 +60,7 @@ def _family_flag_rules(v) -> list[Problem]:
     family = families.get(v["model.family"])
     expected = family.legacy_flags()
     out = []
-    checked = LEGACY_FLAGS if family.naming == "sd2" else ("v2", "sdxl")
+    checked = LEGACY_FLAGS if families.split_by_prediction(family) else ("v2", "sdxl")
     for flag in checked:
         if v[f"model.{flag}"] != expected[flag]:
             out.append(error(f"model.{flag}", f"is {str(v[f'model.{flag}']).lower()} but model.family is "
@@ -194,7 +194,7 @@ def _training_rules(v) -> list[Problem]:
         out.append(warning("captions.keep_tokens", "only matters when captions are shuffled", "turn captions.shuffle on, or set it to 0"))
     if v["training.prior_loss_weight"] != 1.0 and not v["folders.regularization"]:
         out.append(warning("training.prior_loss_weight", "has no effect without a regularisation folder", "set folders.regularization"))
-    if v["model.sdxl"] and v["training.clip_skip"] > 1:
+    if families.of_values(v).text_conditioning == "clip_pair_pooled" and v["training.clip_skip"] > 1:
         out.append(warning("training.clip_skip", "SDXL already uses its encoders' penultimate layer; clip skip above 1 is unusual", "keep 1 for SDXL"))
     return out
 

@@ -91,8 +91,8 @@ def describe_model_path(path: str, config_dir: str | None = None) -> PathDescrip
         return PathDescription(kind, fam.family_of_folder(location) if not problems else None, problems)
     if kind == "single_file":
         file_family, recorded_v, problems = _single_file_facts(location, config_dir)
-        if file_family == "sd2" and recorded_v:
-            file_family = "sd2-v"
+        if file_family and recorded_v:
+            file_family = _with_v_prediction(file_family)
         if not config_dir and _hub_offline():
             problems.append(
                 warning(
@@ -417,7 +417,7 @@ def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool],
     # Only a marker key records v-prediction; otherwise the flag decides, as in the Kohya scripts.
     prediction_type = "v_prediction" if recorded_v or flags["v_parameterization"] else "epsilon"
     if file_family and not auto:  # wrong flags fail before the weights are read
-        expected = "sd2-v" if file_family == "sd2" and prediction_type == "v_prediction" else file_family
+        expected = _with_v_prediction(file_family) if prediction_type == "v_prediction" else file_family
         _raise_errors(fam.check_family_flags(expected, **flags, prediction_type=prediction_type, source=path))
 
     import diffusers
@@ -478,6 +478,11 @@ def _single_file_facts(path: str, config_dir: str | None) -> tuple[str | None, b
     return file_family, fam.single_file_records_v_prediction(keys), problems
 
 
+def _with_v_prediction(family: str) -> str:
+    """The family of a v-prediction model with this layout (SD 2.x → SD 2.x v; others stay)."""
+    return families.from_flags(**families.get(family).legacy_flags("v_prediction"))
+
+
 def _architecture(family: str) -> str:
     return families.get(family).naming  # the layout of the weights: SD 2.x with or without v
 
@@ -499,8 +504,8 @@ def _single_file_problem(
         )
     if not config_dir:
         guess = file_family or families.from_flags(**flags)
-        if families.get(guess).naming == "sd2":
-            guess = families.from_flags(v2=True, v_parameterization=flags["v_parameterization"])
+        if flags["v_parameterization"]:
+            guess = _with_v_prediction(guess)
         repo = families.get(guess).config_repo
         where = "this machine is offline" if offline else "they could not be fetched"
         return error(

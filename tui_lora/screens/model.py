@@ -46,6 +46,11 @@ class ModelScreen(FormScreen):
         if key == "model.quick_pick":
             for flag in self.draft.apply_quick_pick():
                 self.set_field(flag, self.draft.values[flag])
+        if key == "model.family" and self.draft.values[key] in families.REGISTRY:
+            # the old booleans follow the family, so the two never disagree
+            for flag, value in family_flags(self.draft.values[key]).items():
+                if flag != key and self.draft.values.get(flag) != value:
+                    self.set_field(flag, value)
         if key in ("model.quick_pick", "model.path", "model.config_dir"):
             self.schedule_check()
 
