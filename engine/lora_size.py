@@ -25,35 +25,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.models import families
+
 Layer = tuple[int, int, int]  # (in features, out features, kernel size)
 
-_SD_UNET = {
-    "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-    "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
-    "block_out_channels": [320, 640, 1280, 1280],
-    "layers_per_block": 2,
-    "transformer_layers_per_block": 1,
-}
-REFERENCE_CONFIGS: dict[str, dict[str, Any]] = {
-    "sd1": {"unet": {**_SD_UNET, "cross_attention_dim": 768},
-            "text_encoders": [{"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12}]},
-    # diffusers' SD 2.x text encoder keeps 23 of OpenCLIP-H's 24 layers
-    "sd2": {"unet": {**_SD_UNET, "cross_attention_dim": 1024},
-            "text_encoders": [{"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23}]},
-    "sdxl": {
-        "unet": {
-            "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-            "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-            "block_out_channels": [320, 640, 1280],
-            "layers_per_block": 2,
-            "transformer_layers_per_block": [1, 2, 10],
-            "cross_attention_dim": 2048,
-        },
-        "text_encoders": [{"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12},
-                          {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32}],
-    },
-}
-REFERENCE_CONFIGS["sd2-v"] = REFERENCE_CONFIGS["sd2"]
+# The reference models' layer configs live with each family (engine.models.families).
+REFERENCE_CONFIGS: dict[str, Mapping[str, Any]] = {name: f.reference_configs for name, f in families.REGISTRY.items()}
 _BYTES_PER_NUMBER = {"float": 4, "fp16": 2, "bf16": 2}
 
 
@@ -165,9 +142,9 @@ def model_configs(values: Mapping[str, Any]) -> tuple[dict, list[dict], str] | N
             return unet, encoders, f"the configs in {folder}"
     if path.startswith("builtin-tiny"):
         return None  # shapes known only once it is built on first use
-    family = "sdxl" if values.get("model.sdxl") else ("sd2" if values.get("model.v2") else "sd1")
-    reference = REFERENCE_CONFIGS[family]
-    return reference["unet"], reference["text_encoders"], f"the reference {family.upper()} layout"
+    family = families.of_values(values)
+    reference = family.reference_configs
+    return reference["unet"], reference["text_encoders"], f"the reference {family.naming.upper()} layout"
 
 
 def _diffusers_folder(path: str) -> Path | None:

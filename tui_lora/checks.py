@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import SETTINGS
-from engine.models.family import flags_for_family
+from engine.models import families
 from engine.problems import Problem, error
 
 
@@ -70,7 +70,6 @@ _KIND_WORDS = {
     "hub": "Hugging Face hub id",
     "missing": "not found",
 }
-_FAMILY_WORDS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sd2-v": "SD 2.x v-prediction", "sdxl": "SDXL"}
 
 
 def describe_model(path: str, config_dir: str | None = None) -> ModelCheck:
@@ -80,15 +79,15 @@ def describe_model(path: str, config_dir: str | None = None) -> ModelCheck:
     description = describe_model_path(path, config_dir or None)
     words = _KIND_WORDS.get(description.kind, description.kind)
     if description.family:
-        words += f", looks like {_FAMILY_WORDS.get(description.family, description.family)}"
+        words += f", looks like {families.label(description.family)}"
     elif description.kind not in ("missing",):
         words += ", family not recognised"
     return ModelCheck(words, description.kind, description.family, list(description.problems))
 
 
 def family_flags(family: str) -> dict[str, bool]:
-    """The model.* family flags that agree with a detected family."""
-    return {f"model.{name}": value for name, value in flags_for_family(family).items()}
+    """`model.family` and the old model.* flags that agree with a detected family."""
+    return {"model.family": family, **{f"model.{flag}": value for flag, value in families.get(family).legacy_flags().items()}}
 
 
 def disk_problems(field_values: Mapping[str, Any]) -> list[Problem]:

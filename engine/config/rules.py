@@ -10,7 +10,9 @@ import re
 from typing import Any, Mapping
 
 from ..problems import Problem, error, warning
-from .settings_model import QUICK_PICKS
+from ..models import families
+from .settings_model import LEGACY_FLAGS, QUICK_PICKS
+from .settings_training import native_side
 from .settings_optimizer import LR_FREE_OPTIMIZERS, NO_WARMUP_SCHEDULERS
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
@@ -29,12 +31,19 @@ def _model_rules(v) -> list[Problem]:
     pick = v["model.quick_pick"]
     implied = QUICK_PICKS.get(pick)
     if implied:
-        for flag in ("v2", "v_parameterization", "sdxl"):
+        if v["model.family"] != implied["family"]:
+            out.append(error("model.family", f"'{pick}' is {families.label(implied['family'])}, not "
+                             f"{families.label(v['model.family'])}",
+                             f"set model.family: {implied['family']}, or model.quick_pick: custom"))
+        for flag in LEGACY_FLAGS:
             if v[f"model.{flag}"] != implied[flag]:
                 out.append(error(f"model.{flag}", f"'{pick}' is {'' if implied[flag] else 'not '}{_flag_words(flag)}",
                                  f"set model.{flag}: {str(implied[flag]).lower()}, or model.quick_pick: custom"))
-    elif pick == "custom" and not v["model.path"]:
-        out.append(error("model.path", "a custom model needs a path", "give a diffusers folder, a .safetensors/.ckpt file or a hub id"))
+    else:
+        if pick == "custom" and not v["model.path"]:
+            out.append(error("model.path", "a custom model needs a path", "give a diffusers folder, a .safetensors/.ckpt file or a hub id"))
+        if v["model.family"] in families.REGISTRY:
+            out += _family_flag_rules(v)
     if v["model.sdxl"] and v["model.v2"]:
         out.append(error("model.v2", "a model cannot be both SDXL and SD 2.x", "turn one of model.v2 / model.sdxl off"))
     if v["model.v_parameterization"] and not v["model.v2"] and not v["model.sdxl"]:
@@ -43,6 +52,20 @@ def _model_rules(v) -> list[Problem]:
     if v["model.save_as"] == "ckpt":
         out.append(warning("model.save_as", "ckpt files are Python pickles: opening one can run code, and they keep no metadata",
                            "use safetensors unless an old tool needs ckpt"))
+    return out
+
+
+def _family_flag_rules(v) -> list[Problem]:
+    """The old booleans must agree with a named family (v-prediction is free outside SD 2.x)."""
+    family = families.get(v["model.family"])
+    expected = family.legacy_flags()
+    out = []
+    checked = LEGACY_FLAGS if families.split_by_prediction(family) else ("v2", "sdxl")
+    for flag in checked:
+        if v[f"model.{flag}"] != expected[flag]:
+            out.append(error(f"model.{flag}", f"is {str(v[f'model.{flag}']).lower()} but model.family is "
+                             f"{family.name} ({family.label})",
+                             f"set model.{flag}: {str(expected[flag]).lower()}, or change model.family"))
     return out
 
 
@@ -86,6 +109,19 @@ def _network_rules(v) -> list[Problem]:
     return out
 
 
+# Above this many times the model's native side, training is slow and the model composes badly.
+FAR_ABOVE_NATIVE = 1.5
+
+
+def _native_size_rules(v, width: int, height: int) -> list[Problem]:
+    side, where = native_side(v)
+    if max(width, height) <= side * FAR_ABOVE_NATIVE:
+        return []
+    return [warning("training.max_resolution", f"{width}×{height} is far above the model's native {side} px "
+                    f"(from {where}): each step costs much more and images tend to repeat or distort",
+                    f"train at about {side}×{side}, the size the model was made for")]
+
+
 def _resolution_rules(v) -> list[Problem]:
     out = []
     step = v["buckets.step"]
@@ -93,6 +129,7 @@ def _resolution_rules(v) -> list[Problem]:
         out.append(error("buckets.step", f"{step} is not a multiple of 8", "use 8, 16, 32 or 64"))
         return out
     width, height = v["training.max_resolution"]
+    out += _native_size_rules(v, width, height)
     for side, label in ((width, "width"), (height, "height")):
         if side % step:
             out.append(error("training.max_resolution", f"{label} {side} is not a multiple of the bucket step {step}",
@@ -157,7 +194,7 @@ def _training_rules(v) -> list[Problem]:
         out.append(warning("captions.keep_tokens", "only matters when captions are shuffled", "turn captions.shuffle on, or set it to 0"))
     if v["training.prior_loss_weight"] != 1.0 and not v["folders.regularization"]:
         out.append(warning("training.prior_loss_weight", "has no effect without a regularisation folder", "set folders.regularization"))
-    if v["model.sdxl"] and v["training.clip_skip"] > 1:
+    if families.of_values(v).text_conditioning == "clip_pair_pooled" and v["training.clip_skip"] > 1:
         out.append(warning("training.clip_skip", "SDXL already uses its encoders' penultimate layer; clip skip above 1 is unusual", "keep 1 for SDXL"))
     return out
 

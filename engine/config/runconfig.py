@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping
 from ..problems import Problem, error
 from .schema import SettingsTable
 from .settings_extras import EXTRA_SETTINGS
-from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, QUICK_PICKS
+from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, fill_family
 from .settings_network import NETWORK_SETTINGS
 from .settings_optimizer import OPTIMIZER_SETTINGS
 from .settings_training import TRAINING_SETTINGS
@@ -26,7 +26,7 @@ SETTINGS = SettingsTable(
     MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + TRAINING_SETTINGS + OPTIMIZER_SETTINGS
     + EXTRA_SETTINGS
 )
-FAMILY_FLAGS = ("model.v2", "model.v_parameterization", "model.sdxl")
+FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick
 
 
 def parse_nested(document: Any, *, source: str = "run file") -> tuple[dict[str, Any], list[Problem]]:
@@ -86,11 +86,7 @@ def _take(key: str, raw: Any, values: dict[str, Any], problems: list[Problem]) -
 def complete(values: Mapping[str, Any]) -> dict[str, Any]:
     """Fill every missing setting with its default, in schema order (model first)."""
     filled = dict(values)
-    pick = filled.get("model.quick_pick", SETTINGS["model.quick_pick"].default)
-    implied = QUICK_PICKS.get(pick, {})
-    for flag in FAMILY_FLAGS:
-        if flag not in filled and flag.split(".")[1] in implied:
-            filled[flag] = implied[flag.split(".")[1]]
+    fill_family(filled)
     for setting in SETTINGS:
         if setting.key not in filled or (filled[setting.key] is None and setting.model_default is not None):
             filled[setting.key] = setting.default_for(filled)

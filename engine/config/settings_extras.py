@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .schema import Setting
-from .settings_model import is_sdxl, is_tiny
+from .settings_model import is_tiny, model_family
 
 SAMPLERS = ("euler", "euler_a", "ddim", "dpmpp_2m", "heun", "lms", "pndm")
 
@@ -15,7 +15,7 @@ def _bucket_min(values):
 def _bucket_max(values):
     if is_tiny(values):
         return 128
-    return 2048 if is_sdxl(values) else 1024
+    return model_family(values).bucket_max_side
 
 
 def _buckets_on(values):

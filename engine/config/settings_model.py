@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+from ..models import families
 from .schema import Setting
 
-QUICK_PICKS: dict[str, dict] = {
-    # pick: hub id or builtin name, and the family flags it implies
-    "sd15": {"path": "stable-diffusion-v1-5/stable-diffusion-v1-5", "v2": False, "v_parameterization": False, "sdxl": False},
-    "sd21-base": {"path": "stabilityai/stable-diffusion-2-1-base", "v2": True, "v_parameterization": False, "sdxl": False},
-    "sd21-768-v": {"path": "stabilityai/stable-diffusion-2-1", "v2": True, "v_parameterization": True, "sdxl": False},
-    "sdxl-base": {"path": "stabilityai/stable-diffusion-xl-base-1.0", "v2": False, "v_parameterization": False, "sdxl": True},
-    "builtin-tiny-sd1": {"path": "builtin-tiny-sd1", "v2": False, "v_parameterization": False, "sdxl": False},
-    "builtin-tiny-sdxl": {"path": "builtin-tiny-sdxl", "v2": False, "v_parameterization": False, "sdxl": True},
+_PICKS = {
+    # pick: hub id or builtin name, and the family it is
+    "sd15": ("stable-diffusion-v1-5/stable-diffusion-v1-5", "sd1"),
+    "sd21-base": ("stabilityai/stable-diffusion-2-1-base", "sd2"),
+    "sd21-768-v": ("stabilityai/stable-diffusion-2-1", "sd2-v"),
+    "sdxl-base": ("stabilityai/stable-diffusion-xl-base-1.0", "sdxl"),
+    "builtin-tiny-sd1": ("builtin-tiny-sd1", "sd1"),
+    "builtin-tiny-sdxl": ("builtin-tiny-sdxl", "sdxl"),
 }
+# Each pick's path, family and the old family booleans that family implies.
+QUICK_PICKS: dict[str, dict] = {
+    pick: {"path": path, "family": family, **families.get(family).legacy_flags()}
+    for pick, (path, family) in _PICKS.items()
+}
+LEGACY_FLAGS = ("v2", "v_parameterization", "sdxl")
 
 
 def is_tiny(values) -> bool:
     return str(values.get("model.path") or values.get("model.quick_pick") or "").startswith("builtin-tiny")
 
 
-def is_sdxl(values) -> bool:
-    return bool(values.get("model.sdxl"))
+def model_family(values) -> families.ModelFamily:
+    """The family the settings name (for `auto`, the one the old booleans describe: SD 1.x when unset)."""
+    return families.of_values(values)
+
+
+def fill_family(values: dict) -> None:
+    """Fill `model.family` and the old booleans so they agree: from the quick pick, else from each other.
+
+    A run file from before `model.family` names the family with the booleans; a newer one names it
+    with `model.family` and the booleans follow.
+    """
+    implied = QUICK_PICKS.get(values.get("model.quick_pick", "sd15"))
+    for key in ("family", *LEGACY_FLAGS):
+        if f"model.{key}" not in values and implied:
+            values[f"model.{key}"] = implied[key]
+    if "model.family" not in values:
+        given = [flag for flag in LEGACY_FLAGS if f"model.{flag}" in values]
+        values["model.family"] = (families.from_flags(**{flag: bool(values[f"model.{flag}"]) for flag in given})
+                                  if given else families.AUTO)
+    name = values["model.family"]
+    for flag, value in (families.get(name).legacy_flags() if name in families.REGISTRY else {}).items():
+        values.setdefault(f"model.{flag}", value)
 
 
 MODEL_SETTINGS = [
@@ -55,6 +82,16 @@ MODEL_SETTINGS = [
         "model", optional=True, disk="read_folder",
         applies=lambda v: None if str(v.get("model.path") or "").lower().endswith((".safetensors", ".ckpt"))
         else "only used when the model path is a single file",
+    ),
+    Setting(
+        "model.family", "choice", "auto", "Model family",
+        "Which kind of model the base is; auto reads it from the model itself.",
+        "The family decides how training talks to the model: which text encoders it has, whether it "
+        "predicts noise or velocity, the size it was trained at, and how the LoRA file names its layers. "
+        "'auto' looks at the model's own configs or file header and uses what it finds. Naming a family "
+        "makes the trainer check the model against it and stop with an error when they differ. Set by "
+        "the quick pick.",
+        "model", choices=(families.AUTO, *families.FAMILY_NAMES),
     ),
     Setting(
         "model.v2", "bool", False, "Stable Diffusion 2.x",

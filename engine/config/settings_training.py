@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from .schema import Setting
-from .settings_model import is_sdxl, is_tiny
+from ..models.families import native_resolution_of
+from .settings_model import is_tiny, model_family
+
+
+def native_side(values) -> tuple[int, str]:
+    """The side the base model was trained at (its configs' sample size × VAE factor) and where that came from."""
+    if is_tiny(values):
+        return 64, "the built-in tiny models"
+    return native_resolution_of(values, model_family(values))
 
 
 def _default_resolution(values):
-    if is_tiny(values):
-        return [64, 64]
-    if values.get("model.quick_pick") == "sd21-768-v":
-        return [768, 768]  # that model was trained at 768 px; 512 would waste it
-    return [1024, 1024] if is_sdxl(values) else [512, 512]
+    side, _ = native_side(values)  # training at the model's own size is what it does best
+    return [side, side]
 
 
 def _needs_epoch_saves(values):
@@ -111,7 +116,9 @@ TRAINING_SETTINGS = [
         "[width, height] of training; width × height is the pixel budget per image.",
         "Images are resized so that their area is about width × height (keeping their shape when "
         "buckets are on). Train at the base model's own resolution: 512 for SD 1.5, 768 for SD 2.x "
-        "768 models, 1024 for SDXL. Both sides must be multiples of the bucket step.",
+        "768 models, 1024 for SDXL. Left to follow the model, it is read from the model's configs "
+        "(the denoiser's sample size times the VAE's scale factor), so a custom model gets its own "
+        "size; well above that size a warning is shown. Both sides must be multiples of the bucket step.",
         "basic", kohya="max_resolution", ss_extra=False, minimum=8, model_default=_default_resolution,
     ),
     Setting(

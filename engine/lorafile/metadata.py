@@ -18,24 +18,9 @@ import time
 from typing import Any, Mapping, TypedDict
 
 from engine.lorafile.names import FAMILIES
+from engine.models import families
 
 MODELSPEC_VERSION = "1.0.1"
-_ARCHITECTURES = {
-    ("sd1", False): "stable-diffusion-v1",
-    ("sd1", True): "stable-diffusion-v1",
-    ("sd2", False): "stable-diffusion-v2-512",
-    ("sd2", True): "stable-diffusion-v2-768-v",
-    ("sdxl", False): "stable-diffusion-xl-v1-base",
-    ("sdxl", True): "stable-diffusion-xl-v1-base",
-}
-# sd-scripts marks SDXL LoRAs as Stability's (SGM) implementation, SD1/SD2 ones as diffusers'.
-_IMPLEMENTATIONS = {
-    "sd1": "diffusers",
-    "sd2": "diffusers",
-    "sdxl": "https://github.com/Stability-AI/generative-models",
-}
-
-
 class RunFacts(TypedDict, total=False):
     """What a run knows when it saves. Required keys are marked; the rest default to None."""
 
@@ -87,16 +72,22 @@ _PLAIN_SS_KEYS = (
 _MODELSPEC_OPTIONAL = ("author", "description", "license", "tags")
 
 
+def _family(naming: str, v_parameterization: bool) -> families.ModelFamily:
+    """The family a file's naming and objective describe (SD 2.x 768 is its own family)."""
+    matches = [family for family in families.REGISTRY.values() if family.naming == naming]
+    if not matches:
+        raise ValueError(f"unknown family {naming!r}; expected one of {FAMILIES}")
+    return next((f for f in matches if f.is_v_prediction == bool(v_parameterization)), matches[0])
+
+
 def base_model_version(family: str, v_parameterization: bool) -> str:
     """`ss_base_model_version`: sd_v1, sd_v2, sd_v2_v, sdxl_base_v1-0 (sd-scripts' spelling)."""
-    if family == "sdxl":
-        return "sdxl_base_v1-0"
-    return ("sd_v2" if family == "sd2" else "sd_v1") + ("_v" if v_parameterization else "")
+    return _family(family, v_parameterization).version_for(v_parameterization)
 
 
 def architecture(family: str, v_parameterization: bool) -> str:
     """`modelspec.architecture` of a LoRA for this family."""
-    return _ARCHITECTURES[(family, bool(v_parameterization))] + "/lora"
+    return _family(family, v_parameterization).modelspec_architecture()
 
 
 def network_args_json(args: Mapping[str, Any]) -> str:
@@ -111,7 +102,7 @@ def _modelspec(facts: Mapping[str, Any], finished_at: float) -> dict[str, str]:
     spec = {
         "modelspec.sai_model_spec": MODELSPEC_VERSION,
         "modelspec.architecture": architecture(family, v_param),
-        "modelspec.implementation": _IMPLEMENTATIONS[family],
+        "modelspec.implementation": _family(family, v_param).implementation,
         "modelspec.title": str(facts.get("title") or facts["output_name"]),
         "modelspec.resolution": f"{int(width)}x{int(height)}",
         "modelspec.prediction_type": "v" if v_param else "epsilon",
@@ -148,7 +139,7 @@ def build_metadata(facts: Mapping[str, Any], extra: Mapping[str, Any] | None = N
     width, height = facts["resolution"]
 
     metadata = {f"ss_{key}": str(value) for key, value in values.items()}
-    metadata["ss_v2"] = str(family == "sd2")
+    metadata["ss_v2"] = str(_family(family, v_param).legacy_flags()["v2"])
     metadata["ss_base_model_version"] = base_model_version(family, v_param)
     metadata["ss_resolution"] = str((int(width), int(height)))
     metadata["ss_tag_frequency"] = json.dumps(dict(facts.get("tag_frequency") or {}))
@@ -168,21 +159,15 @@ def build_metadata(facts: Mapping[str, Any], extra: Mapping[str, Any] | None = N
 
 
 def read_family(metadata: Mapping[str, str]) -> str | None:
-    """The base family a file's metadata names, if any (ss_base_model_version, modelspec, ss_v2)."""
+    """The base family (naming) a file's metadata names, if any (ss_base_model_version, modelspec, ss_v2)."""
     version = metadata.get("ss_base_model_version", "")
-    if version.startswith("sdxl"):
-        return "sdxl"
-    if version.startswith("sd_v2"):
-        return "sd2"
-    if version.startswith("sd_v1"):
-        return "sd1"
     arch = metadata.get("modelspec.architecture", "")
-    if arch.startswith("stable-diffusion-xl"):
-        return "sdxl"
-    if arch.startswith("stable-diffusion-v2"):
-        return "sd2"
-    if arch.startswith("stable-diffusion-v1"):
-        return "sd1"
+    for family in families.REGISTRY.values():
+        if version and version.startswith(family.metadata_prefixes[0]):
+            return family.naming
+    for family in families.REGISTRY.values():
+        if arch and arch.startswith(family.metadata_prefixes[1]):
+            return family.naming
     if metadata.get("ss_v2") == "True":
-        return "sd2"
+        return families.with_naming("sd2").naming
     return None

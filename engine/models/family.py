@@ -18,17 +18,13 @@ import struct
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from engine.models import families
 from engine.problems import Problem, error
 
 Family = Literal["sd1", "sd2", "sd2-v", "sdxl"]
 FAMILIES: tuple[Family, ...] = ("sd1", "sd2", "sd2-v", "sdxl")
 
-FAMILY_NAMES: dict[str, str] = {
-    "sd1": "SD 1.x",
-    "sd2": "SD 2.x",
-    "sd2-v": "SD 2.x v-prediction",
-    "sdxl": "SDXL",
-}
+FAMILY_NAMES: dict[str, str] = {name: families.label(name) for name in FAMILIES}
 
 # Activations of the text encoders as transformers configures them.
 _CLIP_L_ACTIVATIONS = {"quick_gelu"}
@@ -196,10 +192,11 @@ def check_family_flags(
     `prediction_type` is the model's own (the scheduler's), needed for SD 1.x or SDXL models trained
     for v-prediction; by default it follows the family.
     """
+    spec = families.get(family)
     if prediction_type is None:
-        prediction_type = "v_prediction" if family == "sd2-v" else "epsilon"
-    is_sd2 = family in ("sd2", "sd2-v")
-    is_sdxl = family == "sdxl"
+        prediction_type = spec.prediction_type
+    expected = spec.legacy_flags(prediction_type)
+    is_sd2, is_sdxl = expected["v2"], expected["sdxl"]
     is_v = prediction_type == "v_prediction"
     name = FAMILY_NAMES[family]
     problems: list[Problem] = []
@@ -233,15 +230,28 @@ def check_family_flags(
     return problems
 
 
+def check_family(
+    detected: Family,
+    requested: str | None,
+    flags: Mapping[str, bool],
+    *,
+    prediction_type: str | None = None,
+    source: str = "the model",
+) -> list[Problem]:
+    """A named `model.family` (and the old flags) against the family the model shows."""
+    problems: list[Problem] = []
+    if requested not in (None, families.AUTO):
+        wanted = families.get(requested)
+        found = families.get(detected)
+        if wanted.naming != found.naming:
+            problems.append(error("model.family", f"model.family is {requested} but {source} is {found.label}",
+                                  f"set model.family: {detected} (or auto)"))
+    return problems + check_family_flags(detected, **flags, prediction_type=prediction_type, source=source)
+
+
 def flags_for_family(family: Family, prediction_type: str | None = None) -> dict[str, bool]:
     """The `model.v2` / `model.v_parameterization` / `model.sdxl` values that agree with a family."""
-    if prediction_type is None:
-        prediction_type = "v_prediction" if family == "sd2-v" else "epsilon"
-    return {
-        "v2": family in ("sd2", "sd2-v"),
-        "v_parameterization": prediction_type == "v_prediction",
-        "sdxl": family == "sdxl",
-    }
+    return families.get(family).legacy_flags(prediction_type)
 
 
 def _word(value: bool) -> str:

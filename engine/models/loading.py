@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from engine.models import families
 from engine.models import family as fam
 from engine.models.tiny import BUILTIN_MODELS, builtin_family, ensure_builtin_model
 from engine.problems import Problem, ProblemError, error, warning
@@ -25,13 +26,6 @@ SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _TEXT_ENCODER_CLASSES = {"CLIPTextModel", "CLIPTextModelWithProjection"}
 
-# The hub repos whose configs diffusers falls back to for each single-file family.
-_DEFAULT_CONFIG_REPOS = {
-    "sd1": "stable-diffusion-v1-5/stable-diffusion-v1-5",
-    "sd2": "stabilityai/stable-diffusion-2-1-base",
-    "sd2-v": "stabilityai/stable-diffusion-2-1",
-    "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
-}
 
 
 @dataclass
@@ -53,8 +47,13 @@ class BaseModel:
     warnings: list[Problem] = field(default_factory=list)
 
     @property
+    def spec(self) -> families.ModelFamily:
+        """The family object: everything that differs between families."""
+        return families.get(self.family)
+
+    @property
     def is_sdxl(self) -> bool:
-        return self.family == "sdxl"
+        return self.spec.naming == "sdxl"
 
     @property
     def is_v_prediction(self) -> bool:
@@ -62,29 +61,10 @@ class BaseModel:
 
     def to_pipeline(self, scheduler: Any | None = None):
         """A diffusers pipeline over these components (for sampling); `scheduler` defaults to the training one."""
-        from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
         scheduler = scheduler if scheduler is not None else self.noise_scheduler
-        if self.is_sdxl:
-            return StableDiffusionXLPipeline(
-                vae=self.vae,
-                text_encoder=self.text_encoders[0],
-                text_encoder_2=self.text_encoders[1],
-                tokenizer=self.tokenizers[0],
-                tokenizer_2=self.tokenizers[1],
-                unet=self.unet,
-                scheduler=scheduler,
-            )
-        return StableDiffusionPipeline(
-            vae=self.vae,
-            text_encoder=self.text_encoders[0],
-            tokenizer=self.tokenizers[0],
-            unet=self.unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
+        return self.spec.pipeline(vae=self.vae, text_encoders=self.text_encoders, tokenizers=self.tokenizers,
+                                  denoiser=self.unet, scheduler=scheduler)
 
 
 class PathDescription(NamedTuple):
@@ -111,8 +91,8 @@ def describe_model_path(path: str, config_dir: str | None = None) -> PathDescrip
         return PathDescription(kind, fam.family_of_folder(location) if not problems else None, problems)
     if kind == "single_file":
         file_family, recorded_v, problems = _single_file_facts(location, config_dir)
-        if file_family == "sd2" and recorded_v:
-            file_family = "sd2-v"
+        if file_family and recorded_v:
+            file_family = _with_v_prediction(file_family)
         if not config_dir and _hub_offline():
             problems.append(
                 warning(
@@ -252,6 +232,7 @@ def load_base_model(
     v2: bool = False,
     v_parameterization: bool = False,
     sdxl: bool = False,
+    family: str | None = None,
     dtype: Any = None,
     cache_dir: str | None = None,
 ) -> BaseModel:
@@ -260,18 +241,25 @@ def load_base_model(
     `dtype` is a torch dtype (default float32). `cache_dir` is the tui-lora cache root for built-in
     models. Raises `ProblemError` for anything the user can fix: missing files, offline downloads,
     unsupported models, and family flags that contradict the model.
+
+    `family` is `model.family`: `auto` accepts whatever family the model is (the flags are then
+    ignored); a family name, or None with the old flags, is checked against the model.
     """
     import torch
 
     dtype = dtype if dtype is not None else torch.float32
     flags = {"v2": v2, "v_parameterization": v_parameterization, "sdxl": sdxl}
+    if family not in (None, families.AUTO):
+        flags = {**families.get(family).legacy_flags(), "v_parameterization": v_parameterization or
+                 families.get(family).is_v_prediction}
+    auto = family == families.AUTO
     kind, location = _classify(path)
     if kind == "missing":
         raise ProblemError([_missing_problem(path)])
 
     warnings: list[Problem] = []
     if kind == "single_file":
-        parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings)
+        parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, auto)
         source = location
     else:
         if kind == "builtin":
@@ -281,19 +269,21 @@ def load_base_model(
         else:
             source = location
             _raise_errors(_folder_problems(Path(location)))
-        _precheck_folder_flags(source if kind != "hub" else _cached_hub_snapshot(source), flags, path)
+        if not auto:
+            _precheck_folder_flags(source if kind != "hub" else _cached_hub_snapshot(source), flags, path, family)
         parts = _load_diffusers(source, hub=kind == "hub", dtype=dtype)
         prediction_type = fam.prediction_type_of(parts[4])
 
     unet, vae, encoders, tokenizers, scheduler_config = parts
-    family = fam.family_from_configs(
+    detected = fam.family_from_configs(
         text_encoder_configs=[e.config.to_dict() for e in encoders],
         unet_config=dict(unet.config),
         scheduler_config={"prediction_type": prediction_type},
     )
-    _raise_errors(
-        fam.check_family_flags(family, **flags, prediction_type=prediction_type, source=_display(path, source))
-    )
+    if not auto:
+        _raise_errors(
+            fam.check_family(detected, family, flags, prediction_type=prediction_type, source=_display(path, source))
+        )
 
     from diffusers import DDPMScheduler
 
@@ -308,7 +298,7 @@ def load_base_model(
         text_encoders=encoders,
         tokenizers=tokenizers,
         noise_scheduler=noise_scheduler,
-        family=family,
+        family=detected,
         prediction_type=prediction_type,
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
         scaling_factor=float(vae.config.scaling_factor),
@@ -328,14 +318,14 @@ def _raise_errors(problems: list[Problem]) -> None:
         raise ProblemError(problems)
 
 
-def _precheck_folder_flags(folder: str | None, flags: dict[str, bool], path: str) -> None:
+def _precheck_folder_flags(folder: str | None, flags: dict[str, bool], path: str, requested: str | None) -> None:
     """Check the flags against the json configs before spending time (and memory) on weights."""
     if folder is None:
         return
     family = fam.family_of_folder(folder)
     if family is not None:
         prediction = fam.prediction_type_of_folder(folder)
-        _raise_errors(fam.check_family_flags(family, **flags, prediction_type=prediction, source=path))
+        _raise_errors(fam.check_family(family, requested, flags, prediction_type=prediction, source=path))
 
 
 def _load_diffusers(source: str, *, hub: bool, dtype: Any):
@@ -413,7 +403,8 @@ def _first_line(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------- single files
 
 
-def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool], dtype: Any, warnings: list):
+def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool], dtype: Any, warnings: list,
+                      auto: bool = False):
     """Load an original-layout checkpoint through diffusers' `from_single_file`.
 
     Returns the parts and the prediction type to train with.
@@ -422,16 +413,16 @@ def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool],
     _raise_errors(problems)
     config_family = fam.family_of_folder(config_dir) if config_dir else None
     # The file's own structure first, then the configs, then the user's flags.
-    architecture = _architecture(file_family or config_family or ("sdxl" if flags["sdxl"] else "sd1"))
+    spec = families.get(file_family or config_family or families.from_flags(**flags))
     # Only a marker key records v-prediction; otherwise the flag decides, as in the Kohya scripts.
     prediction_type = "v_prediction" if recorded_v or flags["v_parameterization"] else "epsilon"
-    if file_family:  # wrong flags fail before the weights are read
-        expected = "sd2-v" if file_family == "sd2" and prediction_type == "v_prediction" else file_family
+    if file_family and not auto:  # wrong flags fail before the weights are read
+        expected = _with_v_prediction(file_family) if prediction_type == "v_prediction" else file_family
         _raise_errors(fam.check_family_flags(expected, **flags, prediction_type=prediction_type, source=path))
 
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    import diffusers
 
-    pipeline_class = StableDiffusionXLPipeline if architecture == "sdxl" else StableDiffusionPipeline
+    pipeline_class = getattr(diffusers, spec.pipeline_class)
     offline = _hub_offline()
     kwargs: dict[str, Any] = {"torch_dtype": dtype}
     if config_dir:
@@ -443,13 +434,15 @@ def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool],
     except Exception as exc:
         raise ProblemError([_single_file_problem(path, config_dir, file_family, flags, offline, exc)]) from None
 
-    encoders = [pipe.text_encoder] + ([pipe.text_encoder_2] if architecture == "sdxl" else [])
-    tokenizers = [pipe.tokenizer] + ([pipe.tokenizer_2] if architecture == "sdxl" else [])
+    encoders = [getattr(pipe, name) for name in spec.text_encoder_components]
+    tokenizers = [getattr(pipe, name.replace("text_encoder", "tokenizer")) for name in spec.text_encoder_components]
     for encoder, tokenizer in zip(encoders, tokenizers):
         _fix_tokenizer_length(tokenizer, encoder)
     scheduler_config = dict(pipe.scheduler.config)
     configured = fam.prediction_type_of(scheduler_config)
-    if configured != prediction_type and not recorded_v:
+    if auto and not recorded_v:
+        prediction_type = configured  # `model.family: auto` trusts the configs
+    elif configured != prediction_type and not recorded_v:
         warnings.append(
             warning(
                 "model.v_parameterization",
@@ -477,16 +470,21 @@ def _single_file_facts(path: str, config_dir: str | None) -> tuple[str | None, b
         problems.append(
             error(
                 "model.config_dir",
-                f"{config_dir} holds {fam.FAMILY_NAMES[config_family]} configs but {path} is "
-                f"{fam.FAMILY_NAMES[_architecture(file_family)]}",
+                f"{config_dir} holds {families.label(config_family)} configs but {path} is "
+                f"{families.label(_architecture(file_family))}",
                 "set model.config_dir to configs of the same family as the file",
             )
         )
     return file_family, fam.single_file_records_v_prediction(keys), problems
 
 
+def _with_v_prediction(family: str) -> str:
+    """The family of a v-prediction model with this layout (SD 2.x → SD 2.x v; others stay)."""
+    return families.from_flags(**families.get(family).legacy_flags("v_prediction"))
+
+
 def _architecture(family: str) -> str:
-    return "sd2" if family in ("sd2", "sd2-v") else family
+    return families.get(family).naming  # the layout of the weights: SD 2.x with or without v
 
 
 def _single_file_problem(
@@ -505,10 +503,10 @@ def _single_file_problem(
             "convert the file to .safetensors with a tool you trust, or use the model's .safetensors release",
         )
     if not config_dir:
-        guess = file_family or ("sdxl" if flags["sdxl"] else "sd2" if flags["v2"] else "sd1")
-        if guess == "sd2" and flags["v_parameterization"]:
-            guess = "sd2-v"
-        repo = _DEFAULT_CONFIG_REPOS[guess]
+        guess = file_family or families.from_flags(**flags)
+        if flags["v_parameterization"]:
+            guess = _with_v_prediction(guess)
+        repo = families.get(guess).config_repo
         where = "this machine is offline" if offline else "they could not be fetched"
         return error(
             "model.config_dir",

@@ -26,11 +26,11 @@ from .checkpoints import Checkpointing
 from .control import RunControl
 from .failure import TrainingFailure
 from .latents import LatentEncoder, centre_crop_conditioning
-from .loss import diffusion_loss, min_snr_weights, sample_noise, sample_timesteps, training_target
+from .loss import diffusion_loss, min_snr_weights, sample_noise, sample_timesteps
 from .memory import MemoryProbe
 from .reporting import RunReporting
 from .setup import TrainedModel, build_model, resolve_mixed_precision, weight_dtype_for
-from .text import ConditioningCache, encode_captions
+from .text import ConditioningCache
 
 
 # bitsandbytes warns at import about optional CPU kernels it can do without; keep the console clean.
@@ -195,9 +195,9 @@ class Trainer(RunReporting, Checkpointing):
 
     def _encode_captions(self, captions: list[str]):
         base = self.model.base
-        return encode_captions(base.tokenizers, self.text_encoders, captions, sdxl=base.is_sdxl,
-                               clip_skip=self.cfg.training.clip_skip,
-                               max_token_length=self.cfg.training.max_token_length, device=self.device)
+        return base.spec.encode_text(base.tokenizers, self.text_encoders, captions,
+                                     clip_skip=self.cfg.training.clip_skip,
+                                     max_token_length=self.cfg.training.max_token_length, device=self.device)
 
     def train_step(self, batch: list[Draw]) -> float:
         cfg = self.cfg
@@ -211,14 +211,11 @@ class Trainer(RunReporting, Checkpointing):
             timesteps = sample_timesteps(latents.shape[0], base.noise_scheduler.config.num_train_timesteps,
                                          self.generator, self.device)
             noisy = base.noise_scheduler.add_noise(latents, noise, timesteps)
-            added = None
-            if base.is_sdxl:
-                added = {"text_embeds": cond.pooled.to(self.weight_dtype),
-                         "time_ids": size_conds.to(self.device, dtype=self.weight_dtype)}
             with self.accelerator.autocast():
-                prediction = self.unet(noisy, timesteps, cond.hidden.to(self.weight_dtype),
-                                       added_cond_kwargs=added).sample
-            target = training_target(base.noise_scheduler, latents.float(), noise.float(), timesteps, base.is_v_prediction)
+                prediction = base.spec.denoise(self.unet, noisy, timesteps, cond, size_conditions=size_conds,
+                                               dtype=self.weight_dtype)
+            target = base.spec.training_target(base.noise_scheduler, latents.float(), noise.float(), timesteps,
+                                               base.prediction_type)
             if cfg.training.min_snr_gamma:
                 weights = weights * min_snr_weights(base.noise_scheduler, timesteps, cfg.training.min_snr_gamma,
                                                     base.is_v_prediction)

@@ -57,19 +57,22 @@ def _family_flag_problems(cfg: RunConfig, kind: str, family: str | None) -> list
     Checked here, before anything is written, as well as when the weights load. Where the
     prediction type cannot be read (single files, hub SD 1.x/SDXL), the flag is taken as given.
     """
+    from ..models import families
     from ..models import family as fam
 
-    if family is None:
-        return []
+    requested = families.requested_family(cfg.values)
+    if family is None or requested == families.AUTO:
+        return []  # `auto` takes whatever family the model is
     flags = {"v2": cfg.model.v2, "v_parameterization": cfg.model.v_parameterization, "sdxl": cfg.model.sdxl}
     prediction = "v_prediction" if cfg.model.v_parameterization else "epsilon"
-    if kind == "builtin" or family in ("sd2", "sd2-v") and kind != "single_file":
-        prediction = None  # the family says it
+    spec = families.get(family)
+    if kind == "builtin" or families.split_by_prediction(spec) and kind != "single_file":
+        prediction = None  # the family says it (SD 2.x folders are told apart by their scheduler)
     elif kind == "folder":
         prediction = fam.prediction_type_of_folder(cfg.model.path) or prediction
-    if kind == "single_file" and family == "sd2" and prediction == "v_prediction":
-        family = "sd2-v"
-    return [p for p in fam.check_family_flags(family, **flags, prediction_type=prediction, source=cfg.model.path)
+    if kind == "single_file" and prediction == "v_prediction":
+        family = families.from_flags(**spec.legacy_flags(prediction))  # a file cannot tell SD 2.x v apart
+    return [p for p in fam.check_family(family, requested, flags, prediction_type=prediction, source=cfg.model.path)
             if p.is_error]
 
 

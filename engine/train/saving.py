@@ -11,6 +11,7 @@ import torch
 
 from ..config import SETTINGS, RunConfig
 from ..lorafile.io import save_lora_file
+from ..models import families
 from ..lorafile.metadata import build_metadata
 from ..networks.state import export_network
 
@@ -23,7 +24,8 @@ def output_file(cfg: RunConfig, epoch: int | None = None) -> Path:
 
 
 def lorafile_family(family: str) -> str:
-    return "sd2" if family.startswith("sd2") else family
+    """The Kohya naming a family's LoRA files use (SD 2.x with or without v share one)."""
+    return families.get(family).naming
 
 
 def network_module_and_args(cfg: RunConfig, shape) -> tuple[str, dict]:

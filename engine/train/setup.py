@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import RunConfig
+from ..models import families
+from ..models.families import requested_family
 from ..models.loading import BaseModel, load_base_model
 from ..networks.inject import apply_network, network_parameters
 from ..networks.state import import_network, infer_rank_alpha
@@ -85,7 +87,8 @@ def network_shape(cfg: RunConfig, continue_from=None, unet=None) -> NetworkShape
 def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype, continue_from=None) -> TrainedModel:
     """The base model with its networks; `continue_from` is a LoRA file's path (or a read LoraFile)."""
     base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, v2=cfg.model.v2,
-                           v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl)
+                           v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl,
+                           family=requested_family(cfg.values))
     if isinstance(continue_from, (str, os.PathLike)):
         continue_from = read_continue_file(continue_from, base)
     shape = network_shape(cfg, continue_from, base.unet)
@@ -123,18 +126,15 @@ def read_continue_file(path: str | os.PathLike, base: BaseModel):
 
     try:
         # SDXL files use LDM block numbers, which only this UNet's config turns into its module paths
-        found = read_lora_file(path, unet_config=base.unet.config if base.is_sdxl else None)
+        found = read_lora_file(path, unet_config=base.unet.config if base.spec.ldm_unet_names else None)
     except ProblemError as exc:
         raise ProblemError([error("network.weights", f"{path}: {p.message}", p.hint) for p in exc.problems]) from None
-    family = "sd2" if base.family.startswith("sd2") else base.family
-    if found.family_guess is not None and found.family_guess != family:
-        raise ProblemError([error("network.weights", f"{path} is a LoRA for {_FAMILY_NAMES[found.family_guess]}, "
-                                  f"the base model is {_FAMILY_NAMES[family]}",
+    if found.family_guess is not None and found.family_guess != base.spec.naming:
+        raise ProblemError([error("network.weights", f"{path} is a LoRA for "
+                                  f"{families.with_naming(found.family_guess).label}, "
+                                  f"the base model is {base.spec.label}",
                                   "continue from a LoRA trained on this base model's family, or change model.path")])
     return found
-
-
-_FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
 
 
 def _load_continue_weights(model: TrainedModel, lora_file) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from textual import work
 from textual.message import Message
 
-from engine.models.family import check_family_flags
+from engine.models import families
+from engine.models.family import check_family
 from engine.problems import Problem, warning
 
 from ..checks import ModelCheck, describe_model, family_flags
@@ -45,6 +46,11 @@ class ModelScreen(FormScreen):
         if key == "model.quick_pick":
             for flag in self.draft.apply_quick_pick():
                 self.set_field(flag, self.draft.values[flag])
+        if key == "model.family" and self.draft.values[key] in families.REGISTRY:
+            # the old booleans follow the family, so the two never disagree
+            for flag, value in family_flags(self.draft.values[key]).items():
+                if flag != key and self.draft.values.get(flag) != value:
+                    self.set_field(flag, value)
         if key in ("model.quick_pick", "model.path", "model.config_dir"):
             self.schedule_check()
 
@@ -88,12 +94,11 @@ class ModelScreen(FormScreen):
             # may be meant for another machine, and training says so clearly. Shown, not blocking.
             problems = [warning(p.field, p.message, p.hint) for p in problems]
         family = self.check.family
-        if family and self.draft.values["model.quick_pick"] == "custom":
-            typed = self.draft.typed()
-            problems += check_family_flags(
-                family, v2=typed["model.v2"], v_parameterization=typed["model.v_parameterization"],
-                sdxl=typed["model.sdxl"], source=self.checked_path,
-            )
+        typed = self.draft.typed()
+        requested = families.requested_family(typed)
+        if family and self.draft.values["model.quick_pick"] == "custom" and requested != families.AUTO:
+            flags = {flag: typed[f"model.{flag}"] for flag in ("v2", "v_parameterization", "sdxl")}
+            problems += check_family(family, requested, flags, source=self.checked_path)
         return problems
 
     def notes(self) -> dict[str, str]:

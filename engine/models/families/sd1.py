@@ -1,0 +1,20 @@
+"""SD 1.x: one CLIP-L text encoder, ε-prediction, 512 px."""
+
+from .base import ModelFamily
+from .sd_reference import CLIP_L, SD_UNET
+
+SD1 = ModelFamily(
+    name="sd1",
+    label="SD 1.x",
+    naming="sd1",
+    prediction_type="epsilon",
+    base_model_version="sd_v1",
+    architecture="stable-diffusion-v1",
+    implementation="diffusers",
+    config_repo="stable-diffusion-v1-5/stable-diffusion-v1-5",
+    native_side=512,
+    text_encoder_components=("text_encoder",),
+    metadata_prefixes=("sd_v1", "stable-diffusion-v1"),
+    pipeline_class="StableDiffusionPipeline",
+    reference_configs={"unet": {**SD_UNET, "cross_attention_dim": 768}, "text_encoders": [CLIP_L]},
+)

@@ -1,0 +1,40 @@
+"""SD 2.x: one OpenCLIP-H text encoder; the 512 px base predicts ε, the 768 px model v."""
+
+from .base import ModelFamily
+from .sd_reference import SD_UNET
+
+# diffusers' SD 2.x text encoder keeps 23 of OpenCLIP-H's 24 layers
+_REFERENCE = {"unet": {**SD_UNET, "cross_attention_dim": 1024},
+              "text_encoders": [{"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23}]}
+
+SD2 = ModelFamily(
+    name="sd2",
+    label="SD 2.x",
+    naming="sd2",
+    prediction_type="epsilon",
+    base_model_version="sd_v2",
+    architecture="stable-diffusion-v2-512",
+    implementation="diffusers",
+    config_repo="stabilityai/stable-diffusion-2-1-base",
+    native_side=512,
+    text_encoder_components=("text_encoder",),
+    metadata_prefixes=("sd_v2", "stable-diffusion-v2"),
+    pipeline_class="StableDiffusionPipeline",
+    reference_configs=_REFERENCE,
+)
+
+SD2_V = ModelFamily(
+    name="sd2-v",
+    label="SD 2.x v-prediction",
+    naming="sd2",
+    prediction_type="v_prediction",
+    base_model_version="sd_v2_v",
+    architecture="stable-diffusion-v2-768-v",
+    implementation="diffusers",
+    config_repo="stabilityai/stable-diffusion-2-1",
+    native_side=768,
+    text_encoder_components=("text_encoder",),
+    metadata_prefixes=("sd_v2", "stable-diffusion-v2"),
+    pipeline_class="StableDiffusionPipeline",
+    reference_configs=_REFERENCE,
+)
