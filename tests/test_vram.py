@@ -211,12 +211,15 @@ def test_validate_prints_the_estimate_and_breakdown_without_importing_torch(tiny
     code = ("import sys, time; t = time.time(); from tui_lora.cli import main; rc = main(['validate', sys.argv[1]]); "
             "print('torch loaded:', 'torch' in sys.modules); print('seconds:', time.time() - t); sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, str(run_file)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    # Offline (as in CI) the sd15 weights are not in the cache: validate says so, and must still
+    # print the estimate, which needs only the shipped configs.
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 0 or (len(errors) == 1 and "not in the local Hugging Face cache" in errors[0]), done.stderr
     lines = done.stdout.splitlines()
     assert "torch loaded: False" in lines
     peak = next(line for line in lines if line.startswith("estimated peak VRAM: "))
     gib = float(peak.split()[3])
-    assert math.isclose(gib, estimate_vram(cfg.values, buckets=[(512, 512)]).total_gib, abs_tol=0.1) or gib > 0
+    assert math.isclose(gib, estimate_vram(cfg.values, buckets=[(512, 512)]).total_gib, abs_tol=0.1)
     assert "fits this 8 GiB GPU" in peak
     for name in ("UNet weights", "LoRA gradients", "optimizer state", "activations", "CUDA context"):
         assert any(line.strip().startswith(name) for line in lines), name
