@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ..atomic import write_bytes_atomic
+from ..atomic import read_regular_file, write_bytes_atomic
 from ..problems import Problem, ProblemError, error
 from .rules import check_rules
 from .runconfig import SCHEMA_VERSION, SETTINGS, RunConfig, complete, parse_nested
@@ -75,22 +75,16 @@ def load_yaml_text(text: str, source: str) -> Any:
         raise ProblemError([error(where, problem, hint)]) from None
     except yaml.YAMLError as exc:
         raise ProblemError([error(source, f"not valid YAML: {exc}", "check the file's syntax")]) from None
+    except RecursionError:
+        raise ProblemError([error(source, "is nested too deeply to be a run file",
+                                  "a run file has sections one level deep; is this the right file?")]) from None
 
 
 def read_run_text(path: str | os.PathLike) -> str:
     file = Path(path)
-    try:
-        if file.stat().st_size > MAX_RUN_FILE_BYTES:
-            raise ProblemError([error(str(file), f"file is larger than {MAX_RUN_FILE_BYTES // 1000} kB", "a run file is a few kB; is this the right file?")])
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise ProblemError([error(str(file), "file not found", "check the path")]) from None
-    except IsADirectoryError:
-        raise ProblemError([error(str(file), "is a folder, not a run file", "give the .yaml file")]) from None
-    except PermissionError:
-        raise ProblemError([error(str(file), "cannot be read (permission denied)", "check the file's permissions")]) from None
-    except OSError as exc:
-        raise ProblemError([error(str(file), f"cannot be read: {exc.strerror}", "")]) from None
+    data = read_regular_file(file, MAX_RUN_FILE_BYTES, what="run file",
+                             too_large=f"file is larger than {MAX_RUN_FILE_BYTES // 1000} kB",
+                             hint="a run file is a few kB; is this the right file?")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

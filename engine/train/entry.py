@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import secrets
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ from ..config import check_rules, RunConfig, dump_run_yaml, load_run_file
 from ..events import EventWriter
 from ..plan import RunPlan, plan_run
 from ..problems import Problem, ProblemError, error
-from ..runs import RunDir, create_run
+from ..outputs import OutputLock, collision_problems, existing_outputs
+from ..runs import RunDir, create_run, new_run_id, remove_run
 from .control import RunControl, StopRequested
-from .preflight import preflight
+from .preflight import output_problems, package_problems
 
 
 @dataclass
@@ -54,42 +56,57 @@ def run_from_file(path: str | os.PathLike, *, on_event: Callable[[dict], None] |
 def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_path: str | None = None,
                on_event: Callable[[dict], None] | None = None, resume: str | None = None, run_id: str | None = None,
                control: RunControl | None = None) -> RunResult:
+    """Check, register, train. The quick checks come first and the run registers before anything
+    slow (imports, model checks), so `tui-lora monitor` finds it within a second of the start; a
+    slow check that fails takes the registration back, so a refused run leaves nothing behind."""
     if warnings is None:  # a config built in code has not been through the run-file checks
         warnings = check_rules(cfg.values)
     plan: RunPlan = plan_run(cfg)
     run_id = run_id or os.environ.get("TUI_LORA_RUN_ID") or None
-    problems = list(warnings or []) + plan.problems + preflight(cfg, plan, resuming=resume is not None)
+    resuming = resume is not None
+    yaml_text = dump_run_yaml(cfg)
+    problems = list(warnings or []) + plan.problems + output_problems(
+        cfg, plan, resuming=resuming, run_file=config_path, yaml_text=yaml_text)
     if run_id is not None and not _SAFE_RUN_ID.fullmatch(run_id):
         problems.append(error("--run-id", f"'{run_id}' is not a usable run id", "letters, digits, '-', '_' and '.'"))
-    if not any(p.is_error for p in problems):
-        problems += optimizer_hardware_problems(cfg)
-    if any(p.is_error for p in problems):
-        raise ProblemError(problems)
+    _raise_errors(problems)
     main = _is_main_process()
     output = Path(cfg.folders.output)
-    # Leftovers of a killed save go first, so a state folder caught between two renames is found.
-    cleaned = clean_interrupted_saves(output, cfg.folders.output_name) if main and output.is_dir() else []
-    saved_state = None
-    if resume:
-        from .state import read_state, resolve_state
-
-        # A missing, torn or hostile state is reported before any model loads or anything is written.
-        saved_state = read_state(resolve_state(cfg, resume))
-    seed = cfg.training.seed if cfg.training.seed is not None else secrets.randbelow(2**31)
-    yaml_text = dump_run_yaml(cfg)
     control = control or RunControl()
     control.install()  # from the first write on, a stop ends the run through its events
-    run = events = None
+    reservation = run = events = None
+    state = _AbortState(cfg)
+    control.on_abort = state.abort
     try:
         if main:
-            output.mkdir(parents=True, exist_ok=True)
-            run = create_run(output, run_id=run_id, config_text=yaml_text,
-                             config_path=str(Path(config_path).resolve()) if config_path else None,
-                             output_name=cfg.folders.output_name)
-            events = EventWriter(run.events)
+            reservation = _Reservation(cfg, plan.epochs, resuming=resuming, config_path=config_path,
+                                       yaml_text=yaml_text, run_id=run_id)
+            run = reservation.run
+            events = state.events = EventWriter(run.events)
+            control.hangup_log = str(run.console_log)
+        try:
+            late = package_problems(cfg, plan)
+            if not any(p.is_error for p in late):
+                late += optimizer_hardware_problems(cfg)
+            _raise_errors(problems + late)
+            problems += late
+            saved_state = None
+            if resume:
+                from .state import read_state, resolve_state
+
+                # A missing, torn or hostile state is reported before any model loads.
+                saved_state = read_state(resolve_state(cfg, resume))
+        except ProblemError:
+            if reservation is not None:
+                events.close()
+                reservation.undo()
+            raise
+        # Leftovers of a killed save go first, so a state folder caught between two renames is found.
+        cleaned = clean_interrupted_saves(output, cfg.folders.output_name) if main else []
+        seed = cfg.training.seed if cfg.training.seed is not None else secrets.randbelow(2**31)
         return _run(cfg, plan, seed=seed, events=events, control=control, run=run, on_event=on_event,
                     problems=problems, cleaned=cleaned, saved_state=saved_state, yaml_text=yaml_text,
-                    config_path=config_path, main=main)
+                    config_path=config_path, main=main, state=state, resuming=resuming)
     finally:
         control.uninstall()
         if events:
@@ -97,17 +114,104 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
                 events.close()
             except OSError:  # a full disk refuses the last flush; the result already says why
                 pass
+        if reservation is not None:
+            reservation.release()
+
+
+def _raise_errors(problems: list[Problem]) -> None:
+    if any(p.is_error for p in problems):
+        raise ProblemError(problems)
+
+
+class _Reservation:
+    """The output folder made, the output name locked for the run's life, the run registered."""
+
+    def __init__(self, cfg: RunConfig, epochs: int, *, resuming: bool, config_path: str | None, yaml_text: str,
+                 run_id: str | None):
+        output = Path(cfg.folders.output)
+        self.made_output = not output.exists()
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProblemError([error("folders.output", f"{output} cannot be created: {exc.strerror or exc}",
+                                      "choose a folder you can write to")]) from None
+        run_id = run_id or new_run_id()
+        self.lock = OutputLock(output, cfg.folders.output_name)
+        self.run = None
+        try:
+            self.lock.acquire(run_id)
+            # Checked again now that no other run can write these names: one may have finished meanwhile.
+            _raise_errors(collision_problems(cfg, epochs, resuming=resuming, run_file=config_path, yaml_text=yaml_text))
+            self.run = create_run(output, run_id=run_id, config_text=yaml_text,
+                                  config_path=str(Path(config_path).resolve()) if config_path else None,
+                                  output_name=cfg.folders.output_name)
+        except BaseException:
+            self.release()
+            self._remove_output()
+            raise
+
+    def undo(self) -> None:
+        if self.run is not None:
+            remove_run(self.run)
+        self.release()
+        self._remove_output()
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def _remove_output(self) -> None:
+        if self.made_output:
+            try:
+                self.lock.path.parent.rmdir()  # only when empty: never anything the user put there
+            except OSError:
+                pass
+
+
+class _AbortState:
+    """What an abort (a second stop) needs, filled in as the run gets going; used on the watcher thread."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.events: EventWriter | None = None
+        self.trainer = None
+
+    def abort(self, reason: str) -> None:
+        trainer = self.trainer
+        step = trainer.progress.step if trainer is not None else 0
+        outputs = [p for p in (trainer.outputs if trainer is not None else []) if p.exists()]
+        saved = f"the last saved file is intact: {outputs[-1]}" if outputs else "nothing was saved"
+        message = f"{reason} at step {step}, without a final save; {saved}"
+        if self.events is not None:
+            try:
+                self.events.emit("run_finished", status="stopped", outputs=[str(p) for p in outputs], step=step,
+                                 message=message, aborted=True)
+            except (OSError, ValueError):
+                pass
+        try:
+            # an interrupted save's temporary file; the lock keeps other runs' files out of reach
+            clean_interrupted_saves(Path(self.cfg.folders.output), self.cfg.folders.output_name)
+        except Exception:  # noqa: BLE001 - ending anyway
+            pass
+        try:
+            print(f"\n{message}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
 
 
 def _run(cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None, control: RunControl,
          run: RunDir | None, on_event, problems: list[Problem], cleaned: list[str], saved_state,
-         yaml_text: str, config_path: str | None, main: bool) -> RunResult:
+         yaml_text: str, config_path: str | None, main: bool, state: _AbortState | None = None,
+         resuming: bool = False) -> RunResult:
     from .loop import Trainer, TrainingFailure
     from .state import StatefulTrainer
 
     trainer_cls = StatefulTrainer if (cfg.training.save_state or saved_state is not None) else Trainer
     trainer = trainer_cls(cfg, plan, seed=seed, events=events, control=control, run_id=run.run_id if run else "",
                           on_event=on_event)
+    if resuming:  # a resumed run continues the files of its output name: those may be replaced
+        trainer.replaceable.update(existing_outputs(cfg, plan.epochs))
+    if state is not None:
+        state.trainer = trainer
     try:
         for problem in problems:
             trainer.emit("warning", message=problem.message, field=problem.field, hint=problem.hint)
@@ -125,7 +229,8 @@ def _run(cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None
         control.check_stop()
         trainer.call_extensions("on_run_start")
         if main:
-            _copy_run_file(cfg, yaml_text, config_path)
+            _copy_run_file(trainer, yaml_text, config_path)
+        control.training = True
         status = trainer.run()
         result = RunResult(status, list(trainer.outputs), run=run, trainer=trainer)
         if status != "completed":
@@ -147,6 +252,15 @@ def _run(cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None
                       "the last saved file is intact", status="stopped")
     except Exception as exc:  # noqa: BLE001 - reported as an event with advice
         message, hint = explain_failure(exc, cfg)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and trainer.progress.step:
+            # the disk filled up mid-run (an event, a sample): the steps trained so far are kept elsewhere
+            from .saving import output_file
+
+            final = output_file(cfg)
+            rescued = trainer.rescue_weights(final)
+            if rescued is not None:
+                message += f"; the LoRA trained so far was saved to {rescued}"
+                hint = f"free space in {final.parent}, then move it there: mv '{rescued}' '{final}'"
         return _ended(trainer, run, message, hint, exc=exc)
 
 
@@ -204,16 +318,27 @@ def clean_interrupted_saves(output: Path, output_name: str) -> list[str]:
     return removed + recover_state_folders(output, output_name)
 
 
-def _copy_run_file(cfg: RunConfig, yaml_text: str, config_path: str | None) -> None:
-    """`<name>.yaml` beside the LoRA: the settings that made it. Preflight already allowed this run
-    to write `<name>.safetensors`, so the copy belonging to that name is replaced too (a failed or
-    resumed earlier run leaves one); the user's own run file is never rewritten."""
+def _copy_run_file(trainer, yaml_text: str, config_path: str | None) -> None:
+    """`<name>.yaml` beside the LoRA: the settings that made it. Written only where the start-up
+    checks found no such file (or overwrite / resume allow replacing it); the user's own run file,
+    or a file that appeared since, is never rewritten."""
     from ..config import write_text_atomic
 
+    cfg = trainer.cfg
     target = Path(cfg.folders.output) / f"{cfg.folders.output_name}.yaml"
     if config_path and target.exists() and target.resolve() == Path(config_path).resolve():
         return
+    if os.path.lexists(target) and not trainer.may_replace(target):
+        try:
+            if target.read_bytes() == yaml_text.encode("utf-8"):
+                return
+        except OSError:
+            pass
+        trainer.emit("warning", message=f"{target} appeared while the run started and is kept; the run's "
+                     "settings are in its run folder (run.yaml)", field="folders.output_name")
+        return
     write_text_atomic(target, yaml_text, overwrite=True)
+    trainer.note_written(target)
 
 
 def memory_advice(cfg: RunConfig) -> str:

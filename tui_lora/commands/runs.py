@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from engine.events import read_events
@@ -20,7 +21,11 @@ def _progress(info) -> str:
 
 
 def runs_command() -> int:
-    runs = list_runs()
+    damaged: list[str] = []
+    runs = list_runs(damaged)
+    if damaged:  # never fatal: the other runs are still listed
+        print(f"skipped {len(damaged)} damaged line(s) of the run index: {', '.join(damaged[:3])}"
+              + (" …" if len(damaged) > 3 else ""), file=sys.stderr)
     if not runs:
         print("no runs yet: start one with `tui-lora train run.yaml` or `tui-lora demo`")
         return 0
