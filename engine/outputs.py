@@ -82,8 +82,12 @@ def existing_outputs(cfg, epochs: int) -> list[Path]:
 
 
 def collision_problems(cfg, epochs: int, *, resuming: bool, run_file: str | None = None,
-                       yaml_text: str | None = None) -> list[Problem]:
-    """An error for output files that exist and would be replaced without `overwrite: true`."""
+                       yaml_text: str | None = None, lock_held: bool = False) -> list[Problem]:
+    """An error for output files that exist and would be replaced without `overwrite: true`, or
+    for a run in progress holding the name (unless the caller holds it: `lock_held`)."""
+    held = None if lock_held else OutputLock(cfg.folders.output, cfg.folders.output_name).held_problem()
+    if held is not None:  # a run in progress: that, not its files, is what stops this one
+        return [held]
     if cfg.overwrite or resuming:
         return []
     found = existing_outputs(cfg, epochs)
@@ -124,6 +128,27 @@ class OutputLock:
         self.path = Path(output) / f".{output_name}.lock"
         self._fd: int | None = None
 
+    def held_problem(self) -> Problem | None:
+        """The error acquire() would raise now, without taking the lock (checks run before registering)."""
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None  # no lock file: nobody holds it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return self._held(_read_holder(fd))
+        finally:
+            os.close(fd)
+        return None
+
+    def _held(self, holder: str) -> Problem:
+        return error("folders.output_name", f"another run{holder} is writing '{self.path.name[1:-5]}' in "
+                     f"{self.path.parent} right now",
+                     "wait until it ends (`tui-lora runs`), or choose another folders.output_name")
+
     def acquire(self, run_id: str) -> None:
         """Take the lock or raise ProblemError naming the run that holds it."""
         import fcntl
@@ -135,9 +160,7 @@ class OutputLock:
             except BlockingIOError:
                 holder = _read_holder(fd)
                 os.close(fd)
-                raise ProblemError([error("folders.output_name", f"another run{holder} is writing "
-                                          f"'{self.path.name[1:-5]}' in {self.path.parent} right now",
-                                          "wait until it ends (`tui-lora runs`), or choose another folders.output_name")]) from None
+                raise ProblemError([self._held(holder)]) from None
             # The previous holder may have removed the file between our open and our lock.
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))

@@ -43,7 +43,7 @@ def launch_command(file: str, processes: int, gpu_ids: list[int], resume: str | 
 
 def train_main(file: str, *, resume: str | None = None, run_id: str | None = None) -> int:
     try:
-        cfg, _ = load_run_file(file)
+        cfg, warnings = load_run_file(file)
     except ProblemError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -54,7 +54,7 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
         # Argument list, no shell: paths from the run file are never interpreted.
         return subprocess.call(command)
     from .train.control import RunControl
-    from .train.entry import run_from_file
+    from .train.entry import run_config
 
     rank = int(os.environ.get("RANK", "0") or 0)
     reporter = ConsoleReporter() if rank == 0 else None
@@ -63,7 +63,9 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
     if reporter is not None:
         control.on_hangup.append(lambda: setattr(reporter, "live", False))
     try:
-        result = run_from_file(file, on_event=_never_fails(reporter), resume=resume, run_id=run_id, control=control)
+        # the file read above is used as it is: parsing it again would delay the run's registration
+        result = run_config(cfg, warnings=warnings, config_path=str(file), on_event=_never_fails(reporter),
+                            resume=resume, run_id=run_id, control=control)
     except ProblemError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -97,7 +97,7 @@ def create_run(output_dir: str | os.PathLike, *, run_id: str | None = None, conf
             handle.write(json.dumps(entry) + "\n")
     except OSError as exc:
         if not existed:
-            shutil.rmtree(run.path, ignore_errors=True)
+            remove_run(run)
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         where = exc.filename or run.path
         raise ProblemError([error(str(where), "the disk is full: the run could not be registered" if full else

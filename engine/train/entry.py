@@ -17,15 +17,18 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import check_rules, RunConfig, dump_run_yaml, load_run_file
 from ..events import EventWriter
-from ..plan import RunPlan, plan_run
 from ..problems import Problem, ProblemError, error
 from ..outputs import OutputLock, collision_problems, existing_outputs
 from ..runs import RunDir, create_run, new_run_id, remove_run
 from .control import RunControl, StopRequested
 from .preflight import output_problems, package_problems
+
+if TYPE_CHECKING:  # planning scans the images (numpy, PIL): it runs after the run registers
+    from ..plan import RunPlan
 
 
 @dataclass
@@ -61,12 +64,10 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
     slow check that fails takes the registration back, so a refused run leaves nothing behind."""
     if warnings is None:  # a config built in code has not been through the run-file checks
         warnings = check_rules(cfg.values)
-    plan: RunPlan = plan_run(cfg)
     run_id = run_id or os.environ.get("TUI_LORA_RUN_ID") or None
     resuming = resume is not None
     yaml_text = dump_run_yaml(cfg)
-    problems = list(warnings or []) + plan.problems + output_problems(
-        cfg, plan, resuming=resuming, run_file=config_path, yaml_text=yaml_text)
+    problems = list(warnings or []) + output_problems(cfg, resuming=resuming, run_file=config_path, yaml_text=yaml_text)
     if run_id is not None and not _SAFE_RUN_ID.fullmatch(run_id):
         problems.append(error("--run-id", f"'{run_id}' is not a usable run id", "letters, digits, '-', '_' and '.'"))
     _raise_errors(problems)
@@ -79,13 +80,17 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
     control.on_abort = state.abort
     try:
         if main:
-            reservation = _Reservation(cfg, plan.epochs, resuming=resuming, config_path=config_path,
+            reservation = _Reservation(cfg, cfg.epochs, resuming=resuming, config_path=config_path,
                                        yaml_text=yaml_text, run_id=run_id)
             run = reservation.run
+            state.reservation = reservation
             events = state.events = EventWriter(run.events)
             control.hangup_log = str(run.console_log)
         try:
-            late = package_problems(cfg, plan)
+            from ..plan import plan_run
+
+            plan: RunPlan = plan_run(cfg)
+            late = plan.problems + package_problems(cfg, plan)
             if not any(p.is_error for p in late):
                 late += optimizer_hardware_problems(cfg)
             _raise_errors(problems + late)
@@ -141,7 +146,8 @@ class _Reservation:
         try:
             self.lock.acquire(run_id)
             # Checked again now that no other run can write these names: one may have finished meanwhile.
-            _raise_errors(collision_problems(cfg, epochs, resuming=resuming, run_file=config_path, yaml_text=yaml_text))
+            _raise_errors(collision_problems(cfg, epochs, resuming=resuming, run_file=config_path, yaml_text=yaml_text,
+                                             lock_held=True))
             self.run = create_run(output, run_id=run_id, config_text=yaml_text,
                                   config_path=str(Path(config_path).resolve()) if config_path else None,
                                   output_name=cfg.folders.output_name)
@@ -174,13 +180,15 @@ class _AbortState:
         self.cfg = cfg
         self.events: EventWriter | None = None
         self.trainer = None
+        self.reservation: _Reservation | None = None
 
     def abort(self, reason: str) -> None:
         trainer = self.trainer
         step = trainer.progress.step if trainer is not None else 0
         outputs = [p for p in (trainer.outputs if trainer is not None else []) if p.exists()]
         saved = f"the last saved file is intact: {outputs[-1]}" if outputs else "nothing was saved"
-        message = f"{reason} at step {step}, without a final save; {saved}"
+        message = (f"{reason}; {saved}" if "before training began" in reason else
+                   f"{reason} at step {step}, without a final save; {saved}")
         if self.events is not None:
             try:
                 self.events.emit("run_finished", status="stopped", outputs=[str(p) for p in outputs], step=step,
@@ -192,6 +200,8 @@ class _AbortState:
             clean_interrupted_saves(Path(self.cfg.folders.output), self.cfg.folders.output_name)
         except Exception:  # noqa: BLE001 - ending anyway
             pass
+        if self.reservation is not None:
+            self.reservation.release()
         try:
             print(f"\n{message}", file=sys.stderr, flush=True)
         except (OSError, ValueError):

@@ -6,10 +6,13 @@ import errno
 import importlib.util
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import RunConfig
-from ..plan import RunPlan
 from ..problems import Problem, error, warning
+
+if TYPE_CHECKING:  # the plan scans images (numpy, PIL): not needed before the run registers
+    from ..plan import RunPlan
 
 
 def next_free_name(output_dir: Path, name: str, suffix: str) -> str:
@@ -23,11 +26,11 @@ def next_free_name(output_dir: Path, name: str, suffix: str) -> str:
 
 def preflight(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False, run_file: str | None = None,
               yaml_text: str | None = None) -> list[Problem]:
-    return (output_problems(cfg, plan, resuming=resuming, run_file=run_file, yaml_text=yaml_text)
+    return (output_problems(cfg, resuming=resuming, run_file=run_file, yaml_text=yaml_text)
             + package_problems(cfg, plan))
 
 
-def output_problems(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False, run_file: str | None = None,
+def output_problems(cfg: RunConfig, *, resuming: bool = False, run_file: str | None = None,
                     yaml_text: str | None = None) -> list[Problem]:
     """Checks of the output folder and files: quick (no imports), so they run before the run registers."""
     from ..outputs import collision_problems
@@ -44,7 +47,7 @@ def output_problems(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False, ru
     elif output.exists() and not os.access(output, os.W_OK):
         problems.append(error("folders.output", f"{output} is not writable", "choose a folder you can write to"))
     else:
-        problems += collision_problems(cfg, plan.epochs, resuming=resuming, run_file=run_file, yaml_text=yaml_text)
+        problems += collision_problems(cfg, cfg.epochs, resuming=resuming, run_file=run_file, yaml_text=yaml_text)
     weights = cfg.network.weights
     if weights and not Path(weights).is_file():
         why = "is a link that points to itself or in a circle" if _is_link_loop(Path(weights)) else "does not exist"
@@ -52,8 +55,6 @@ def output_problems(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False, ru
     elif weights and os.path.realpath(weights) == os.path.realpath(final):
         problems.append(error("network.weights", "is the file this run would write",
                               "set another folders.output_name so the file you continue from is kept"))
-    if plan.total_steps < 1 and not plan.dataset.errors:
-        problems.append(error("folders.images", "the dataset gives no training steps", "add images"))
     return problems
 
 
@@ -66,8 +67,12 @@ def _is_link_loop(path: Path) -> bool:
 
 
 def package_problems(cfg: RunConfig, plan: RunPlan) -> list[Problem]:
-    """Checks that import packages (seconds): the model's files and the optional packages chosen."""
-    return _model_problems(cfg) + _package_problems(cfg)
+    """Checks that need the dataset plan or import packages (seconds): steps, the model's files, the
+    optional packages chosen."""
+    problems: list[Problem] = []
+    if plan.total_steps < 1 and not plan.dataset.errors:
+        problems.append(error("folders.images", "the dataset gives no training steps", "add images"))
+    return problems + _model_problems(cfg) + _package_problems(cfg)
 
 
 def _model_problems(cfg: RunConfig) -> list[Problem]:
