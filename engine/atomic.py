@@ -77,13 +77,14 @@ def read_regular_file(path: str | os.PathLike[str], limit: int, *, what: str, to
         raise ProblemError([error(name, f"cannot be read: {exc.strerror or exc}", "check the path")]) from None
     except ValueError:  # a NUL byte in the name
         raise ProblemError([error(repr(name), "is not a usable file name", "check the path")]) from None
-    with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
         if stat.S_ISDIR(mode):
             raise ProblemError([error(name, f"is a folder, not a {what}", f"give the {what} itself")])
-        if not stat.S_ISREG(mode):
-            raise ProblemError([error(name, f"is not a regular file (a device, pipe or socket), not a {what}",
-                                      f"give the {what} itself")])
+        raise ProblemError([error(name, f"is not a regular file (a device, pipe or socket), not a {what}",
+                                  f"give the {what} itself")])
+    with os.fdopen(fd, "rb") as handle:
         try:
             data = handle.read(limit + 1)
         except OSError as exc:

@@ -57,6 +57,10 @@ def load_yaml_text(text: str, source: str) -> Any:
     """Parse YAML text safely; problems raise ProblemError naming the file, line and column."""
     if len(text.encode("utf-8", "ignore")) > MAX_RUN_FILE_BYTES:
         raise ProblemError([error(source, f"file is larger than {MAX_RUN_FILE_BYTES // 1000} kB", "a run file is a few kB; is this the right file?")])
+    if _flow_depth(text) > MAX_FLOW_DEPTH or _deepest_indent(text) > MAX_INDENT:
+        # the YAML scanner slows down with the square of the depth: refuse before it starts
+        raise ProblemError([error(source, "is nested too deeply to be a run file",
+                                  "a run file has sections one level deep; is this the right file?")])
     try:
         return yaml.load(text, Loader=_NoAliasComposer)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -78,6 +82,34 @@ def load_yaml_text(text: str, source: str) -> Any:
     except RecursionError:
         raise ProblemError([error(source, "is nested too deeply to be a run file",
                                   "a run file has sections one level deep; is this the right file?")]) from None
+
+
+MAX_FLOW_DEPTH = 64
+MAX_INDENT = 256  # columns; a run file's deepest line is indented a few levels of two spaces
+
+
+def _deepest_indent(text: str) -> int:
+    return max((len(line) - len(line.lstrip(" ")) for line in text.splitlines()), default=0)
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of [ ] and { } outside quotes: a linear look before the real parse."""
+    depth = deepest = 0
+    quote = None
+    for char in text:
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+        elif char == "\n":
+            quote = None  # an apostrophe in a plain value or comment must not hide the rest
+    return deepest
 
 
 def read_run_text(path: str | os.PathLike) -> str:
