@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import secrets
-import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +21,11 @@ from typing import TYPE_CHECKING
 from ..config import check_rules, RunConfig, dump_run_yaml, load_run_file
 from ..events import EventWriter
 from ..problems import Problem, ProblemError, error
-from ..outputs import OutputLock, collision_problems, existing_outputs
-from ..runs import RunDir, create_run, new_run_id, remove_run
+from ..outputs import existing_outputs
+from ..runs import RunDir
 from .control import RunControl, StopRequested
 from .preflight import output_problems, package_problems
+from .reservation import AbortState, Reservation, raise_errors
 
 if TYPE_CHECKING:  # planning scans the images (numpy, PIL): it runs after the run registers
     from ..plan import RunPlan
@@ -70,17 +70,17 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
     problems = list(warnings or []) + output_problems(cfg, resuming=resuming, run_file=config_path, yaml_text=yaml_text)
     if run_id is not None and not _SAFE_RUN_ID.fullmatch(run_id):
         problems.append(error("--run-id", f"'{run_id}' is not a usable run id", "letters, digits, '-', '_' and '.'"))
-    _raise_errors(problems)
+    raise_errors(problems)
     main = _is_main_process()
     output = Path(cfg.folders.output)
     control = control or RunControl()
     control.install()  # from the first write on, a stop ends the run through its events
     reservation = run = events = None
-    state = _AbortState(cfg)
+    state = AbortState(cfg)
     control.on_abort = state.abort
     try:
         if main:
-            reservation = _Reservation(cfg, cfg.epochs, resuming=resuming, config_path=config_path,
+            reservation = Reservation(cfg, cfg.epochs, resuming=resuming, config_path=config_path,
                                        yaml_text=yaml_text, run_id=run_id)
             run = reservation.run
             state.reservation = reservation
@@ -93,7 +93,7 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
             late = plan.problems + package_problems(cfg, plan)
             if not any(p.is_error for p in late):
                 late += optimizer_hardware_problems(cfg)
-            _raise_errors(problems + late)
+            raise_errors(problems + late)
             problems += late
             saved_state = None
             if resume:
@@ -123,94 +123,9 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
             reservation.release()
 
 
-def _raise_errors(problems: list[Problem]) -> None:
-    if any(p.is_error for p in problems):
-        raise ProblemError(problems)
-
-
-class _Reservation:
-    """The output folder made, the output name locked for the run's life, the run registered."""
-
-    def __init__(self, cfg: RunConfig, epochs: int, *, resuming: bool, config_path: str | None, yaml_text: str,
-                 run_id: str | None):
-        output = Path(cfg.folders.output)
-        self.made_output = not output.exists()
-        try:
-            output.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ProblemError([error("folders.output", f"{output} cannot be created: {exc.strerror or exc}",
-                                      "choose a folder you can write to")]) from None
-        run_id = run_id or new_run_id()
-        self.lock = OutputLock(output, cfg.folders.output_name)
-        self.run = None
-        try:
-            self.lock.acquire(run_id)
-            # Checked again now that no other run can write these names: one may have finished meanwhile.
-            _raise_errors(collision_problems(cfg, epochs, resuming=resuming, run_file=config_path, yaml_text=yaml_text,
-                                             lock_held=True))
-            self.run = create_run(output, run_id=run_id, config_text=yaml_text,
-                                  config_path=str(Path(config_path).resolve()) if config_path else None,
-                                  output_name=cfg.folders.output_name)
-        except BaseException:
-            self.release()
-            self._remove_output()
-            raise
-
-    def undo(self) -> None:
-        if self.run is not None:
-            remove_run(self.run)
-        self.release()
-        self._remove_output()
-
-    def release(self) -> None:
-        self.lock.release()
-
-    def _remove_output(self) -> None:
-        if self.made_output:
-            try:
-                self.lock.path.parent.rmdir()  # only when empty: never anything the user put there
-            except OSError:
-                pass
-
-
-class _AbortState:
-    """What an abort (a second stop) needs, filled in as the run gets going; used on the watcher thread."""
-
-    def __init__(self, cfg: RunConfig):
-        self.cfg = cfg
-        self.events: EventWriter | None = None
-        self.trainer = None
-        self.reservation: _Reservation | None = None
-
-    def abort(self, reason: str) -> None:
-        trainer = self.trainer
-        step = trainer.progress.step if trainer is not None else 0
-        outputs = [p for p in (trainer.outputs if trainer is not None else []) if p.exists()]
-        saved = f"the last saved file is intact: {outputs[-1]}" if outputs else "nothing was saved"
-        message = (f"{reason}; {saved}" if "before training began" in reason else
-                   f"{reason} at step {step}, without a final save; {saved}")
-        if self.events is not None:
-            try:
-                self.events.emit("run_finished", status="stopped", outputs=[str(p) for p in outputs], step=step,
-                                 message=message, aborted=True)
-            except (OSError, ValueError):
-                pass
-        try:
-            # an interrupted save's temporary file; the lock keeps other runs' files out of reach
-            clean_interrupted_saves(Path(self.cfg.folders.output), self.cfg.folders.output_name)
-        except Exception:  # noqa: BLE001 - ending anyway
-            pass
-        if self.reservation is not None:
-            self.reservation.release()
-        try:
-            print(f"\n{message}", file=sys.stderr, flush=True)
-        except (OSError, ValueError):
-            pass
-
-
 def _run(cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None, control: RunControl,
          run: RunDir | None, on_event, problems: list[Problem], cleaned: list[str], saved_state,
-         yaml_text: str, config_path: str | None, main: bool, state: _AbortState | None = None,
+         yaml_text: str, config_path: str | None, main: bool, state: AbortState | None = None,
          resuming: bool = False) -> RunResult:
     from .loop import Trainer, TrainingFailure
     from .state import StatefulTrainer
