@@ -54,3 +54,41 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_regular_file(path: str | os.PathLike[str], limit: int, *, what: str, too_large: str, hint: str) -> bytes:
+    """At most `limit` bytes of a regular file; ProblemError (naming the file) for anything else.
+
+    Devices, pipes and sockets report a size of 0 and never end (`/dev/zero`), so the size on disk
+    is no guard: only regular files are read, and never more than `limit` + 1 bytes."""
+    import stat
+
+    from .problems import ProblemError, error
+
+    name = str(path)
+    try:
+        # O_NONBLOCK: opening a named pipe must not wait for a writer; O_NOCTTY: a terminal stays free
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise ProblemError([error(name, "file not found", "check the path")]) from None
+    except PermissionError:
+        raise ProblemError([error(name, "cannot be read (permission denied)", "check the file's permissions")]) from None
+    except OSError as exc:
+        raise ProblemError([error(name, f"cannot be read: {exc.strerror or exc}", "check the path")]) from None
+    except ValueError:  # a NUL byte in the name
+        raise ProblemError([error(repr(name), "is not a usable file name", "check the path")]) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise ProblemError([error(name, f"is a folder, not a {what}", f"give the {what} itself")])
+        raise ProblemError([error(name, f"is not a regular file (a device, pipe or socket), not a {what}",
+                                  f"give the {what} itself")])
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise ProblemError([error(name, f"cannot be read: {exc.strerror or exc}", "")]) from None
+    if len(data) > limit:
+        raise ProblemError([error(name, too_large, hint)])
+    return data

@@ -22,7 +22,8 @@ Fields by type (all optional beyond these; readers ignore what they do not know)
   eta_s, elapsed_s, memory {device: "cuda"|"cpu", allocated, reserved, peak, total} in bytes
   (on CPU: rss, total), gpu_util (percent, when readable), max_norm {keys_scaled, mean, max}.
 - epoch_end: epoch, total_epochs, step, avg_loss.
-- checkpoint: path, bytes, step, epoch, kind ("epoch" | "manual" | "final" | "stopped" | "state").
+- checkpoint: path, bytes, step, epoch, kind ("epoch" | "manual" | "final" | "stopped" | "state" |
+  "rescued": the last save, written to another folder because the output disk was full).
   `epoch` counts the epochs completed when the file was saved, as sd-scripts' train_network.py
   writes `ss_epoch`: 0 for a save inside the first epoch, N for the save at the end of epoch N
   (file `<name>-00000N`), the number of epochs for the final file. Show it as "N epochs done",
@@ -30,13 +31,15 @@ Fields by type (all optional beyond these; readers ignore what they do not know)
 - sample: paths [..], prompts [..], step, epoch.
 - warning / log: message (warning may add field, hint).
 - error: message, hint, traceback_path.
-- run_finished: status ("completed" | "stopped" | "failed"), outputs [paths], step, message.
+- run_finished: status ("completed" | "stopped" | "failed"), outputs [paths], step, message, aborted
+  (true when a second stop ended the run at once, without a final save).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -57,14 +60,16 @@ class EventWriter:
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
         self._seq = 0
         self._clock = clock
+        self._lock = threading.Lock()  # an abort writes the last event from the signal watcher thread
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}")
-        self._seq += 1
-        event = {"type": type, "time": round(self._clock(), 3), "seq": self._seq, **fields}
-        self._file.write(json.dumps(event, default=_jsonable, separators=(",", ":")) + "\n")
-        self._file.flush()
+        with self._lock:
+            self._seq += 1
+            event = {"type": type, "time": round(self._clock(), 3), "seq": self._seq, **fields}
+            self._file.write(json.dumps(event, default=_jsonable, separators=(",", ":")) + "\n")
+            self._file.flush()
         return event
 
     def close(self) -> None:

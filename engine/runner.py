@@ -44,7 +44,7 @@ def launch_command(file: str, processes: int, gpu_ids: list[int], resume: str | 
 def train_main(file: str, *, resume: str | None = None, run_id: str | None = None) -> int:
     quiet_dependencies()
     try:
-        cfg, _ = load_run_file(file)
+        cfg, warnings = load_run_file(file)
     except ProblemError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -54,12 +54,19 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
         command = launch_command(file, cfg.hardware.num_processes, cfg.hardware.gpu_ids, resume, run_id)
         # Argument list, no shell: paths from the run file are never interpreted.
         return subprocess.call(command)
-    from .train.entry import run_from_file
+    from .train.control import RunControl
+    from .train.entry import run_config
 
     rank = int(os.environ.get("RANK", "0") or 0)
     reporter = ConsoleReporter() if rank == 0 else None
+    # This process is the run: a second stop ends it at once, a hang-up moves the console to the log.
+    control = RunControl(owns_process=True)
+    if reporter is not None:
+        control.on_hangup.append(lambda: setattr(reporter, "live", False))
     try:
-        result = run_from_file(file, on_event=reporter, resume=resume, run_id=run_id)
+        # the file read above is used as it is: parsing it again would delay the run's registration
+        result = run_config(cfg, warnings=warnings, config_path=str(file), on_event=_never_fails(reporter),
+                            resume=resume, run_id=run_id, control=control)
     except ProblemError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -72,8 +79,25 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
         if result.status == "completed":
             print(f"done: {result.outputs[-1] if result.outputs else 'no file written'}")
         elif result.status == "stopped":
-            saved = result.outputs[-1] if result.outputs else "nothing"
-            print(f"{result.message or 'stopped'}; saved {saved}", file=sys.stderr)
+            message = result.message or "stopped"
+            if result.outputs and "saved" not in message:
+                message += f"; saved {result.outputs[-1]}"
+            print(message, file=sys.stderr)
         else:
             print(f"failed: {result.message}" + (f" ({result.hint})" if result.hint else ""), file=sys.stderr)
     return result.exit_code
+
+
+def _never_fails(reporter):
+    """Console output must never end a run: a terminal that hung up refuses writes until the
+    output moves to the run's log."""
+    if reporter is None:
+        return None
+
+    def report(event: dict) -> None:
+        try:
+            reporter(event)
+        except (OSError, ValueError):
+            pass
+
+    return report

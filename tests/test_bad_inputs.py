@@ -47,8 +47,12 @@ def cli(capsys, *argv: str) -> tuple[int, str]:
 
 
 def assert_nothing_written(tmp_path: Path) -> None:
+    from engine.runs import list_runs
+
     assert not (tmp_path / "out").exists()
-    assert not (tmp_path / "state" / "tui-lora" / "runs.jsonl").exists()
+    # A run registers before its dataset is scanned (so `monitor` finds it at once); a refused
+    # start takes that back: no run is listed.
+    assert list_runs() == []
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

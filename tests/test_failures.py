@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from engine.config import save_run_file
 from engine.events import read_events
@@ -208,12 +209,19 @@ def test_disk_filling_up_mid_run_fails_cleanly_and_keeps_the_epoch_file(tiny_con
     if save_state:  # the LoRA was written; its state found no room, and no half folder is left
         assert "resumable state could not be saved" in result.message
         assert not list(out.glob("*-state*"))
-    elif not leave:  # the event file itself could not grow: the caller still heard the end
-        assert result.message.startswith("the disk is full (") and str(out) in result.message
-    else:  # the save itself was refused, and the event file says so
-        assert result.message.startswith(str(out / "test_lora.safetensors"))
-        written = read_events(result.run.events)
-        assert written[-1]["status"] == "failed" and "could not be written" in written[-2]["message"]
+    else:  # the final save found no room: the trained weights went to the state folder, named in the message
+        rescued = result.outputs[-1]
+        assert rescued.parent.parent == Path(os.environ["XDG_STATE_HOME"]) / "tui-lora" / "rescued"
+        if leave:  # the final save was refused
+            assert f"{out / 'test_lora.safetensors'} could not be written" in result.message
+        else:  # an event found no room first
+            assert result.message.startswith("the disk is full (") and str(out) in result.message
+        assert f"saved to {rescued}" in result.message and f"mv '{rescued}'" in result.hint
+        with safe_open(str(rescued), "pt") as handle:
+            assert int(handle.metadata()["ss_steps"]) >= 1 and list(handle.keys())
+        if leave:  # the event file had room for the end: it names the rescued file too
+            written = read_events(result.run.events)
+            assert written[-1]["status"] == "failed" and str(rescued) in written[-2]["message"]
 
 
 # -- packages and hardware ---------------------------------------------------------------------------
@@ -232,7 +240,10 @@ def assert_refused_before_anything(tmp_path, capsys, *words):
     for word in words:
         assert word in err
     assert not (tmp_path / "out").exists()
-    assert not (tmp_path / "state" / "tui-lora" / "runs.jsonl").exists()  # not even registered
+    # The run registered before the slow checks (so `monitor` finds it at once) and took it back.
+    from engine.runs import list_runs
+
+    assert list_runs() == []
 
 
 @pytest.mark.parametrize("settings, package", [

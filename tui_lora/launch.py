@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.runs import RunDir, new_run_id
+from engine.runs import RunDir, new_run_id, record_process
 
 
 @dataclass
@@ -37,9 +37,9 @@ def launch_training(run_file: str | os.PathLike, output_dir: str | os.PathLike) 
         )
     finally:
         log.close()
-    # The engine writes its own pid file when it registers; write ours first so the dashboard can
-    # tell "starting" from "lost" while the engine imports torch.
-    run.pid_file.write_text(str(process.pid))
+    # The engine writes its own pid file when it registers; write ours first (with the process's
+    # start time, which proves the pid later) so the dashboard can tell "starting" from "lost".
+    record_process(run, process.pid)
     return LaunchedRun(run, process.pid)
 
 

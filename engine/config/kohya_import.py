@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import read_regular_file
 from ..problems import Problem, ProblemError, error, warning
 from .runconfig import SETTINGS, RunConfig
 from .kohya_tables import (
@@ -533,22 +534,10 @@ def convert_kohya_settings(data: Mapping[str, Any], source: str = "Kohya config"
 
 def read_kohya_file(path: str | Path) -> dict[str, Any]:
     """The file's JSON object; ProblemError naming the file when it cannot be read as one."""
-    file, name = Path(path), str(path)
-    try:
-        if file.stat().st_size > MAX_KOHYA_FILE_BYTES:
-            raise ProblemError([error(name, f"is larger than {MAX_KOHYA_FILE_BYTES // 1_000_000} MB",
-                                      "a Kohya config is a few kB; is this the right file?")])
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise ProblemError([error(name, "file not found", "check the path")]) from None
-    except IsADirectoryError:
-        raise ProblemError([error(name, "is a folder, not a Kohya config", "give the .json file")]) from None
-    except PermissionError:
-        raise ProblemError([error(name, "cannot be read (permission denied)", "check the file's permissions")]) from None
-    except OSError as exc:
-        raise ProblemError([error(name, f"cannot be read: {exc.strerror or exc}", "")]) from None
-    except ValueError:  # e.g. a NUL byte in the name
-        raise ProblemError([error(repr(name), "is not a usable file name", "check the path")]) from None
+    name = str(path)
+    data = read_regular_file(path, MAX_KOHYA_FILE_BYTES, what="Kohya config",
+                             too_large=f"is larger than {MAX_KOHYA_FILE_BYTES // 1_000_000} MB",
+                             hint="a Kohya config is a few kB; is this the right file?")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -1,7 +1,8 @@
 """Cross-field rules: combinations of settings that are wrong (errors) or suspicious (warnings).
 
 Each rule names the field the wizard should mark. Rules look only at values, never at the disk,
-except the output-name rule, which checks the name's form (not whether the file exists).
+except the output-name rule, which checks the name's form and length against the output folder's file
+system (not whether the file exists).
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def _folder_rules(v) -> list[Problem]:
     if not name or not _SAFE_NAME.match(name) or ".." in name or name.strip() != name:
         out.append(error("folders.output_name", f"'{name}' is not a safe file name",
                          "use letters, digits, '-', '_' and '.', with no folder separators"))
+    else:
+        from ..outputs import output_name_problems  # the name plus the longest suffix the run adds
+
+        out += output_name_problems(name, v["folders.output"])
     if v["training.caption_extension"] and not v["training.caption_extension"].startswith("."):
         out.append(error("training.caption_extension", "must start with a dot", f"write '.{v['training.caption_extension']}'"))
     if v["logging.log_with"] in ("wandb", "all") and not v["folders.logging"]:
@@ -166,9 +171,13 @@ def _optimizer_rules(v) -> list[Problem]:
             if v[key] not in (None, 0) and v[key] < 0.1:
                 out.append(warning(key, f"{v['optimizer.name']} finds its own step size; the learning rate is a multiplier "
                                         f"and {v[key]:g} makes it {1 / v[key]:.0f}× smaller than intended", "set it to 1"))
-    for item in v["optimizer.extra_args"]:
-        if "=" not in item or not item.split("=", 1)[0].strip().isidentifier():
-            out.append(error("optimizer.extra_args", f"'{item}' is not key=value", "e.g. weight_decay=0.01 or betas=0.9,0.99"))
+    from ..optim.extra_args import parse_extra_args  # torch-free: types the values (too large, not key=value)
+    from ..problems import ProblemError
+
+    try:
+        parse_extra_args(v["optimizer.extra_args"])
+    except ProblemError as exc:
+        out += exc.problems
     return out
 
 

@@ -91,7 +91,7 @@ TRAINING_SETTINGS = [
         "With the same seed, data and settings, a run produces the same LoRA again (on the same "
         "hardware). Leave empty to draw a seed; the drawn value is recorded in the events and the "
         "file's metadata so the run can still be repeated.",
-        "basic", kohya="seed", ss_extra=False, optional=True, minimum=0, empty_means="a random seed, recorded",
+        "basic", kohya="seed", ss_extra=False, optional=True, minimum=0, maximum=2**32 - 1, empty_means="a random seed, recorded",
     ),
     Setting(
         "training.cache_latents", "bool", True, "Cache latents",

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ..atomic import write_bytes_atomic
+from ..atomic import read_regular_file, write_bytes_atomic
 from ..problems import Problem, ProblemError, error
 from .runconfig import SCHEMA_VERSION, SETTINGS, RunConfig, parse_nested
 from .validation import validate_values
@@ -52,6 +52,10 @@ def load_yaml_text(text: str, source: str) -> Any:
     """Parse YAML text safely; problems raise ProblemError naming the file, line and column."""
     if len(text.encode("utf-8", "ignore")) > MAX_RUN_FILE_BYTES:
         raise ProblemError([error(source, f"file is larger than {MAX_RUN_FILE_BYTES // 1000} kB", "a run file is a few kB; is this the right file?")])
+    if _flow_depth(text) > MAX_FLOW_DEPTH or _deepest_indent(text) > MAX_INDENT:
+        # the YAML scanner slows down with the square of the depth: refuse before it starts
+        raise ProblemError([error(source, "is nested too deeply to be a run file",
+                                  "a run file has sections one level deep; is this the right file?")])
     try:
         return yaml.load(text, Loader=_NoAliasComposer)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -70,22 +74,44 @@ def load_yaml_text(text: str, source: str) -> Any:
         raise ProblemError([error(where, problem, hint)]) from None
     except yaml.YAMLError as exc:
         raise ProblemError([error(source, f"not valid YAML: {exc}", "check the file's syntax")]) from None
+    except RecursionError:
+        raise ProblemError([error(source, "is nested too deeply to be a run file",
+                                  "a run file has sections one level deep; is this the right file?")]) from None
+
+
+MAX_FLOW_DEPTH = 64
+MAX_INDENT = 256  # columns; a run file's deepest line is indented a few levels of two spaces
+
+
+def _deepest_indent(text: str) -> int:
+    return max((len(line) - len(line.lstrip(" ")) for line in text.splitlines()), default=0)
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of [ ] and { } outside quotes: a linear look before the real parse."""
+    depth = deepest = 0
+    quote = None
+    for char in text:
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+        elif char == "\n":
+            quote = None  # an apostrophe in a plain value or comment must not hide the rest
+    return deepest
 
 
 def read_run_text(path: str | os.PathLike) -> str:
     file = Path(path)
-    try:
-        if file.stat().st_size > MAX_RUN_FILE_BYTES:
-            raise ProblemError([error(str(file), f"file is larger than {MAX_RUN_FILE_BYTES // 1000} kB", "a run file is a few kB; is this the right file?")])
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise ProblemError([error(str(file), "file not found", "check the path")]) from None
-    except IsADirectoryError:
-        raise ProblemError([error(str(file), "is a folder, not a run file", "give the .yaml file")]) from None
-    except PermissionError:
-        raise ProblemError([error(str(file), "cannot be read (permission denied)", "check the file's permissions")]) from None
-    except OSError as exc:
-        raise ProblemError([error(str(file), f"cannot be read: {exc.strerror}", "")]) from None
+    data = read_regular_file(file, MAX_RUN_FILE_BYTES, what="run file",
+                             too_large=f"file is larger than {MAX_RUN_FILE_BYTES // 1000} kB",
+                             hint="a run file is a few kB; is this the right file?")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

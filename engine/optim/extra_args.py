@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -120,11 +121,17 @@ def _scalar(text: str) -> Any:
     if lowered in ("none", "null"):
         return None
     if _INT.fullmatch(text):
+        if len(text) > 30 or not -2**63 <= int(text) < 2**63:
+            raise ValueError(f"{text} is too large a number for an optimizer")
         return int(text)
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise ValueError(f"{text} is not a finite number (too large, inf or nan)")
+        return number
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     return text

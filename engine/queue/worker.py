@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from ..events import read_events
-from ..runs import RunDir, new_run_id, run_status
+from ..runs import RunDir, new_run_id, record_process, run_status
 from .checks import problems_before_start, reason_text, saved_state_exists
 from .devices import gpu_count
 from .store import Entry, QueueState, finish_entry, transaction
@@ -146,7 +146,7 @@ class Worker:
             log(f"#{entry.id} starts: {entry.source} → run {entry.run_id} on {where}" + (" (resuming)" if entry.resume else ""))
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
                                             cwd=entry.cwd, env=env)
-        run.pid_file.write_text(str(self.process.pid))  # the engine replaces it with its own when it registers
+        record_process(run, self.process.pid)  # the engine replaces it with its own when it registers
         code = self.process.wait()
         self.process = None
         status, reason = outcome(run, code, entry.cwd)

@@ -16,14 +16,19 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import check_rules, RunConfig, dump_run_yaml, load_run_file
 from ..events import EventWriter
-from ..plan import RunPlan, plan_run
 from ..problems import Problem, ProblemError, error
-from ..runs import RunDir, create_run
+from ..outputs import existing_outputs
+from ..runs import RunDir
 from .control import RunControl, StopRequested
-from .preflight import preflight
+from .preflight import output_problems, package_problems
+from .reservation import AbortState, Reservation, raise_errors
+
+if TYPE_CHECKING:  # planning scans the images (numpy, PIL): it runs after the run registers
+    from ..plan import RunPlan
 
 
 @dataclass
@@ -54,42 +59,59 @@ def run_from_file(path: str | os.PathLike, *, on_event: Callable[[dict], None] |
 def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_path: str | None = None,
                on_event: Callable[[dict], None] | None = None, resume: str | None = None, run_id: str | None = None,
                control: RunControl | None = None) -> RunResult:
+    """Check, register, train. The quick checks come first and the run registers before anything
+    slow (imports, model checks), so `tui-lora monitor` finds it within a second of the start; a
+    slow check that fails takes the registration back, so a refused run leaves nothing behind."""
     if warnings is None:  # a config built in code has not been through the run-file checks
         warnings = check_rules(cfg.values)
-    plan: RunPlan = plan_run(cfg)
     run_id = run_id or os.environ.get("TUI_LORA_RUN_ID") or None
-    problems = list(warnings or []) + plan.problems + preflight(cfg, plan, resuming=resume is not None)
+    resuming = resume is not None
+    yaml_text = dump_run_yaml(cfg)
+    problems = list(warnings or []) + output_problems(cfg, resuming=resuming, run_file=config_path, yaml_text=yaml_text)
     if run_id is not None and not _SAFE_RUN_ID.fullmatch(run_id):
         problems.append(error("--run-id", f"'{run_id}' is not a usable run id", "letters, digits, '-', '_' and '.'"))
-    if not any(p.is_error for p in problems):
-        problems += optimizer_hardware_problems(cfg)
-    if any(p.is_error for p in problems):
-        raise ProblemError(problems)
+    raise_errors(problems)
     main = _is_main_process()
     output = Path(cfg.folders.output)
-    # Leftovers of a killed save go first, so a state folder caught between two renames is found.
-    cleaned = clean_interrupted_saves(output, cfg.folders.output_name) if main and output.is_dir() else []
-    saved_state = None
-    if resume:
-        from .state import read_state, resolve_state
-
-        # A missing, torn or hostile state is reported before any model loads or anything is written.
-        saved_state = read_state(resolve_state(cfg, resume))
-    seed = cfg.training.seed if cfg.training.seed is not None else secrets.randbelow(2**31)
-    yaml_text = dump_run_yaml(cfg)
     control = control or RunControl()
     control.install()  # from the first write on, a stop ends the run through its events
-    run = events = None
+    reservation = run = events = None
+    state = AbortState(cfg)
+    control.on_abort = state.abort
     try:
         if main:
-            output.mkdir(parents=True, exist_ok=True)
-            run = create_run(output, run_id=run_id, config_text=yaml_text,
-                             config_path=str(Path(config_path).resolve()) if config_path else None,
-                             output_name=cfg.folders.output_name)
-            events = EventWriter(run.events)
+            reservation = Reservation(cfg, cfg.epochs, resuming=resuming, config_path=config_path,
+                                       yaml_text=yaml_text, run_id=run_id)
+            run = reservation.run
+            state.reservation = reservation
+            events = state.events = EventWriter(run.events)
+            control.hangup_log = str(run.console_log)
+        try:
+            from ..plan import plan_run
+
+            plan: RunPlan = plan_run(cfg)
+            late = plan.problems + package_problems(cfg, plan)
+            if not any(p.is_error for p in late):
+                late += optimizer_hardware_problems(cfg)
+            raise_errors(problems + late)
+            problems += late
+            saved_state = None
+            if resume:
+                from .state import read_state, resolve_state
+
+                # A missing, torn or hostile state is reported before any model loads.
+                saved_state = read_state(resolve_state(cfg, resume))
+        except ProblemError:
+            if reservation is not None:
+                events.close()
+                reservation.undo()
+            raise
+        # Leftovers of a killed save go first, so a state folder caught between two renames is found.
+        cleaned = clean_interrupted_saves(output, cfg.folders.output_name) if main else []
+        seed = cfg.training.seed if cfg.training.seed is not None else secrets.randbelow(2**31)
         return _run(cfg, plan, seed=seed, events=events, control=control, run=run, on_event=on_event,
                     problems=problems, cleaned=cleaned, saved_state=saved_state, yaml_text=yaml_text,
-                    config_path=config_path, main=main)
+                    config_path=config_path, main=main, state=state, resuming=resuming)
     finally:
         control.uninstall()
         if events:
@@ -97,17 +119,24 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
                 events.close()
             except OSError:  # a full disk refuses the last flush; the result already says why
                 pass
+        if reservation is not None:
+            reservation.release()
 
 
 def _run(cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None, control: RunControl,
          run: RunDir | None, on_event, problems: list[Problem], cleaned: list[str], saved_state,
-         yaml_text: str, config_path: str | None, main: bool) -> RunResult:
+         yaml_text: str, config_path: str | None, main: bool, state: AbortState | None = None,
+         resuming: bool = False) -> RunResult:
     from .loop import Trainer, TrainingFailure
     from .state import StatefulTrainer
 
     trainer_cls = StatefulTrainer if (cfg.training.save_state or saved_state is not None) else Trainer
     trainer = trainer_cls(cfg, plan, seed=seed, events=events, control=control, run_id=run.run_id if run else "",
                           on_event=on_event)
+    if resuming:  # a resumed run continues the files of its output name: those may be replaced
+        trainer.replaceable.update(existing_outputs(cfg, plan.epochs))
+    if state is not None:
+        state.trainer = trainer
     try:
         for problem in problems:
             trainer.emit("warning", message=problem.message, field=problem.field, hint=problem.hint)
@@ -125,7 +154,8 @@ def _run(cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None
         control.check_stop()
         trainer.call_extensions("on_run_start")
         if main:
-            _copy_run_file(cfg, yaml_text, config_path)
+            _copy_run_file(trainer, yaml_text, config_path)
+        control.training = True
         status = trainer.run()
         result = RunResult(status, list(trainer.outputs), run=run, trainer=trainer)
         if status != "completed":
@@ -147,6 +177,15 @@ def _run(cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None
                       "the last saved file is intact", status="stopped")
     except Exception as exc:  # noqa: BLE001 - reported as an event with advice
         message, hint = explain_failure(exc, cfg)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and trainer.progress.step:
+            # the disk filled up mid-run (an event, a sample): the steps trained so far are kept elsewhere
+            from .saving import output_file
+
+            final = output_file(cfg)
+            rescued = trainer.rescue_weights(final)
+            if rescued is not None:
+                message += f"; the LoRA trained so far was saved to {rescued}"
+                hint = f"free space in {final.parent}, then move it there: mv '{rescued}' '{final}'"
         return _ended(trainer, run, message, hint, exc=exc)
 
 
@@ -204,16 +243,27 @@ def clean_interrupted_saves(output: Path, output_name: str) -> list[str]:
     return removed + recover_state_folders(output, output_name)
 
 
-def _copy_run_file(cfg: RunConfig, yaml_text: str, config_path: str | None) -> None:
-    """`<name>.yaml` beside the LoRA: the settings that made it. Preflight already allowed this run
-    to write `<name>.safetensors`, so the copy belonging to that name is replaced too (a failed or
-    resumed earlier run leaves one); the user's own run file is never rewritten."""
+def _copy_run_file(trainer, yaml_text: str, config_path: str | None) -> None:
+    """`<name>.yaml` beside the LoRA: the settings that made it. Written only where the start-up
+    checks found no such file (or overwrite / resume allow replacing it); the user's own run file,
+    or a file that appeared since, is never rewritten."""
     from ..config import write_text_atomic
 
+    cfg = trainer.cfg
     target = Path(cfg.folders.output) / f"{cfg.folders.output_name}.yaml"
     if config_path and target.exists() and target.resolve() == Path(config_path).resolve():
         return
+    if os.path.lexists(target) and not trainer.may_replace(target):
+        try:
+            if target.read_bytes() == yaml_text.encode("utf-8"):
+                return
+        except OSError:
+            pass
+        trainer.emit("warning", message=f"{target} appeared while the run started and is kept; the run's "
+                     "settings are in its run folder (run.yaml)", field="folders.output_name")
+        return
     write_text_atomic(target, yaml_text, overwrite=True)
+    trainer.note_written(target)
 
 
 def memory_advice(cfg: RunConfig) -> str:

@@ -98,7 +98,7 @@ class Trainer(RunReporting, Checkpointing):
             self.seed = int(broadcast_object_list([self.seed])[0])
         if trackers:
             self._init_trackers()
-        set_seed(self.seed + self.accelerator.process_index)
+        set_seed((self.seed + self.accelerator.process_index) % 2**32)  # numpy takes seeds below 2^32 only
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed + 7919 * self.accelerator.process_index)
         self.caption_rng = random.Random(self.seed + 104729 * self.accelerator.process_index)
 

@@ -2,42 +2,70 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import RunConfig
-from ..output_names import next_free_name
-from ..plan import RunPlan
 from ..problems import Problem, error, warning
 
+if TYPE_CHECKING:  # the plan scans images (numpy, PIL): not needed before the run registers
+    from ..plan import RunPlan
 
-def preflight(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False) -> list[Problem]:
+
+def preflight(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False, run_file: str | None = None,
+              yaml_text: str | None = None) -> list[Problem]:
+    return (output_problems(cfg, resuming=resuming, run_file=run_file, yaml_text=yaml_text)
+            + package_problems(cfg, plan))
+
+
+def output_problems(cfg: RunConfig, *, resuming: bool = False, run_file: str | None = None,
+                    yaml_text: str | None = None) -> list[Problem]:
+    """Checks of the output folder and files: quick (no imports), so they run before the run registers."""
+    from ..outputs import collision_problems
+
     problems: list[Problem] = []
     output = Path(cfg.folders.output)
     suffix = ".ckpt" if cfg.model.save_as == "ckpt" else ".safetensors"
     final = output / f"{cfg.folders.output_name}{suffix}"
-    if final.exists() and not cfg.overwrite and not resuming:
-        problems.append(error("folders.output_name", f"{final} already exists and would be replaced",
-                              f"use another name (e.g. '{next_free_name(output, cfg.folders.output_name, suffix)}') "
-                              "or set overwrite: true"))
-    if output.exists() and not os.access(output, os.W_OK):
-        problems.append(error("folders.output", f"{output} is not writable", "choose a folder you can write to"))
-    if output.exists() and not output.is_dir():
+    if output.is_symlink() and not output.exists():
+        problems.append(error("folders.output", f"{output} is a link to a folder that does not exist "
+                              f"({os.readlink(output)})", "create the folder it points to, or choose another folder"))
+    elif output.exists() and not output.is_dir():
         problems.append(error("folders.output", f"{output} is a file, not a folder", "choose a folder"))
+    elif output.exists() and not os.access(output, os.W_OK):
+        problems.append(error("folders.output", f"{output} is not writable", "choose a folder you can write to"))
+    else:
+        problems += collision_problems(cfg, cfg.epochs, resuming=resuming, run_file=run_file, yaml_text=yaml_text)
     weights = cfg.network.weights
     if weights and not Path(weights).is_file():
-        problems.append(error("network.weights", f"{weights} does not exist", "give the path of an existing LoRA file"))
-    if weights and Path(weights).resolve() == final.resolve():
+        why = "is a link that points to itself or in a circle" if _is_link_loop(Path(weights)) else "does not exist"
+        problems.append(error("network.weights", f"{weights} {why}", "give the path of an existing LoRA file"))
+    elif weights and os.path.realpath(weights) == os.path.realpath(final):
         problems.append(error("network.weights", "is the file this run would write",
                               "set another folders.output_name so the file you continue from is kept"))
-    problems += _model_problems(cfg)
-    problems += _package_problems(cfg)
-    problems += [p for p in download_problems(cfg) if p not in problems]
+    return problems
+
+
+def _is_link_loop(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+def package_problems(cfg: RunConfig, plan: RunPlan) -> list[Problem]:
+    """Checks that need the dataset plan or import packages (seconds): steps, the model's files, the
+    optional packages chosen."""
+    problems: list[Problem] = []
     if plan.total_steps < 1 and not plan.dataset.errors:
         problems.append(error("folders.images", "the dataset gives no training steps", "add images"))
-    return problems
+    problems += _model_problems(cfg) + _package_problems(cfg)
+    return problems + [p for p in download_problems(cfg) if p not in problems]
 
 
 def _model_problems(cfg: RunConfig) -> list[Problem]:

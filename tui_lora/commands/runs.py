@@ -7,6 +7,7 @@ long list never hides the live run), and says how many more `--all` would show.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 
 from engine.events import read_events
@@ -54,7 +55,11 @@ def select_runs(runs: list[RunInfo], show_all: bool) -> tuple[list[RunInfo], int
 
 
 def runs_command(show_all: bool = False) -> int:
-    runs = list_runs()  # newest first
+    damaged: list[str] = []
+    runs = list_runs(damaged)  # newest first
+    if damaged:  # never fatal: the other runs are still listed
+        print(f"skipped {len(damaged)} damaged line(s) of the run index: {', '.join(damaged[:3])}"
+              + (" …" if len(damaged) > 3 else ""), file=sys.stderr)
     if not runs:
         print("no runs yet: start one with `tui-lora train run.yaml` or `tui-lora demo`")
         return 0

@@ -38,6 +38,7 @@ def run_monitor(selector: str | None = None, *, mouse: bool = True) -> int:
             print(note)
         events = read_events(info.run.events)
         state = apply_run_status(build_state(events), run_status(info.run, events))
+        # a run that has just registered has no run_started event yet: its index entry names it
         state.run_id = state.run_id or info.run_id
         state.output_name = state.output_name or info.output_name
         print(text_summary(state))

@@ -1,7 +1,10 @@
 """Controlling a run from the UI: signals to the engine's pid (docs/design.md, "Process model").
 
 SIGINT asks the engine to finish the step, save and exit; SIGUSR1 asks for a checkpoint at the
-next step. Both are no-ops, with a message saying so, once the process is gone.
+next step. Both are no-ops, with a message saying so, once the process is gone. When the control
+comes from a run folder, "alive" means the run's own process (its recorded start time still
+matches), so a pid that a finished run left behind and the system gave to another program is
+never signalled.
 """
 
 from __future__ import annotations
@@ -9,12 +12,13 @@ from __future__ import annotations
 import os
 import signal
 
-from engine.runs import RunDir, pid_alive
+from engine.runs import RunDir, pid_alive, run_pid
 
 
 class RunControl:
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, run: RunDir | None = None):
         self.pid = pid
+        self.run = run
 
     @classmethod
     def from_run(cls, run: RunDir) -> "RunControl | None":
@@ -23,9 +27,11 @@ class RunControl:
             pid = int(run.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return cls(pid) if pid > 0 else None
+        return cls(pid, run) if pid > 0 else None
 
     def alive(self) -> bool:
+        if self.run is not None:
+            return run_pid(self.run) == self.pid
         return pid_alive(self.pid)
 
     def stop(self) -> str:
