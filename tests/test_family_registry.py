@@ -151,3 +151,13 @@ async def test_choosing_a_family_in_the_wizard_sets_the_old_booleans(wizard_env)
         assert fields["model.sdxl"].control.value is True
         assert fields["model.v2"].control.value is False
         assert app.draft.values["model.sdxl"] is True
+
+
+def test_a_draft_built_with_only_a_quick_pick_trains_that_pick_family():
+    # The family fields are disabled under a well-known pick, so stale values there (a draft made
+    # in code, or one whose pick changed) must not decide the family.
+    from tui_lora.draft import Draft
+
+    typed = Draft({"model.quick_pick": "sdxl-base", "model.family": "sd1", "model.sdxl": False}).typed()
+    assert typed["model.family"] == "sdxl" and typed["model.sdxl"] is True
+    assert typed["buckets.max_resolution"] == 2048

@@ -232,7 +232,7 @@ def test_a_full_disk_when_the_run_registers_is_explained_and_leaves_no_orphan(ti
     ({"folders__output_name": "n" * 300}, "folders.output_name: is too long for the file system"),
     ({"folders__output_name": "n" * 220}, "use at most"),
     ({"training__seed": 2**32}, "training.seed"),
-    ({"optimizer__extra_args": ["weight_decay=1e999"]}, "1e999 is not a finite number"),
+    ({"optimizer__extra_args": ["weight_decay=1e999"]}, "1e999 is not a usable number"),
     ({"optimizer__extra_args": ["eps=" + "9" * 400]}, "too large a number"),
 ], ids=["300-chars", "220-chars-with-suffixes", "seed-2^32", "weight-decay-1e999", "huge-int"])
 def test_validate_refuses_what_training_would_fail_on(tmp_path, capsys, settings, words):

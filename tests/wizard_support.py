@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from pathlib import Path
 
 import pytest
@@ -118,11 +119,19 @@ async def open_step(pilot, step: int) -> None:
 
 
 async def settle(pilot, timeout: float = 30.0) -> None:
-    """Wait until the screen's delayed checks have started and its background work is done."""
+    """Wait until the screen's delayed checks have started and its background work is done,
+    including work that finished work starts (the dataset scan's result starts the doctor)."""
+    from textual.worker import WorkerState
+
+    def busy() -> bool:
+        return getattr(pilot.app.screen, "checks_pending", False) or any(
+            worker.state in (WorkerState.PENDING, WorkerState.RUNNING) for worker in pilot.app.workers)
+
     await pilot.pause()  # let a screen just pushed mount and schedule its checks
-    waited = 0.0
-    while getattr(pilot.app.screen, "checks_pending", False) and waited < timeout:
+    deadline = time.monotonic() + timeout
+    quiet_rounds = 0
+    while quiet_rounds < 3 and time.monotonic() < deadline:
         await pilot.pause(0.05)
-        waited += 0.05
+        quiet_rounds = 0 if busy() else quiet_rounds + 1
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()

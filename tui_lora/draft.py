@@ -146,10 +146,14 @@ class Draft:
         """The values as `validate_values` takes them: empty model-dependent fields are left out
         (so they follow the model) and prompt lines are parsed."""
         out: dict[str, Any] = {}
+        picked = self.values["model.quick_pick"] in QUICK_PICKS
         for key, value in self.values.items():
             setting = SETTINGS[key]
             if setting.model_default is not None and value == "":
                 continue
+            if picked and key in FAMILY_FLAGS:
+                continue  # a well-known pick names its family; the fields only show it
+
             if setting.kind == "prompts":
                 value, _ = parse_prompt_text(value)
             elif setting.kind == "int_list" and isinstance(value, str) and not value.strip():

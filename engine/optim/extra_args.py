@@ -129,8 +129,10 @@ def _scalar(text: str) -> Any:
     except ValueError:
         pass
     else:
-        if not math.isfinite(number):
-            raise ValueError(f"{text} is not a finite number (too large, inf or nan)")
+        # 'inf' written out is meaningful (D-Adaptation's and Prodigy's growth_rate default to it);
+        # a number that only overflowed to inf (1e999), or nan, is a mistake.
+        if math.isnan(number) or (math.isinf(number) and lowered.lstrip("+-") not in ("inf", "infinity")):
+            raise ValueError(f"{text} is not a usable number (it overflows, or is nan)")
         return number
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
