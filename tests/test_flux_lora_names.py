@@ -188,3 +188,67 @@ def test_flux_pipeline_loads_the_tiny_file_into_every_module_with_the_trained_ch
         assert not (image() == before).all()
     finally:
         tiny_pipe.unload_lora_weights()
+
+
+def test_a_peft_lora_written_in_kohya_form_gives_a_fresh_pipeline_the_same_transformer_output(tiny_pipe, tmp_path):
+    import copy
+
+    from diffusers import FluxTransformer2DModel
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    from engine.lorafile.flux_names import loras_from_peft
+
+    transformer = copy.deepcopy(tiny_pipe.transformer)
+    targets = [p for p in default_targets(2, 2) if not p.startswith("single_transformer_blocks.")
+               or p.endswith(("proj_out", "norm.linear"))]  # linear1: diffusers' width limit, see above
+    transformer.add_adapter(LoraConfig(r=4, lora_alpha=2, target_modules=targets, init_lora_weights=False))
+    trained = loras_from_peft(transformer)
+    assert sorted(trained) == sorted(targets)
+
+    path = tmp_path / "peft_flux.safetensors"
+    save_file(to_kohya(trained), str(path))
+    fresh = copy.deepcopy(tiny_pipe)
+    fresh.load_lora_weights(str(path))
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = dict(hidden_states=torch.randn(1, 16, 64, generator=generator),
+                  encoder_hidden_states=torch.randn(1, 8, 32, generator=generator),
+                  pooled_projections=torch.randn(1, 32, generator=generator), timestep=torch.tensor([0.5]),
+                  img_ids=torch.zeros(16, 3), txt_ids=torch.zeros(8, 3), guidance=torch.tensor([3.5]))
+    with torch.no_grad():
+        expected = transformer(**inputs).sample
+        got = fresh.transformer(**inputs).sample
+        base = tiny_pipe.transformer(**inputs).sample
+    assert isinstance(fresh.transformer, FluxTransformer2DModel)
+    assert not torch.allclose(expected, base, atol=1e-4)  # the LoRA does change the output
+    assert torch.allclose(got, expected, atol=1e-4)
+
+
+# BFL's FLUX.1 layer names (flux/model.py, flux/modules/layers.py): the weights a ComfyUI Flux model holds.
+_BFL_DOUBLE = ("img_mod.lin", "img_attn.qkv", "img_attn.proj", "img_mlp.0", "img_mlp.2",
+               "txt_mod.lin", "txt_attn.qkv", "txt_attn.proj", "txt_mlp.0", "txt_mlp.2")
+_BFL_SINGLE = ("linear1", "linear2", "modulation.lin")
+
+
+def _comfyui_flux_lora_keys(num_double: int, num_single: int) -> dict[str, str]:
+    """A faithful copy of ComfyUI's rule (comfy/lora.py model_lora_keys_unet) for a BFL-layout Flux:
+    each `diffusion_model.<path>.weight` of the model is reachable as `lora_unet_<path with _>`."""
+    weights = [f"double_blocks.{i}.{name}.weight" for i in range(num_double) for name in _BFL_DOUBLE]
+    weights += [f"single_blocks.{i}.{name}.weight" for i in range(num_single) for name in _BFL_SINGLE]
+    return {"lora_unet_" + w[: -len(".weight")].replace(".", "_"): "diffusion_model." + w for w in weights}
+
+
+def test_comfyui_flux_key_rule_places_every_module_and_fused_shapes_match_bfl_layers(tiny_pipe):
+    transformer = tiny_pipe.transformer
+    inner = transformer.inner_dim
+    loras = _random_loras(_linear_widths(transformer, default_targets(2, 2)))
+    state = to_kohya(loras)
+    known = _comfyui_flux_lora_keys(2, 2)
+    names = {key.split(".")[0] for key in state}
+    assert names <= set(known), sorted(names - set(known))
+    assert names == set(known)  # sd-scripts' default targets: every BFL linear of every block
+    # The fused layers' ΔW must have the BFL weight's shape (out × in) for ComfyUI to add it.
+    assert state["lora_unet_double_blocks_1_img_attn_qkv.lora_up.weight"].shape[0] == 3 * inner
+    assert state["lora_unet_single_blocks_1_linear1.lora_up.weight"].shape[0] == 3 * inner + 4 * inner
+    assert state["lora_unet_single_blocks_1_linear2.lora_down.weight"].shape[1] == inner + 4 * inner

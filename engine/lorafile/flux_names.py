@@ -234,3 +234,15 @@ def from_kohya(state: Mapping[str, Any]) -> tuple[dict[str, LoraWeights], dict[s
             raise UnknownKeyError(f"'{name}' is neither a Flux transformer (lora_unet_) nor a CLIP-L (lora_te1_) "
                                   "LoRA module")
     return transformer, clip
+
+
+def loras_from_peft(model: Any, adapter: str = "default") -> dict[str, LoraWeights]:
+    """Every peft LoRA layer of `model` as `LoraWeights` by module path (alpha = peft's scaling × rank)."""
+    found: dict[str, LoraWeights] = {}
+    for path, module in model.named_modules():
+        lora_a, lora_b = getattr(module, "lora_A", None), getattr(module, "lora_B", None)
+        if lora_a is None or lora_b is None or adapter not in lora_a:
+            continue
+        down = lora_a[adapter].weight.detach().cpu()
+        found[path] = LoraWeights(down, lora_b[adapter].weight.detach().cpu(), float(module.scaling[adapter]) * down.shape[0])
+    return found
