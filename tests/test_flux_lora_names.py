@@ -115,6 +115,13 @@ def test_unknown_or_incomplete_flux_keys_are_refused_with_the_name():
     with pytest.raises(UnknownKeyError, match="img_attn_norm"):
         from_kohya({"lora_unet_double_blocks_0_img_attn_norm.lora_down.weight": torch.zeros(1, 2),
                     "lora_unet_double_blocks_0_img_attn_norm.lora_up.weight": torch.zeros(2, 1)})
+    with pytest.raises(UnknownKeyError, match="dora_scale"):
+        from_kohya({"lora_unet_single_blocks_0_linear2.lora_down.weight": torch.zeros(1, 2),
+                    "lora_unet_single_blocks_0_linear2.lora_up.weight": torch.zeros(2, 1),
+                    "lora_unet_single_blocks_0_linear2.dora_scale": torch.zeros(1, 2)})
+    with pytest.raises(UnknownKeyError, match="T5"):
+        from_kohya({"lora_te2_encoder_block_0_layer_0_SelfAttention_q.lora_down.weight": torch.zeros(1, 2),
+                    "lora_te2_encoder_block_0_layer_0_SelfAttention_q.lora_up.weight": torch.zeros(2, 1)})
     with pytest.raises(ValueError, match="attn.to_v"):
         to_kohya(_random_loras({"transformer_blocks.0.attn.to_q": (4, 4), "transformer_blocks.0.attn.to_k": (4, 4)}))
     with pytest.raises(ValueError, match="rank"):

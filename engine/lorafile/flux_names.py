@@ -61,6 +61,7 @@ _BLOCKS = {  # BFL block list -> (diffusers block list, its table)
     "double_blocks": ("transformer_blocks", DOUBLE_BLOCK),
     "single_blocks": ("single_transformer_blocks", SINGLE_BLOCK),
 }
+_SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha")
 _KOHYA_NAME = re.compile(r"lora_unet_(double_blocks|single_blocks)_(\d+)_(\w+)")
 
 
@@ -215,6 +216,10 @@ def from_kohya(state: Mapping[str, Any]) -> tuple[dict[str, LoraWeights], dict[s
 
     Unknown prefixes, T5 (`lora_te2_`) keys and a down without its up raise `UnknownKeyError`/`ValueError`.
     """
+    odd = sorted(key for key in state if not key.endswith(_SUFFIXES))
+    if odd:
+        raise UnknownKeyError(f"'{odd[0]}' is not a plain LoRA tensor (expected {', '.join(_SUFFIXES)}); "
+                              "LyCORIS/DoRA parts cannot be read as a Flux LoRA")
     names = {key.split(".", 1)[0] for key in state}
     transformer: dict[str, LoraWeights] = {}
     clip: dict[str, LoraWeights] = {}
@@ -230,6 +235,8 @@ def from_kohya(state: Mapping[str, Any]) -> tuple[dict[str, LoraWeights], dict[s
                 transformer[f"{block_list}.{index}.{part}"] = piece
         elif name.startswith(CLIP_PREFIX):
             clip[split_underscored(name[len(CLIP_PREFIX):])] = weights
+        elif name.startswith("lora_te2_"):
+            raise UnknownKeyError(f"'{name}' is a T5-XXL LoRA module; T5 is kept frozen and such files are not read")
         else:
             raise UnknownKeyError(f"'{name}' is neither a Flux transformer (lora_unet_) nor a CLIP-L (lora_te1_) "
                                   "LoRA module")
