@@ -27,7 +27,7 @@ from engine.models.tokenizer import END_TOKEN, MAX_LENGTH, clip_vocab_and_merges
 NAME = "builtin-tiny-flux1"
 SEED = 1004
 # Bump when the builder changes, so cached folders built by older code are rebuilt.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 # Widths the training side needs to know (the T5 and CLIP hidden sizes are the transformer's
 # joint attention and pooled projection sizes).
@@ -44,7 +44,7 @@ _T5_WORDS = (
     "red blue green yellow white black dark light small large old young beautiful "
     "background detailed high quality sks ohwx"
 ).split()
-_T5_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()"
+_T5_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?'\"-()"
 
 
 def t5_vocab() -> list[tuple[str, float]]:
@@ -59,10 +59,21 @@ def t5_vocab() -> list[tuple[str, float]]:
 
 
 def build_t5_tokenizer():
-    """A `transformers.T5Tokenizer` (unigram, fast backend) over the generated vocabulary."""
-    from transformers import T5Tokenizer
+    """A T5 fast tokenizer (unigram, "▁" word starts, `</s>` appended) over the generated vocabulary.
 
-    return T5Tokenizer(vocab=t5_vocab(), extra_ids=0, model_max_length=T5_MAX_LENGTH)
+    Built with the `tokenizers` library and wrapped in `T5TokenizerFast`, which both transformers 4
+    and 5 accept without a SentencePiece model file.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    backend = Tokenizer(models.Unigram(t5_vocab(), unk_id=2))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    backend.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                           special_tokens=[("</s>", 1)])
+    return T5TokenizerFast(tokenizer_object=backend, eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+                           extra_ids=0, model_max_length=T5_MAX_LENGTH)
 
 
 def ensure_tiny_flux_model(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -93,10 +104,10 @@ def _stamp() -> dict[str, Any]:
 
 
 def _finish_t5_tokenizer(folder: Path) -> None:
-    # Record the length and class so AutoTokenizer and older transformers read the folder the same way.
+    # Record the length and special tokens (the class is the one the installed transformers saved).
     config_path = folder / "tokenizer_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
-    config.update({"tokenizer_class": "T5Tokenizer", "model_max_length": T5_MAX_LENGTH, "extra_ids": 0,
+    config.update({"model_max_length": T5_MAX_LENGTH, "extra_ids": 0,
                    "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"})
     config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
