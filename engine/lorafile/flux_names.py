@@ -26,6 +26,11 @@ so tiny test models read back too.
 
 CLIP-L (the first text encoder) uses `lora_te1_` + the CLIP path, as sd-scripts writes it; T5 is
 never trained.
+
+diffusers 0.42 pitfalls met here: its Kohya-Flux converter splits `linear1` at FLUX.1's real widths
+(3072×3 + 12288), so a tiny model's `linear1` fails its size assertion; and it recognises the
+converted CLIP keys only when some `out_proj` is among them (a file with CLIP q/k/v alone fails
+with "Could not automatically infer state dict type"), so CLIP LoRAs should include out_proj.
 """
 
 from __future__ import annotations
