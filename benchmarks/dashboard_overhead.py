@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.events import read_events  # noqa: E402
-from tui_lora.dashboard.state import DashboardState, apply_event  # noqa: E402
+from tui_lora.dashboard.reducer import DashboardState, apply_event  # noqa: E402
 
 
 def synthetic_step(step: int, total: int) -> dict:

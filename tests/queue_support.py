@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.config import save_run_file
 from engine.queue.store import read_state
-from engine.queue.workers import live_workers
+from engine.queue.worker_claims import live_workers
 
 
 def write_run(tiny_config, folder: Path, name: str, **overrides) -> Path:

@@ -14,7 +14,7 @@ import pytest
 from engine.events import EventWriter
 from engine.runs import RunDir
 from tui_lora.dashboard.screen import DashboardApp
-from tui_lora.dashboard.state import build_state, current_activity, elapsed_now
+from tui_lora.dashboard.reducer import build_state, current_activity, elapsed_now
 
 from .test_dashboard_screen import screen_text, sync, wait_for, wait_for_file, wait_for_text
 

@@ -16,7 +16,7 @@ from engine.runs import RunDir, run_status
 from tui_lora.dashboard import formatting as fmt
 from tui_lora.dashboard import text_summary
 from tui_lora.dashboard.charts import BoundedSeries, column_rows, marker_column, sample_curve
-from tui_lora.dashboard.state import (LOG_LINES_KEPT, DashboardState, apply_event, apply_run_status,
+from tui_lora.dashboard.reducer import (LOG_LINES_KEPT, DashboardState, apply_event, apply_run_status,
                                       build_state)
 from tui_lora.dashboard.thumbnail import half_block_cells
 

@@ -18,7 +18,7 @@ from engine.networks.inject import (  # noqa: E402
     select_targets,
 )
 from engine.networks.regularizers import apply_max_norm  # noqa: E402
-from engine.networks.state import export_network, import_network, infer_rank_alpha  # noqa: E402
+from engine.networks.adapter_tensors import export_network, import_network, infer_rank_alpha  # noqa: E402
 from engine.problems import ProblemError  # noqa: E402
 
 TYPES = ("lora", "locon", "loha", "lokr")

@@ -18,7 +18,7 @@ from engine.console import ConsoleReporter
 from engine.train.control import RunControl
 from engine.train.entry import run_config
 from tui_lora.dashboard.panels import CheckpointPanel
-from tui_lora.dashboard.state import build_state
+from tui_lora.dashboard.reducer import build_state
 
 
 def ss_epoch(path: str) -> str:

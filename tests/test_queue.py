@@ -17,7 +17,7 @@ import pytest
 from engine.queue import checks
 from engine.queue.store import read_state, transaction
 from engine.queue.worker import Worker, reconcile
-from engine.queue.workers import DevicesTaken, WorkerClaim, live_workers, worker_alive, workers_dir
+from engine.queue.worker_claims import DevicesTaken, WorkerClaim, live_workers, worker_alive, workers_dir
 from tests.queue_support import kill_workers, write_run
 from tui_lora.cli import main
 
@@ -188,7 +188,7 @@ def test_worker_liveness_is_a_held_lock_not_a_pid(tmp_path):
     # A leftover info file naming a live pid (ours) does not make a worker.
     (workers_dir() / f"{os.getpid()}.json").write_text(json.dumps({"pid": os.getpid(), "start_time": "1"}))
     assert live_workers() == [] and not (workers_dir() / f"{os.getpid()}.json").exists()
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from engine.queue.workers import WorkerClaim; "
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from engine.queue.worker_claims import WorkerClaim; "
                                "claim = WorkerClaim([]); claim.acquire(); print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -200,7 +200,7 @@ def test_worker_liveness_is_a_held_lock_not_a_pid(tmp_path):
 
 def test_workers_never_share_a_gpu(monkeypatch, capsys):
     monkeypatch.setenv("TUI_LORA_FAKE_GPU_COUNT", "4")
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from engine.queue.workers import WorkerClaim; "
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from engine.queue.worker_claims import WorkerClaim; "
                                "claim = WorkerClaim([0, 1]); claim.acquire(); print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:

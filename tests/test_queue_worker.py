@@ -11,7 +11,7 @@ import pytest
 
 from engine.events import read_events
 from engine.queue.store import read_state
-from engine.queue.workers import live_workers
+from engine.queue.worker_claims import live_workers
 from engine.runs import list_runs
 from tests.queue_support import kill_workers, queue_drained, statuses, wait_for, write_run
 from tui_lora.cli import main

@@ -248,7 +248,7 @@ def test_run_started_carries_the_estimate_and_the_dashboard_keeps_it(tiny_config
     from pathlib import Path
 
     from engine.train.entry import run_config
-    from tui_lora.dashboard.state import build_state
+    from tui_lora.dashboard.reducer import build_state
 
     cfg = tiny_config(training__epochs=1)
     result = run_config(cfg)

@@ -8,7 +8,7 @@ from engine.config import RunConfig, save_run_file
 from themes import THEMES, resolve_theme_name
 from tui_lora.app import WizardApp, run_app
 from tui_lora.screens.model import ModelScreen
-from tui_lora.state import MAX_RECENT, UserState
+from tui_lora.user_state import MAX_RECENT, UserState
 
 from . import wizard_support
 from .wizard_support import run_async, settle

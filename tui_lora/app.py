@@ -36,7 +36,7 @@ from .screens.modals import (
     problems_text,
 )
 from .screens.start import StartScreen
-from .state import UserState
+from .user_state import UserState
 
 TrainLauncher = Callable[["WizardApp", Path], Any]
 KEYS_HELP = (

@@ -95,7 +95,7 @@ class QueueMonitorApp(DashboardApp):
 def queue_entry_to_follow(state: QueueState) -> Entry | None:
     """The queue run `monitor` should show: a running one, else (while a worker is still busy
     with the queue) the one that ran last."""
-    from engine.queue.workers import live_workers
+    from engine.queue.worker_claims import live_workers
     from engine.runs import RunDir, run_status
 
     running = [e for e in state.running() if Path(e.run_path).is_dir()]
@@ -125,7 +125,7 @@ def monitor_queue(*, mouse: bool = True) -> int | None:
         from engine.runs import RunDir, run_status
 
         from .dashboard import text_summary
-        from .dashboard.state import apply_run_status, build_state
+        from .dashboard.reducer import apply_run_status, build_state
 
         run = RunDir(Path(entry.run_path))
         events = read_events(run.events)

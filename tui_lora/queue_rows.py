@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.events import read_events
 from engine.queue.store import Entry, QueueState
-from engine.queue.workers import WorkerInfo
+from engine.queue.worker_claims import WorkerInfo
 
 
 @dataclass

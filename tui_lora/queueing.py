@@ -18,7 +18,7 @@ from engine.config.yamlio import read_run_text
 from engine.problems import Problem, ProblemError, warning
 from engine.queue.checks import check_run_file
 from engine.queue.store import Entry, move_entry, new_entry, queue_dir, snapshots_dir, transaction
-from engine.queue.workers import live_workers
+from engine.queue.worker_claims import live_workers
 
 from .launch import start_detached
 

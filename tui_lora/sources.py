@@ -14,7 +14,7 @@ from engine.config.yamlio import read_run_text
 
 from .commands.demo import DEMO_SETTINGS
 from .draft import Draft
-from .state import data_dir
+from .user_state import data_dir
 
 def load_draft(path: str | Path) -> Draft:
     """A run file as a draft; a file that does not exist yet becomes a new run saved there."""

@@ -12,10 +12,12 @@ from typing import Any, Iterator, Mapping
 
 from ..problems import Problem, error
 from .schema import SettingsTable
-from .settings_extras import EXTRA_SETTINGS
 from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, fill_family
 from .settings_network import NETWORK_SETTINGS
+from .settings_dataset import DATASET_SETTINGS
 from .settings_optimizer import OPTIMIZER_SETTINGS
+from .settings_run import RUN_SETTINGS
+from .settings_sampling import SAMPLING_SETTINGS
 from .settings_training import TRAINING_SETTINGS
 from .values import coerce, did_you_mean
 
@@ -24,7 +26,7 @@ SCHEMA_VERSION = 1
 # Order here is the order of the YAML file and of the wizard within a screen.
 SETTINGS = SettingsTable(
     MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + TRAINING_SETTINGS + OPTIMIZER_SETTINGS
-    + EXTRA_SETTINGS
+    + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
 )
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick
 

@@ -103,7 +103,7 @@ def reason_text(problems: list[Problem]) -> str:
 
 
 def saved_state_exists(output: str, name: str) -> bool:
-    """A complete resumable state of this output name (the layout engine/train/state.py writes)."""
+    """A complete resumable state of this output name (the layout engine/train/resume_state.py writes)."""
     folder = Path(output)
     try:
         return any(p.name.startswith(name) and p.name.endswith("-state") and (p / "progress.json").is_file()

@@ -2,7 +2,7 @@
 
 Each entry runs as `python -m engine train <snapshot> --run-id <id>` in the folder it was queued
 from, so it registers, writes events and files like any run (`runs` and `monitor` see it). The
-worker holds its device locks for its whole life (see workers.py), gives each run the devices its
+worker holds its device locks for its whole life (see worker_claims.py), gives each run the devices its
 `hardware.num_processes` needs through CUDA_VISIBLE_DEVICES, and exits when nothing it can run is
 left, or when the queue is paused.
 
@@ -26,7 +26,7 @@ from ..runs import RunDir, new_run_id, record_process, run_status
 from .checks import problems_before_start, reason_text, saved_state_exists
 from .devices import gpu_count
 from .store import Entry, QueueState, finish_entry, transaction
-from .workers import DevicesTaken, WorkerClaim, worker_alive
+from .worker_claims import DevicesTaken, WorkerClaim, worker_alive
 
 POLL_S = 1.0
 

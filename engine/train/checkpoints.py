@@ -141,7 +141,7 @@ class Checkpointing:
                     "lower the learning rate; with fp16 try bf16 or mixed_precision: no; the last saved LoRA is intact")
 
     def save_state_if_enabled(self, kind: str, lora_path: Path) -> None:
-        """Hook: resumable state (see state.py)."""
+        """Hook: resumable state (see resume_state.py)."""
 
 
 def _disk_full(exc: ProblemError) -> bool:

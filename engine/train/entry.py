@@ -97,7 +97,7 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
             problems += late
             saved_state = None
             if resume:
-                from .state import read_state, resolve_state
+                from .resume_state import read_state, resolve_state
 
                 # A missing, torn or hostile state is reported before any model loads.
                 saved_state = read_state(resolve_state(cfg, resume))
@@ -128,7 +128,7 @@ def _run(cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None
          yaml_text: str, config_path: str | None, main: bool, state: AbortState | None = None,
          resuming: bool = False) -> RunResult:
     from .loop import Trainer, TrainingFailure
-    from .state import StatefulTrainer
+    from .resume_state import StatefulTrainer
 
     trainer_cls = StatefulTrainer if (cfg.training.save_state or saved_state is not None) else Trainer
     trainer = trainer_cls(cfg, plan, seed=seed, events=events, control=control, run_id=run.run_id if run else "",
@@ -238,7 +238,7 @@ def clean_interrupted_saves(output: Path, output_name: str) -> list[str]:
                 removed.append(path.name)
             except OSError:
                 pass
-    from .state import recover_state_folders
+    from .resume_state import recover_state_folders
 
     return removed + recover_state_folders(output, output_name)
 

@@ -13,7 +13,7 @@ from ..config import SETTINGS, RunConfig
 from ..lorafile.io import save_lora_file
 from ..models import families
 from ..lorafile.metadata import build_metadata
-from ..networks.state import export_network
+from ..networks.adapter_tensors import export_network
 
 SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 def output_file(cfg: RunConfig, epoch: int | None = None) -> Path:

@@ -15,7 +15,7 @@ from ..models import families
 from ..models.families import requested_family
 from ..models.loading import BaseModel, load_base_model
 from ..networks.inject import apply_network, network_parameters
-from ..networks.state import import_network, infer_rank_alpha
+from ..networks.adapter_tensors import import_network, infer_rank_alpha
 from ..problems import ProblemError, error
 
 TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")

@@ -7,7 +7,7 @@ import sys
 
 from engine.queue.devices import check_gpu_ids, parse_gpu_list
 from engine.queue.store import QueueBusy, move_entry, read_state, transaction
-from engine.queue.workers import live_workers
+from engine.queue.worker_claims import live_workers
 
 from ..queue_rows import entry_rows, summary_line
 from ..queueing import add_checked, check_files, ensure_worker

@@ -12,7 +12,7 @@ from engine.events import read_events
 from engine.runs import find_run, run_status
 
 from .control import RunControl
-from .state import DashboardState, apply_run_status, build_state
+from .reducer import DashboardState, apply_run_status, build_state
 
 __all__ = ["DashboardState", "RunControl", "build_state", "run_monitor", "text_summary"]
 

@@ -14,7 +14,7 @@ from textual.content import Content
 from . import formatting as fmt
 from .charts import bucket_by_x, column_rows, marker_column, sample_curve
 from .panels import LABEL, Panel
-from .state import DashboardState
+from .reducer import DashboardState
 from .thumbnail import half_block_cells
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from textual.geometry import Region
 from textual.widget import Widget
 
 from . import formatting as fmt
-from .state import DashboardState, current_activity, elapsed_now
+from .reducer import DashboardState, current_activity, elapsed_now
 
 LABEL = "$foreground-muted"
 STATUS_STYLES = {

@@ -1,6 +1,6 @@
 """The pieces a `DashboardState` is made of, each with the few numbers derived from it.
 
-Plain dataclasses (no Textual, no I/O); `state.py` fills them from events.
+Plain dataclasses (no Textual, no I/O); `reducer.py` fills them from events.
 """
 
 from __future__ import annotations

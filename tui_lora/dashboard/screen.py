@@ -28,7 +28,7 @@ from .control import RunControl
 from .graphics import LossPanel, LrPanel, SamplePanel
 from .modals import ConfirmStopScreen, QuitLiveRunScreen
 from .panels import CheckpointPanel, LogPanel, MemoryPanel, Panel, ProgressPanel, RunHeader, SummaryPanel
-from .state import DashboardState, apply_event, apply_run_status
+from .reducer import DashboardState, apply_event, apply_run_status
 from .thumbnail import load_thumbnail
 
 if TYPE_CHECKING:

@@ -82,7 +82,7 @@ class QueueScreen(Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="queue-read")
     def read_queue(self) -> None:
-        from engine.queue.workers import live_workers
+        from engine.queue.worker_claims import live_workers
 
         worker = get_current_worker()
         while not worker.is_cancelled:
