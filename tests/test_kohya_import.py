@@ -307,12 +307,16 @@ def test_cache_latents_to_disk_implies_cache_latents():
     assert "cache_latents" in notes_by_key(result)
 
 
-def test_max_train_epochs_replaces_epoch_and_max_train_steps_is_explained():
+def test_max_train_epochs_replaces_epoch_and_max_train_steps_is_imported_unless_it_is_ignored():
     result = convert(epoch=4, max_train_epochs="12")
     assert result.config.training.epochs == 12 and result.config.training.max_train_epochs is None
     assert "replaces epoch" in notes_by_key(result)["max_train_epochs"]
     result = convert(epoch=4, max_train_steps=1600)
-    assert result.config.training.epochs == 4 and "1600 steps" in notes_by_key(result)["max_train_steps"]
+    assert result.config.training.epochs == 4 and result.config.training.max_train_steps == 1600
+    assert "max_train_steps" not in notes_by_key(result)
+    assert convert(epoch=4, max_train_steps=0).config.training.max_train_steps is None  # Kohya's 0 = off
+    result = convert(epoch=4, max_train_epochs=3, max_train_steps=1600)  # sd-scripts: the epochs win
+    assert result.config.training.max_train_steps is None and "ignores" in notes_by_key(result)["max_train_steps"]
 
 
 def test_stop_text_encoder_training_warns_that_it_now_takes_effect():

@@ -387,13 +387,10 @@ class _Conversion:
             self.values["training.epochs"] = max_epochs
             self.note("max_train_epochs", f"replaces epoch ({_show(self.data.get('epoch'))}) in Kohya; "
                       f"imported as training.epochs {max_epochs}")
-        steps = _number(max_steps := self.take("max_train_steps"))
-        if not max_epochs and steps:
-            self.note("max_train_steps", f"Kohya stops after {steps:g} steps whatever 'epoch' says; tui-lora counts epochs, "
-                      f"so the run length is training.epochs ({self.values.get('training.epochs', 1)})",
-                      "set training.epochs so that epochs × steps per epoch matches (`tui-lora validate` shows the steps)")
-        elif not _is_empty(max_steps) and steps is None and max_steps is not _MISSING:
-            self.note("max_train_steps", f"{_show(max_steps)} is not a number; not imported")
+        steps = self.put("max_train_steps", self.take("max_train_steps"))
+        if max_epochs and steps:  # sd-scripts: max_train_epochs recomputes max_train_steps
+            self.values.pop("training.max_train_steps", None)
+            self.note("max_train_steps", f"Kohya ignores it when max_train_epochs is set; the run has {max_epochs} epochs")
 
     def _attention(self) -> None:
         raw, mem_eff = self.take("xformers"), self.take("mem_eff_attn") in (True, "True", "true")

@@ -149,6 +149,7 @@ NO_COUNTERPART: dict[str, tuple[Any, str, str]] = {
 SECRET_KEYS = frozenset(("huggingface_token", "wandb_api_key"))
 # Optional settings where Kohya writes 0 for "off"/"random".
 ZERO_MEANS_EMPTY = frozenset(("save_every_n_epochs", "sample_every_n_epochs", "sample_every_n_steps",
-                              "save_last_n_epochs", "min_snr_gamma", "seed", "max_train_epochs"))
+                              "save_last_n_epochs", "min_snr_gamma", "seed", "max_train_epochs",
+                              "max_train_steps"))
 PATH_KEYS = ("train_data_dir", "reg_data_dir", "output_dir", "logging_dir", "network_weights", "pretrained_model_name_or_path")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|\\")

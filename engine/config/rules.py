@@ -190,6 +190,9 @@ def _training_rules(v) -> list[Problem]:
                            f"use a value ≤ {epochs}"))
     if v["training.max_train_epochs"] and v["training.max_train_epochs"] != v["training.epochs"] and v["training.epochs"] != 1:
         out.append(warning("training.max_train_epochs", f"replaces training.epochs ({v['training.epochs']}): the run has {epochs} epochs", ""))
+    if v["training.max_train_epochs"] and v["training.max_train_steps"]:
+        out.append(warning("training.max_train_steps", f"is ignored: training.max_train_epochs ({v['training.max_train_epochs']}) "
+                           "decides the run's length, as in the Kohya scripts", "clear one of the two"))
     if v["captions.keep_tokens"] and not v["captions.shuffle"]:
         out.append(warning("captions.keep_tokens", "only matters when captions are shuffled", "turn captions.shuffle on, or set it to 0"))
     if v["training.prior_loss_weight"] != 1.0 and not v["folders.regularization"]:
