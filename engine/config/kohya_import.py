@@ -468,12 +468,7 @@ class _Conversion:
             self.values["training.cache_latents"] = True
             self.note("cache_latents", "false, but cache_latents_to_disk is true, which turns caching on in Kohya; "
                       "imported as cache_latents true")
-        offset = self.take("noise_offset")
-        if SCOPES["noise"](self.data):
-            self.put("noise_offset", offset)
-        elif (_number(offset) or 0) != 0:
-            self.note("noise_offset", f"{_show(offset)} is ignored with noise_offset_type Multires (in Kohya too); not imported")
-        self.take("noise_offset_type")
+        self._noise_kind()
         stop = self.put("stop_text_encoder_training", self.take("stop_text_encoder_training"))
         if stop and self.values.get("optimizer.text_encoder_lr", 1) != 0:
             self.note("stop_text_encoder_training", f"the Kohya GUI's LoRA tab ignores this; here the text encoder "
@@ -482,6 +477,22 @@ class _Conversion:
         if _is_empty(log_with) and use_wandb in (True, "True", "true"):
             log_with = "wandb"
         self.put("log_with", log_with)
+
+    def _noise_kind(self) -> None:
+        """The GUI passes either the noise offset keys or the multires ones, by noise_offset_type."""
+        offset_keys = ("noise_offset", "adaptive_noise_scale", "noise_offset_random_strength")
+        multires_keys = ("multires_noise_iterations", "multires_noise_discount")
+        used, unused = (offset_keys, multires_keys) if SCOPES["noise"](self.data) else (multires_keys, offset_keys)
+        for key in used:
+            self.put(key, self.take(key))
+        for key in unused:
+            value = self.take(key)
+            if key in ("noise_offset", "adaptive_noise_scale", "multires_noise_iterations") and (_number(value) or 0) != 0:
+                self.note(key, f"{_show(value)} is ignored with noise_offset_type {_show(self.data.get('noise_offset_type', 'Original'))} "
+                          "(in Kohya too); not imported")
+        self.take("noise_offset_type")
+        if _number(self.data.get("max_timestep")) == 0:  # the GUI's 0: not passed, sd-scripts' default
+            self.take("max_timestep")
 
     def _mapped_keys(self) -> None:
         """Every remaining key with a direct counterpart in the schema."""
