@@ -328,3 +328,30 @@ def test_objective_options_change_a_real_training_step(tiny_config):
     }.items()}
     assert all(loss != plain for loss in changed.values()), changed
     assert changed["huber"] < plain  # 0.1-scaled smooth loss of small errors is well below their square
+
+
+# --- additional_parameters ------------------------------------------------------------------------
+
+def test_additional_parameters_import_known_flags_and_name_the_rest():
+    """The GUI appends these to sd-scripts' command line, so they override its own keys."""
+    from engine.config.kohya_import import convert_kohya_settings, parse_script_flags
+
+    assert parse_script_flags("--a=1 --b 2 3 --c") == ([("a", "1"), ("b", "2 3"), ("c", True)], "")
+    result = convert_kohya_settings({
+        "train_data_dir": "imgs", "learning_rate": 1e-4, "unet_lr": 0, "text_encoder_lr": 5e-5, "max_grad_norm": 0,
+        "optimizer": "AdamW", "additional_parameters": (
+            "--max_grad_norm=1 --network_train_unet_only --lr_scheduler_type CosineAnnealingLR "
+            "--lr_scheduler_args T_max=100 --min_timestep 50 --optimizer_type Lion --debiased_estimation_loss "
+            "--color_aug --some_new_flag=3"),
+    })
+    cfg, notes = result.config, {}
+    for note in result.notes:
+        notes.setdefault(note.field, []).append(note.message)
+    assert cfg.training.max_grad_norm == 1.0 and cfg.training.min_timestep == 50
+    assert cfg.training.debiased_estimation_loss and cfg.optimizer.name == "Lion"
+    assert cfg.optimizer.text_encoder_lr == 0 and cfg.optimizer.unet_lr == 1e-4  # the UNet only, at learning_rate
+    assert any("lr_scheduler_type" in key for key in notes) and "color_aug" in notes
+    assert any("--some_new_flag=3" in m for m in notes["additional_parameters"])
+    assert not any("max_grad_norm" in m or "min_timestep" in m for m in notes.get("additional_parameters", []))
+    broken = convert_kohya_settings({"train_data_dir": "imgs", "additional_parameters": "--a 'unclosed"})
+    assert any(n.field == "additional_parameters" and "not imported" in n.message for n in broken.notes)

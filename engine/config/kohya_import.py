@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ from .kohya_tables import (
     NEAREST_SAMPLERS,
     SCOPES,
     NO_COUNTERPART,
+    SCRIPT_FLAG_KEYS,
+    SPECIAL_KOHYA_KEYS,
+    TRAIN_ONLY_FLAGS,
     SECRET_KEYS,
     ZERO_MEANS_EMPTY,
     PATH_KEYS,
@@ -100,6 +104,27 @@ def _safe_coerce(setting, raw: Any) -> tuple[Any, Problem | None]:
         return None, error(setting.key, "is not a usable value", f"allowed: {setting.bounds_text()}")
 
 
+def parse_script_flags(raw: Any) -> tuple[list[tuple[str, Any]], str]:
+    """sd-scripts flags from command-line text: `--a=1 --b 2 3 --c` → [(a, "1"), (b, "2 3"), (c, True)]."""
+    if not isinstance(raw, str):
+        return [], "is not text"
+    try:
+        words = shlex.split(raw)
+    except ValueError as exc:
+        return [], f"cannot be split into words ({exc})"
+    flags: list[tuple[str, Any]] = []
+    for word in words:
+        if word.startswith("--") and len(word) > 2:
+            name, has_value, value = word[2:].partition("=")
+            flags.append((name.replace("-", "_"), value if has_value else True))
+        elif flags:
+            name, value = flags[-1]
+            flags[-1] = (name, word if value is True else f"{value} {word}")
+        else:
+            return [], f"starts with '{word}', not with a --flag"
+    return flags, ""
+
+
 def _kv_items(raw: Any) -> list[str]:
     """Kohya's 'k=v k=v' text (quotes removed, as the GUI does) or a list of such items."""
     if isinstance(raw, str):
@@ -117,11 +142,38 @@ class _Conversion:
     def __init__(self, data: Mapping[str, Any]):
         self.data = {str(k): v for k, v in data.items()}
         self._rename_old_keys()
+        self.notes: list[Problem] = []
+        self._merge_additional_parameters()
         self.left = dict(self.data)
         self.values: dict[str, Any] = {}
-        self.notes: list[Problem] = []
         self.refusals: list[Problem] = []
         self.adafactor_relative_step = False
+
+    def _merge_additional_parameters(self) -> None:
+        """The GUI appends this text to sd-scripts' command line, so a flag in it overrides the
+        GUI's own key (argparse keeps the last). Known flags become those keys; the rest are named."""
+        raw = self.data.pop("additional_parameters", "")
+        if _is_empty(raw):
+            return
+        flags, problem = parse_script_flags(raw)
+        if problem:
+            self.note("additional_parameters", f"{_show(raw)} {problem}; not imported")
+            return
+        for flag, value in flags:
+            key = SCRIPT_FLAG_KEYS.get(flag, flag)
+            if flag in TRAIN_ONLY_FLAGS:
+                rate = self.data.get("learning_rate")
+                trained, frozen = TRAIN_ONLY_FLAGS[flag]
+                self.data[frozen] = 0
+                if not _number(self.data.get(trained)):
+                    self.data[trained] = rate
+            elif key in ("xformers", "sdpa", "mem_eff_attn") and value is True:
+                self.data["xformers"] = "xformers" if key == "xformers" else "sdpa"
+            elif key in _BY_KOHYA or key in NO_COUNTERPART or key in SPECIAL_KOHYA_KEYS:
+                self.data[key] = value
+            else:
+                shown = f"--{flag}" + ("" if value is True else f"={value}")
+                self.note("additional_parameters", f"'{shown}' has no counterpart in tui-lora; not imported")
 
     def _rename_old_keys(self) -> None:
         for old, new in (("lora_network_weights", "network_weights"),

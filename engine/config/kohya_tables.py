@@ -93,7 +93,6 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
       "save_state_on_train_end": False}),
     ("always", "skipping the latent cache check", {"skip_cache_check": False}),
     ("always", "a dataset TOML file (set folders.images to the folder of your '<repeats>_<name>' folders)", {"dataset_config": ""}),
-    ("always", "extra sd-scripts command-line arguments", {"additional_parameters": ""}),
     ("always", "a custom scheduler class (optimizer.scheduler is used)", {"lr_scheduler_type": ""}),
     ("always", "warmup in steps (set optimizer.warmup_percent instead)", {"lr_warmup_steps": 0}),
     ("always", "training on several machines", {"num_machines": 1}),
@@ -144,3 +143,13 @@ ZERO_MEANS_EMPTY = frozenset(("save_every_n_epochs", "sample_every_n_epochs", "s
                               "max_train_steps"))
 PATH_KEYS = ("train_data_dir", "reg_data_dir", "output_dir", "logging_dir", "network_weights", "pretrained_model_name_or_path")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|\\")
+
+# `additional_parameters` holds sd-scripts command-line flags; where a flag's name differs from
+# the GUI key that carries the same option, this names the key.
+SCRIPT_FLAG_KEYS = {"resolution": "max_resolution", "optimizer_type": "optimizer"}
+# Flags that train one part only: (the part whose rate is kept, the part set to 0).
+TRAIN_ONLY_FLAGS = {"network_train_unet_only": ("unet_lr", "text_encoder_lr"),
+                    "network_train_text_encoder_only": ("text_encoder_lr", "unet_lr")}
+# GUI keys read by the importer's own code rather than through a setting's `kohya` name.
+SPECIAL_KOHYA_KEYS = frozenset(("optimizer_args", "lr_scheduler_args", "learning_rate", "unet_lr", "text_encoder_lr",
+                                "max_train_steps", "max_train_epochs", "noise_offset_type", "sample_prompts"))
