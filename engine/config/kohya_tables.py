@@ -88,9 +88,7 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "v-prediction loss scaling", {"scale_v_pred_loss_like_noise_pred": False, "v_pred_like_loss": 0}),
     ("always", "a separate VAE", {"vae": "", "vae_batch_size": 0}),
     ("always", "resuming from a Kohya state folder (`tui-lora train --resume` resumes tui-lora runs)", {"resume": ""}),
-    ("always", "saving by steps, or state only at the end",
-     {"save_every_n_steps": 0, "save_last_n_steps": 0, "save_last_n_steps_state": 0, "save_last_n_epochs_state": 0,
-      "save_state_on_train_end": False}),
+    ("always", "keeping the state of the last N epochs only", {"save_last_n_epochs_state": 0}),
     ("always", "skipping the latent cache check", {"skip_cache_check": False}),
     ("always", "a dataset TOML file (set folders.images to the folder of your '<repeats>_<name>' folders)", {"dataset_config": ""}),
     ("always", "a custom scheduler class (optimizer.scheduler is used)", {"lr_scheduler_type": ""}),
@@ -140,7 +138,7 @@ SECRET_KEYS = frozenset(("huggingface_token", "wandb_api_key"))
 # Optional settings where Kohya writes 0 for "off"/"random".
 ZERO_MEANS_EMPTY = frozenset(("save_every_n_epochs", "sample_every_n_epochs", "sample_every_n_steps",
                               "save_last_n_epochs", "min_snr_gamma", "seed", "max_train_epochs",
-                              "max_train_steps"))
+                              "max_train_steps", "save_every_n_steps", "save_last_n_steps", "save_last_n_steps_state"))
 PATH_KEYS = ("train_data_dir", "reg_data_dir", "output_dir", "logging_dir", "network_weights", "pretrained_model_name_or_path")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|\\")
 

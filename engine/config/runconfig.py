@@ -16,6 +16,7 @@ from .settings_extras import EXTRA_SETTINGS
 from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, fill_family
 from .settings_network import NETWORK_SETTINGS
 from .settings_objective import OBJECTIVE_SETTINGS
+from .settings_step_saves import STEP_SAVE_SETTINGS
 from .settings_optimizer import OPTIMIZER_SETTINGS
 from .settings_training import TRAINING_SETTINGS
 from .values import coerce, did_you_mean
@@ -24,7 +25,7 @@ SCHEMA_VERSION = 1
 
 # Order here is the order of the YAML file and of the wizard within a screen.
 SETTINGS = SettingsTable(
-    MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + TRAINING_SETTINGS + OBJECTIVE_SETTINGS + OPTIMIZER_SETTINGS
+    MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS + OPTIMIZER_SETTINGS
     + EXTRA_SETTINGS
 )
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick

@@ -64,6 +64,7 @@ class Trainer(RunReporting, Checkpointing):
         self.progress = Progress()
         self.outputs: list[Path] = []
         self.epoch_saves: list[Path] = []
+        self.step_saves: dict[int, Path] = {}  # this run's step saves by step, pruned by save_last_n_steps
         self.started_at = time.time()
         self.max_norm_stats: dict[str, float] | None = None
         from .extensions import extensions_for
@@ -317,6 +318,9 @@ class Trainer(RunReporting, Checkpointing):
                 if stop_te_at is not None and step >= stop_te_at and not self.text_frozen and self.model.train_text_encoder:
                     self.freeze_text_encoder()
                 self.after_step(step, epoch)
+                every_steps = cfg.training.save_every_n_steps
+                if every_steps and step % every_steps == 0 and step < total:
+                    self.save(kind="step", epoch=epoch)
                 if self.control.save_requested.is_set():
                     self.control.save_requested.clear()
                     self.save(kind="manual", epoch=epoch)

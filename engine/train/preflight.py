@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 from ..config import RunConfig
-from ..output_names import next_free_name
+from ..output_names import next_free_name, planned_step_saves
 from ..plan import RunPlan
 from ..problems import Problem, error, warning
 
@@ -22,6 +22,7 @@ def preflight(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False) -> list[
         problems.append(error("folders.output_name", f"{final} already exists and would be replaced",
                               f"use another name (e.g. '{next_free_name(output, cfg.folders.output_name, suffix)}') "
                               "or set overwrite: true"))
+    problems += _step_save_problems(cfg, plan, output, suffix, resuming)
     if output.exists() and not os.access(output, os.W_OK):
         problems.append(error("folders.output", f"{output} is not writable", "choose a folder you can write to"))
     if output.exists() and not output.is_dir():
@@ -38,6 +39,18 @@ def preflight(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False) -> list[
     if plan.total_steps < 1 and not plan.dataset.errors:
         problems.append(error("folders.images", "the dataset gives no training steps", "add images"))
     return problems
+
+
+def _step_save_problems(cfg: RunConfig, plan: RunPlan, output: Path, suffix: str, resuming: bool) -> list[Problem]:
+    """A step save must not replace a file an earlier run left under the same name."""
+    if cfg.overwrite or resuming or not plan.total_steps:
+        return []
+    taken = [stem for stem in planned_step_saves(cfg.folders.output_name, cfg.training.save_every_n_steps, plan.total_steps)
+             if (output / f"{stem}{suffix}").exists()]
+    if not taken:
+        return []
+    return [error("folders.output_name", f"{output / (taken[0] + suffix)} already exists and a step save would replace it",
+                  f"use another name (e.g. '{next_free_name(output, cfg.folders.output_name, suffix)}') or set overwrite: true")]
 
 
 def _model_problems(cfg: RunConfig) -> list[Problem]:
