@@ -200,7 +200,7 @@ def test_max_resolution_text_becomes_a_pair(text, pair):
 
 
 def test_unusable_value_keeps_the_default_and_names_the_key():
-    result = convert(bucket_reso_steps=1, network_dim=100000, LoRA_type="LyCORIS/LoKr")
+    result = convert(bucket_reso_steps=-4, network_dim=100000, LoRA_type="LyCORIS/LoKr")
     assert result.config.buckets.step == 64 and result.config.network.rank == 8
     notes = notes_by_key(result)
     assert "bucket_reso_steps" in notes and "default is kept" in notes["bucket_reso_steps"]
@@ -451,7 +451,7 @@ def test_cli_prints_warnings_and_the_written_path(tmp_path, capsys):
     assert main_import_kohya([str(DATA / "preset_loha_sdxl.json"), "-o", str(out)]) == 0
     captured = capsys.readouterr()
     assert str(out) in captured.out
-    assert "warning: sdxl_no_half_vae: " in captured.err and "warning: folders.images: " in captured.err
+    assert "warning: pretrained_model_name_or_path: " in captured.err and "warning: folders.images: " in captured.err
     assert yaml.safe_load(out.read_text())["network"]["type"] == "loha"
 
 

@@ -429,3 +429,16 @@ def test_step_states_follow_their_own_window_and_resume_finds_the_newest(tiny_co
     assert sorted(p.name for p in out.glob("test_lora-step*.safetensors")) == [
         "test_lora-step00000002.safetensors", "test_lora-step00000004.safetensors", "test_lora-step00000006.safetensors"]
     assert find_latest_state(out, "test_lora").name == "test_lora-state"
+
+
+def test_half_vae_flags_import_quietly_and_small_bucket_steps_become_8():
+    """The VAE always encodes in fp32 here (what sdxl_no_half_vae asks); sd-scripts only warns on a
+    bucket_reso_steps that is not a multiple of 8, so 1 is imported as the nearest usable step."""
+    from engine.config.kohya_import import convert_kohya_settings
+
+    result = convert_kohya_settings({"train_data_dir": "imgs", "sdxl": True, "sdxl_no_half_vae": True, "no_half_vae": False,
+                                     "bucket_reso_steps": 1})
+    notes = {n.field: n.message for n in result.notes}
+    assert "sdxl_no_half_vae" not in notes and "no_half_vae" not in notes
+    assert result.config.buckets.step == 8 and "8" in notes["bucket_reso_steps"]
+    assert convert_kohya_settings({"train_data_dir": "imgs", "bucket_reso_steps": 32}).config.buckets.step == 32

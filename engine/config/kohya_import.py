@@ -521,6 +521,7 @@ class _Conversion:
             self.note("cache_latents", "false, but cache_latents_to_disk is true, which turns caching on in Kohya; "
                       "imported as cache_latents true")
         self._noise_kind()
+        self._vae_and_buckets()
         stop = self.put("stop_text_encoder_training", self.take("stop_text_encoder_training"))
         if stop and self.values.get("optimizer.text_encoder_lr", 1) != 0:
             self.note("stop_text_encoder_training", f"the Kohya GUI's LoRA tab ignores this; here the text encoder "
@@ -529,6 +530,19 @@ class _Conversion:
         if _is_empty(log_with) and use_wandb in (True, "True", "true"):
             log_with = "wandb"
         self.put("log_with", log_with)
+
+    def _vae_and_buckets(self) -> None:
+        # tui-lora always encodes with the VAE in fp32 (engine/train/setup.py), which is what
+        # sdxl_no_half_vae / no_half_vae ask for; false would only save a little memory.
+        self.take("sdxl_no_half_vae")
+        self.take("no_half_vae")
+        steps = self.take("bucket_reso_steps")
+        if _number(steps) is not None and 0 < _number(steps) < 8:
+            self.values["buckets.step"] = 8
+            self.note("bucket_reso_steps", f"{_show(steps)}: Kohya warns and goes on; bucket sides must be multiples of 8 "
+                      "for the VAE, so it is imported as buckets.step 8")
+        else:
+            self.put("bucket_reso_steps", steps)
 
     def _noise_kind(self) -> None:
         """The GUI passes either the noise offset keys or the multires ones, by noise_offset_type."""
