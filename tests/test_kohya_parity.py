@@ -442,3 +442,19 @@ def test_half_vae_flags_import_quietly_and_small_bucket_steps_become_8():
     assert "sdxl_no_half_vae" not in notes and "no_half_vae" not in notes
     assert result.config.buckets.step == 8 and "8" in notes["bucket_reso_steps"]
     assert convert_kohya_settings({"train_data_dir": "imgs", "bucket_reso_steps": 32}).config.buckets.step == 32
+
+
+def test_queue_disk_estimate_counts_the_step_saves_it_keeps(tiny_config):
+    import dataclasses
+
+    from engine.plan import plan_run
+    from engine.queue import checks
+
+    size = 10 * 2**20
+    base = tiny_config(training__max_train_steps=100)
+    plain = checks.bytes_needed(base, dataclasses.replace(plan_run(base), estimated_file_bytes=size))
+    steps = tiny_config(training__max_train_steps=100, training__save_every_n_steps=10)
+    every = checks.bytes_needed(steps, dataclasses.replace(plan_run(steps), estimated_file_bytes=size))
+    assert every - plain == 9 * size  # saves at 10 … 90; step 100 is the final file
+    kept = tiny_config(training__max_train_steps=100, training__save_every_n_steps=10, training__save_last_n_steps=30)
+    assert checks.bytes_needed(kept, dataclasses.replace(plan_run(kept), estimated_file_bytes=size)) - plain == 4 * size
