@@ -458,3 +458,14 @@ def test_queue_disk_estimate_counts_the_step_saves_it_keeps(tiny_config):
     assert every - plain == 9 * size  # saves at 10 … 90; step 100 is the final file
     kept = tiny_config(training__max_train_steps=100, training__save_every_n_steps=10, training__save_last_n_steps=30)
     assert checks.bytes_needed(kept, dataclasses.replace(plan_run(kept), estimated_file_bytes=size)) - plain == 4 * size
+
+
+def test_step_pruning_settings_without_step_saves_are_pointed_out():
+    base = {"folders.images": "imgs", "model.quick_pick": "builtin-tiny-sd1"}
+    fields = {p.field for p in validate_values({**base, "training.save_last_n_steps": 100})[1]}
+    assert "training.save_last_n_steps" in fields
+    fields = {p.field for p in validate_values({**base, "training.save_every_n_steps": 10,
+                                                "training.save_last_n_steps_state": 100})[1]}
+    assert "training.save_last_n_steps_state" in fields
+    fields = {p.field for p in validate_values({**base, "training.save_every_n_steps": 10, "training.save_last_n_steps": 30})[1]}
+    assert not fields & {"training.save_last_n_steps", "training.save_last_n_steps_state"}

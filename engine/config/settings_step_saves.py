@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..problems import Problem, warning
 from .schema import Setting
 
 
@@ -47,3 +48,16 @@ STEP_SAVE_SETTINGS = [
         "advanced", kohya="save_state_on_train_end", tier="expected",
     ),
 ]
+
+
+def step_save_rules(v) -> list[Problem]:
+    """Pruning settings that would do nothing, said where they are set."""
+    out = []
+    if not v["training.save_every_n_steps"]:
+        for key in ("training.save_last_n_steps", "training.save_last_n_steps_state"):
+            if v[key]:
+                out.append(warning(key, "does nothing without step saves", "set training.save_every_n_steps, or clear this"))
+    elif v["training.save_last_n_steps_state"] and not v["training.save_state"]:
+        out.append(warning("training.save_last_n_steps_state", "does nothing: step saves only carry a state with training.save_state",
+                           "turn training.save_state on, or clear this"))
+    return out
