@@ -21,3 +21,13 @@ def next_free_name(output_dir: str | Path, name: str, extension: str) -> str:
     while (folder / f"{stem}_v{number}.{extension}").exists():
         number += 1
     return f"{stem}_v{number}"
+
+
+def step_save_stem(output_name: str, step: int) -> str:
+    """sd-scripts' name for a step save (train_util.get_step_ckpt_name): `<name>-step00000500`."""
+    return f"{output_name}-step{step:08d}"
+
+
+def planned_step_saves(output_name: str, every: int | None, total_steps: int) -> list[str]:
+    """The step saves a run will write (the last step writes the final file instead)."""
+    return [step_save_stem(output_name, step) for step in range(every, total_steps, every)] if every else []

@@ -18,8 +18,8 @@ from pathlib import Path
 from .problems import Problem, ProblemError, error
 
 # The longest name a run derives from output_name: a step save's temporary file during its write,
-# `.<name>-step0000000.safetensors.<8 random>.partial` (steps beyond a million get a 7th digit).
-LONGEST_DERIVED = ".{name}-step0000000.safetensors.abcdefgh.partial"
+# `.<name>-step00000000.safetensors.<8 random>.partial` (sd-scripts numbers step saves with 8 digits).
+LONGEST_DERIVED = ".{name}-step00000000.safetensors.abcdefgh.partial"
 DEFAULT_NAME_MAX = 255
 
 

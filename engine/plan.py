@@ -6,6 +6,7 @@ the same numbers. Torch-free and fast (image headers only).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -70,14 +71,25 @@ def plan_before_scan(cfg: RunConfig) -> RunPlan:
     return _plan(cfg, None)
 
 
+def limit_to_max_steps(cfg: RunConfig, summary: DatasetSummary) -> DatasetSummary:
+    """sd-scripts' run length (train_network.py): max_train_epochs, when set, decides; otherwise
+    max_train_steps does, and the epoch count becomes ceil(steps / steps per epoch)."""
+    limit = cfg.training.max_train_steps
+    if not limit or cfg.training.max_train_epochs or summary.steps_per_epoch <= 0:
+        return summary
+    return dataclasses.replace(summary, total_steps=limit, epochs=math.ceil(limit / summary.steps_per_epoch))
+
+
 def _plan(cfg: RunConfig, summary: DatasetSummary | None) -> RunPlan:
+    if summary is not None:
+        summary = limit_to_max_steps(cfg, summary)
     total = summary.total_steps if summary is not None else None
     size, size_note = estimate_file_size(cfg.values)  # counted from the model's layer shapes
     return RunPlan(
         dataset=summary,
         steps_per_epoch=summary.steps_per_epoch if summary is not None else None,
         total_steps=total,
-        epochs=cfg.epochs,
+        epochs=summary.epochs if summary is not None else cfg.epochs,
         warmup_steps=warmup_steps_for(cfg, total) if total is not None else None,
         text_encoder_stop_step=text_encoder_stop_step(cfg, total) if total is not None else None,
         lora_scale=cfg.network.alpha / cfg.network.rank,

@@ -200,7 +200,7 @@ def test_max_resolution_text_becomes_a_pair(text, pair):
 
 
 def test_unusable_value_keeps_the_default_and_names_the_key():
-    result = convert(bucket_reso_steps=1, network_dim=100000, LoRA_type="LyCORIS/LoKr")
+    result = convert(bucket_reso_steps=-4, network_dim=100000, LoRA_type="LyCORIS/LoKr")
     assert result.config.buckets.step == 64 and result.config.network.rank == 8
     notes = notes_by_key(result)
     assert "bucket_reso_steps" in notes and "default is kept" in notes["bucket_reso_steps"]
@@ -307,12 +307,16 @@ def test_cache_latents_to_disk_implies_cache_latents():
     assert "cache_latents" in notes_by_key(result)
 
 
-def test_max_train_epochs_replaces_epoch_and_max_train_steps_is_explained():
+def test_max_train_epochs_replaces_epoch_and_max_train_steps_is_imported_unless_it_is_ignored():
     result = convert(epoch=4, max_train_epochs="12")
     assert result.config.training.epochs == 12 and result.config.training.max_train_epochs is None
     assert "replaces epoch" in notes_by_key(result)["max_train_epochs"]
     result = convert(epoch=4, max_train_steps=1600)
-    assert result.config.training.epochs == 4 and "1600 steps" in notes_by_key(result)["max_train_steps"]
+    assert result.config.training.epochs == 4 and result.config.training.max_train_steps == 1600
+    assert "max_train_steps" not in notes_by_key(result)
+    assert convert(epoch=4, max_train_steps=0).config.training.max_train_steps is None  # Kohya's 0 = off
+    result = convert(epoch=4, max_train_epochs=3, max_train_steps=1600)  # sd-scripts: the epochs win
+    assert result.config.training.max_train_steps is None and "ignores" in notes_by_key(result)["max_train_steps"]
 
 
 def test_stop_text_encoder_training_warns_that_it_now_takes_effect():
@@ -393,9 +397,9 @@ def test_unknown_keys_are_each_listed():
 def test_features_without_counterpart_are_named_only_when_set():
     at_default = convert(**{key: default for key, (default, _, _) in NO_COUNTERPART.items()})
     assert not set(notes_by_key(at_default)) & set(NO_COUNTERPART)
-    result = convert(color_aug=True, huggingface_token="hf_secret", min_timestep=100, use_tucker=True)
+    result = convert(color_aug=True, huggingface_token="hf_secret", full_fp16=True, use_tucker=True)
     notes = notes_by_key(result)
-    assert "colour augmentation" in notes["color_aug"] and "100" in notes["min_timestep"]
+    assert "colour augmentation" in notes["color_aug"] and "true was not imported" in notes["full_fp16"]
     assert "hf_secret" not in notes["huggingface_token"]
     assert "use_tucker" not in notes  # LyCORIS option on a Standard LoRA: Kohya ignores it too
     assert "use_tucker" in notes_by_key(convert(LoRA_type="LyCORIS/LoHa", use_tucker=True))
@@ -447,7 +451,7 @@ def test_cli_prints_warnings_and_the_written_path(tmp_path, capsys):
     assert main_import_kohya([str(DATA / "preset_loha_sdxl.json"), "-o", str(out)]) == 0
     captured = capsys.readouterr()
     assert str(out) in captured.out
-    assert "warning: sdxl_no_half_vae: " in captured.err and "warning: folders.images: " in captured.err
+    assert "warning: pretrained_model_name_or_path: " in captured.err and "warning: folders.images: " in captured.err
     assert yaml.safe_load(out.read_text())["network"]["type"] == "loha"
 
 

@@ -250,11 +250,11 @@ def test_random_crop_changes_the_crop_each_time_and_needs_uncached_latents(tiny_
 
 
 def test_noise_offset_shifts_each_channel_of_the_noise(tiny_config):
-    from engine.train.loss import sample_noise
+    from engine.train.noise import NoiseOptions, sample_noise
 
     latents = torch.zeros(2, 4, 8, 8)
-    plain = sample_noise(latents, 0.0, torch.Generator().manual_seed(1))
-    offset = sample_noise(latents, 0.3, torch.Generator().manual_seed(1))
+    plain = sample_noise(latents, NoiseOptions(), torch.Generator().manual_seed(1))
+    offset = sample_noise(latents, NoiseOptions(offset=0.3), torch.Generator().manual_seed(1))
     shift = offset - plain  # same draws underneath: the offset adds one constant per image and channel
     assert torch.allclose(shift, shift[:, :, :1, :1].expand_as(shift), atol=1e-6)
     assert shift.abs().min() > 0 and shift[:, :, 0, 0].std() > 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,9 @@ from .kohya_tables import (
     NEAREST_SAMPLERS,
     SCOPES,
     NO_COUNTERPART,
+    SCRIPT_FLAG_KEYS,
+    SPECIAL_KOHYA_KEYS,
+    TRAIN_ONLY_FLAGS,
     SECRET_KEYS,
     ZERO_MEANS_EMPTY,
     PATH_KEYS,
@@ -101,6 +105,27 @@ def _safe_coerce(setting, raw: Any) -> tuple[Any, Problem | None]:
         return None, error(setting.key, "is not a usable value", f"allowed: {setting.bounds_text()}")
 
 
+def parse_script_flags(raw: Any) -> tuple[list[tuple[str, Any]], str]:
+    """sd-scripts flags from command-line text: `--a=1 --b 2 3 --c` → [(a, "1"), (b, "2 3"), (c, True)]."""
+    if not isinstance(raw, str):
+        return [], "is not text"
+    try:
+        words = shlex.split(raw)
+    except ValueError as exc:
+        return [], f"cannot be split into words ({exc})"
+    flags: list[tuple[str, Any]] = []
+    for word in words:
+        if word.startswith("--") and len(word) > 2:
+            name, has_value, value = word[2:].partition("=")
+            flags.append((name.replace("-", "_"), value if has_value else True))
+        elif flags:
+            name, value = flags[-1]
+            flags[-1] = (name, word if value is True else f"{value} {word}")
+        else:
+            return [], f"starts with '{word}', not with a --flag"
+    return flags, ""
+
+
 def _kv_items(raw: Any) -> list[str]:
     """Kohya's 'k=v k=v' text (quotes removed, as the GUI does) or a list of such items."""
     if isinstance(raw, str):
@@ -118,11 +143,38 @@ class _Conversion:
     def __init__(self, data: Mapping[str, Any]):
         self.data = {str(k): v for k, v in data.items()}
         self._rename_old_keys()
+        self.notes: list[Problem] = []
+        self._merge_additional_parameters()
         self.left = dict(self.data)
         self.values: dict[str, Any] = {}
-        self.notes: list[Problem] = []
         self.refusals: list[Problem] = []
         self.adafactor_relative_step = False
+
+    def _merge_additional_parameters(self) -> None:
+        """The GUI appends this text to sd-scripts' command line, so a flag in it overrides the
+        GUI's own key (argparse keeps the last). Known flags become those keys; the rest are named."""
+        raw = self.data.pop("additional_parameters", "")
+        if _is_empty(raw):
+            return
+        flags, problem = parse_script_flags(raw)
+        if problem:
+            self.note("additional_parameters", f"{_show(raw)} {problem}; not imported")
+            return
+        for flag, value in flags:
+            key = SCRIPT_FLAG_KEYS.get(flag, flag)
+            if flag in TRAIN_ONLY_FLAGS:
+                rate = self.data.get("learning_rate")
+                trained, frozen = TRAIN_ONLY_FLAGS[flag]
+                self.data[frozen] = 0
+                if not _number(self.data.get(trained)):
+                    self.data[trained] = rate
+            elif key in ("xformers", "sdpa", "mem_eff_attn") and value is True:
+                self.data["xformers"] = "xformers" if key == "xformers" else "sdpa"
+            elif key in _BY_KOHYA or key in NO_COUNTERPART or key in SPECIAL_KOHYA_KEYS:
+                self.data[key] = value
+            else:
+                shown = f"--{flag}" + ("" if value is True else f"={value}")
+                self.note("additional_parameters", f"'{shown}' has no counterpart in tui-lora; not imported")
 
     def _rename_old_keys(self) -> None:
         for old, new in (("lora_network_weights", "network_weights"),
@@ -388,13 +440,10 @@ class _Conversion:
             self.values["training.epochs"] = max_epochs
             self.note("max_train_epochs", f"replaces epoch ({_show(self.data.get('epoch'))}) in Kohya; "
                       f"imported as training.epochs {max_epochs}")
-        steps = _number(max_steps := self.take("max_train_steps"))
-        if not max_epochs and steps:
-            self.note("max_train_steps", f"Kohya stops after {steps:g} steps whatever 'epoch' says; tui-lora counts epochs, "
-                      f"so the run length is training.epochs ({self.values.get('training.epochs', 1)})",
-                      "set training.epochs so that epochs × steps per epoch matches (`tui-lora validate` shows the steps)")
-        elif not _is_empty(max_steps) and steps is None and max_steps is not _MISSING:
-            self.note("max_train_steps", f"{_show(max_steps)} is not a number; not imported")
+        steps = self.put("max_train_steps", self.take("max_train_steps"))
+        if max_epochs and steps:  # sd-scripts: max_train_epochs recomputes max_train_steps
+            self.values.pop("training.max_train_steps", None)
+            self.note("max_train_steps", f"Kohya ignores it when max_train_epochs is set; the run has {max_epochs} epochs")
 
     def _attention(self) -> None:
         raw, mem_eff = self.take("xformers"), self.take("mem_eff_attn") in (True, "True", "true")
@@ -472,12 +521,8 @@ class _Conversion:
             self.values["training.cache_latents"] = True
             self.note("cache_latents", "false, but cache_latents_to_disk is true, which turns caching on in Kohya; "
                       "imported as cache_latents true")
-        offset = self.take("noise_offset")
-        if SCOPES["noise"](self.data):
-            self.put("noise_offset", offset)
-        elif (_number(offset) or 0) != 0:
-            self.note("noise_offset", f"{_show(offset)} is ignored with noise_offset_type Multires (in Kohya too); not imported")
-        self.take("noise_offset_type")
+        self._noise_kind()
+        self._vae_and_buckets()
         stop = self.put("stop_text_encoder_training", self.take("stop_text_encoder_training"))
         if stop and self.values.get("optimizer.text_encoder_lr", 1) != 0:
             self.note("stop_text_encoder_training", f"the Kohya GUI's LoRA tab ignores this; here the text encoder "
@@ -486,6 +531,35 @@ class _Conversion:
         if _is_empty(log_with) and use_wandb in (True, "True", "true"):
             log_with = "wandb"
         self.put("log_with", log_with)
+
+    def _vae_and_buckets(self) -> None:
+        # tui-lora always encodes with the VAE in fp32 (engine/train/setup.py), which is what
+        # sdxl_no_half_vae / no_half_vae ask for; false would only save a little memory.
+        self.take("sdxl_no_half_vae")
+        self.take("no_half_vae")
+        steps = self.take("bucket_reso_steps")
+        if _number(steps) is not None and 0 < _number(steps) < 8:
+            self.values["buckets.step"] = 8
+            self.note("bucket_reso_steps", f"{_show(steps)}: Kohya warns and goes on; bucket sides must be multiples of 8 "
+                      "for the VAE, so it is imported as buckets.step 8")
+        else:
+            self.put("bucket_reso_steps", steps)
+
+    def _noise_kind(self) -> None:
+        """The GUI passes either the noise offset keys or the multires ones, by noise_offset_type."""
+        offset_keys = ("noise_offset", "adaptive_noise_scale", "noise_offset_random_strength")
+        multires_keys = ("multires_noise_iterations", "multires_noise_discount")
+        used, unused = (offset_keys, multires_keys) if SCOPES["noise"](self.data) else (multires_keys, offset_keys)
+        for key in used:
+            self.put(key, self.take(key))
+        for key in unused:
+            value = self.take(key)
+            if key in ("noise_offset", "adaptive_noise_scale", "multires_noise_iterations") and (_number(value) or 0) != 0:
+                self.note(key, f"{_show(value)} is ignored with noise_offset_type {_show(self.data.get('noise_offset_type', 'Original'))} "
+                          "(in Kohya too); not imported")
+        self.take("noise_offset_type")
+        if _number(self.data.get("max_timestep")) == 0:  # the GUI's 0: not passed, sd-scripts' default
+            self.take("max_timestep")
 
     def _mapped_keys(self) -> None:
         """Every remaining key with a direct counterpart in the schema."""

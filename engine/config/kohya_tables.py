@@ -72,8 +72,6 @@ SCOPES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "dylora": lambda d: d.get("LoRA_type") in ("Kohya DyLoRA", "LyCORIS/DyLoRA"),
     "sdxl": lambda d: d.get("sdxl") in (True, "true", "True"),
     "noise": lambda d: d.get("noise_offset_type", "Original") != "Multires",
-    "multires": lambda d: d.get("noise_offset_type") == "Multires" and number(d.get("multires_noise_iterations")) not in (None, 0),
-    "huber": lambda d: d.get("loss_type") in ("huber", "smooth_l1"),
     "wandb": lambda d: d.get("log_with") in ("wandb", "all") or d.get("use_wandb") in (True, "True"),
     "dynamo": lambda d: d.get("dynamo_backend", "no") not in ("no", "", None),
 }
@@ -87,19 +85,12 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "the high/low-VRAM modes", {"highvram": False, "lowvram": False}),
     ("always", "masked loss", {"masked_loss": False}),
     ("always", "weighted captions", {"weighted_captions": False}),
-    ("always", "debiased estimation loss", {"debiased_estimation_loss": False}),
     ("always", "v-prediction loss scaling", {"scale_v_pred_loss_like_noise_pred": False, "v_pred_like_loss": 0}),
-    ("always", "limiting the training timesteps", {"min_timestep": 0, "max_timestep": 1000}),
-    ("always", "input-perturbation noise", {"ip_noise_gamma": 0, "ip_noise_gamma_random_strength": False}),
-    ("always", "a loss other than the squared error", {"loss_type": "l2"}),
     ("always", "a separate VAE", {"vae": "", "vae_batch_size": 0}),
     ("always", "resuming from a Kohya state folder (`tui-lora train --resume` resumes tui-lora runs)", {"resume": ""}),
-    ("always", "saving by steps, or state only at the end",
-     {"save_every_n_steps": 0, "save_last_n_steps": 0, "save_last_n_steps_state": 0, "save_last_n_epochs_state": 0,
-      "save_state_on_train_end": False}),
+    ("always", "keeping the state of the last N epochs only", {"save_last_n_epochs_state": 0}),
     ("always", "skipping the latent cache check", {"skip_cache_check": False}),
     ("always", "a dataset TOML file (set folders.images to the folder of your '<repeats>_<name>' folders)", {"dataset_config": ""}),
-    ("always", "extra sd-scripts command-line arguments", {"additional_parameters": ""}),
     ("always", "a custom scheduler class (optimizer.scheduler is used)", {"lr_scheduler_type": ""}),
     ("always", "warmup in steps (set optimizer.warmup_percent instead)", {"lr_warmup_steps": 0}),
     ("always", "training on several machines", {"num_machines": 1}),
@@ -112,11 +103,7 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "LoRA+ learning-rate ratios", {"loraplus_lr_ratio": 0, "loraplus_text_encoder_lr_ratio": 0, "loraplus_unet_lr_ratio": 0}),
     ("always", "GGPO regularisation", {"train_lora_ggpo": False}),
     ("always", "turning off token padding", {"no_token_padding": False}),
-    ("sdxl", "choosing the VAE's precision", {"sdxl_no_half_vae": False}),
     ("sdxl", "caching text-encoder outputs", {"sdxl_cache_text_encoder_outputs": False}),
-    ("noise", "adaptive or random noise offset", {"adaptive_noise_scale": 0, "noise_offset_random_strength": False}),
-    ("multires", "multi-resolution (pyramid) noise", {"multires_noise_iterations": 0, "multires_noise_discount": 0.3}),
-    ("huber", "the Huber loss", {"huber_schedule": "snr", "huber_c": 0.1, "huber_scale": 1}),
     ("wandb", "stored W&B settings (log in with `wandb login`)", {"wandb_api_key": "", "wandb_run_name": ""}),
     ("dynamo", "torch.compile (dynamo)", {"dynamo_mode": "default", "dynamo_use_fullgraph": False, "dynamo_use_dynamic": False}),
     ("lycoris", "this LyCORIS option", {"LyCORIS_preset": "full", "use_tucker": False, "use_scalar": False,
@@ -149,6 +136,17 @@ NO_COUNTERPART: dict[str, tuple[Any, str, str]] = {
 SECRET_KEYS = frozenset(("huggingface_token", "wandb_api_key"))
 # Optional settings where Kohya writes 0 for "off"/"random".
 ZERO_MEANS_EMPTY = frozenset(("save_every_n_epochs", "sample_every_n_epochs", "sample_every_n_steps",
-                              "save_last_n_epochs", "min_snr_gamma", "seed", "max_train_epochs"))
+                              "save_last_n_epochs", "min_snr_gamma", "seed", "max_train_epochs",
+                              "max_train_steps", "save_every_n_steps", "save_last_n_steps", "save_last_n_steps_state"))
 PATH_KEYS = ("train_data_dir", "reg_data_dir", "output_dir", "logging_dir", "network_weights", "pretrained_model_name_or_path")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|\\")
+
+# `additional_parameters` holds sd-scripts command-line flags; where a flag's name differs from
+# the GUI key that carries the same option, this names the key.
+SCRIPT_FLAG_KEYS = {"resolution": "max_resolution", "optimizer_type": "optimizer"}
+# Flags that train one part only: (the part whose rate is kept, the part set to 0).
+TRAIN_ONLY_FLAGS = {"network_train_unet_only": ("unet_lr", "text_encoder_lr"),
+                    "network_train_text_encoder_only": ("text_encoder_lr", "unet_lr")}
+# GUI keys read by the importer's own code rather than through a setting's `kohya` name.
+SPECIAL_KOHYA_KEYS = frozenset(("optimizer_args", "lr_scheduler_args", "learning_rate", "unet_lr", "text_encoder_lr",
+                                "max_train_steps", "max_train_epochs", "noise_offset_type", "sample_prompts"))

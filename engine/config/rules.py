@@ -13,6 +13,8 @@ from typing import Any, Mapping
 from ..problems import Problem, error, warning
 from ..models import families
 from .settings_model import LEGACY_FLAGS, QUICK_PICKS
+from .settings_objective import objective_rules
+from .settings_step_saves import step_save_rules
 from .settings_training import native_side
 from .settings_optimizer import LR_FREE_OPTIMIZERS, NO_WARMUP_SCHEDULERS
 
@@ -22,7 +24,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 def check_rules(v: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for rule in (_model_rules, _folder_rules, _network_rules, _resolution_rules, _optimizer_rules,
-                 _training_rules, _sampling_rules, _hardware_rules):
+                 _training_rules, objective_rules, step_save_rules, _sampling_rules, _hardware_rules):
         problems.extend(rule(v))
     return problems
 
@@ -199,6 +201,9 @@ def _training_rules(v) -> list[Problem]:
                            f"use a value ≤ {epochs}"))
     if v["training.max_train_epochs"] and v["training.max_train_epochs"] != v["training.epochs"] and v["training.epochs"] != 1:
         out.append(warning("training.max_train_epochs", f"replaces training.epochs ({v['training.epochs']}): the run has {epochs} epochs", ""))
+    if v["training.max_train_epochs"] and v["training.max_train_steps"]:
+        out.append(warning("training.max_train_steps", f"is ignored: training.max_train_epochs ({v['training.max_train_epochs']}) "
+                           "decides the run's length, as in the Kohya scripts", "clear one of the two"))
     if v["captions.keep_tokens"] and not v["captions.shuffle"]:
         out.append(warning("captions.keep_tokens", "only matters when captions are shuffled", "turn captions.shuffle on, or set it to 0"))
     if v["training.prior_loss_weight"] != 1.0 and not v["folders.regularization"]:

@@ -15,6 +15,8 @@ from .schema import SettingsTable
 from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, fill_family
 from .settings_network import NETWORK_SETTINGS
 from .settings_dataset import DATASET_SETTINGS
+from .settings_objective import OBJECTIVE_SETTINGS
+from .settings_step_saves import STEP_SAVE_SETTINGS
 from .settings_optimizer import OPTIMIZER_SETTINGS
 from .settings_run import RUN_SETTINGS
 from .settings_sampling import SAMPLING_SETTINGS
@@ -25,8 +27,8 @@ SCHEMA_VERSION = 1
 
 # Order here is the order of the YAML file and of the wizard within a screen.
 SETTINGS = SettingsTable(
-    MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + TRAINING_SETTINGS + OPTIMIZER_SETTINGS
-    + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
+    MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS
+    + OPTIMIZER_SETTINGS + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
 )
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick
 

@@ -48,6 +48,17 @@ TRAINING_SETTINGS = [
         "basic", kohya="max_train_epochs", ss_extra=False, optional=True, minimum=1, empty_means="uses training.epochs",
     ),
     Setting(
+        "training.max_train_steps", "int", None, "Max train steps",
+        "Stop after this many optimizer steps, however many epochs that is.",
+        "Fixes the run's length in optimizer steps instead of epochs, as the Kohya scripts' "
+        "max_train_steps does: the run goes through as many epochs as it takes (the last one may be "
+        "cut short) and stops at this step. The schedule, the dashboard's total and the ETA count "
+        "these steps. 'Max train epochs' wins when both are set, as in the Kohya scripts.",
+        "advanced", kohya="max_train_steps", ss_extra=False, optional=True, minimum=1, tier="expected",
+        empty_means="the epochs decide",
+        applies=lambda v: "max train epochs is set and decides the length" if v.get("training.max_train_epochs") else None,
+    ),
+    Setting(
         "training.save_every_n_epochs", "int", None, "Save every N epochs",
         "Also write '<name>-00000N.safetensors' every N epochs.",
         "Saves an intermediate LoRA at the end of every N-th epoch, named with the epoch number, so "

@@ -17,6 +17,7 @@ from .schema import Setting
 PROMPT_KEYS = ("prompt", "negative", "seed", "steps", "cfg", "width", "height")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+_YAML11_WORDS = {"yes", "no", "on", "off"}
 
 
 def did_you_mean(word: str, options: list[str]) -> str:
@@ -91,12 +92,18 @@ def _as_bool(s: Setting, value: Any, lenient: bool) -> tuple[bool | None, Proble
         return value, None
     if lenient and isinstance(value, (str, int)) and str(value).strip().lower() in _TRUE | _FALSE:
         return str(value).strip().lower() in _TRUE, None
+    if isinstance(value, str) and value.strip().lower() in _YAML11_WORDS:  # run files read yes/no as words
+        return value.strip().lower() in _TRUE, None
     return None, _type_error(s, value, "true or false")
 
 
 def _as_choice(s: Setting, value: Any, lenient: bool) -> tuple[Any, Problem | None]:
     if value in s.choices and not isinstance(value, bool):
         return value, None
+    if isinstance(value, bool):  # `false` (or a JSON false) for a choice spelled like a boolean: "no", "off"
+        words = [c for c in s.choices if str(c).lower() in (_TRUE if value else _FALSE)]
+        if len(words) == 1:
+            return words[0], None
     for choice in s.choices:  # numbers typed as text, or a different letter case
         if str(choice).lower() == str(value).strip().lower():
             return choice, None

@@ -9,6 +9,7 @@ Saving writes every setting, in schema order, each with its one-line hint as a c
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,17 @@ MAX_RUN_FILE_BYTES = 1_000_000
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and aliases."""
+    """SafeLoader that rejects duplicate keys and aliases, and reads booleans as YAML 1.2 does."""
+
+
+# YAML 1.1 (PyYAML's default) reads yes/no/on/off as booleans, so `mixed_precision: no` would arrive
+# as False and no longer name the choice "no" that Kohya users write. Only true/false are booleans
+# here; a bool setting still accepts yes/no/on/off as words (values.py).
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                    list("tTfF"))
 
 
 def _mapping_without_duplicates(loader, node, deep=False):  # noqa: ANN001

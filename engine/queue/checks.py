@@ -56,8 +56,12 @@ def bytes_needed(cfg: RunConfig, plan: RunPlan) -> int:
     intermediate = (plan.epochs - 1) // every if every else 0
     if cfg.training.save_last_n_epochs:
         intermediate = min(intermediate, cfg.training.save_last_n_epochs)
-    files = 1 + intermediate
-    states = files if cfg.training.save_state else 0
+    step_every, total = cfg.training.save_every_n_steps, plan.total_steps or 0
+    step_saves = len(range(step_every, total, step_every)) if step_every else 0
+    if step_every and cfg.training.save_last_n_steps:  # kept: the saves within the last N steps
+        step_saves = min(step_saves, cfg.training.save_last_n_steps // step_every + 1)
+    files = 1 + intermediate + step_saves
+    states = files if cfg.training.save_state else 1 if cfg.training.save_state_on_train_end else 0
     return size * files + size * STATE_FACTOR * states + DISK_MARGIN_BYTES
 
 

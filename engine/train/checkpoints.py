@@ -15,7 +15,7 @@ import torch
 
 from ..problems import ProblemError
 from .failure import TrainingFailure
-from .saving import output_file, prune_epoch_saves, save_lora
+from .saving import output_file, prune_epoch_saves, save_lora, step_file, steps_to_remove
 
 
 class Checkpointing:
@@ -41,8 +41,8 @@ class Checkpointing:
         if not self.accelerator.is_main_process:
             return None
         path = output_file(self.cfg, epoch if kind == "epoch" else None)
-        if kind == "manual":
-            path = path.with_name(f"{self.cfg.folders.output_name}-step{self.progress.step:06d}{path.suffix}")
+        if kind in ("step", "manual"):  # a save on request is named like sd-scripts' step saves
+            path = step_file(self.cfg, self.progress.step)
         path = self._claim(path)
         self.phase("saving", f"saving {path.name}")
         try:
@@ -59,6 +59,8 @@ class Checkpointing:
             for removed in prune_epoch_saves(self.cfg, self.epoch_saves):
                 self.outputs.remove(removed)
                 self.emit("log", message=f"removed older save {removed.name} (keep last {self.cfg.training.save_last_n_epochs})")
+        if kind == "step":
+            self._prune_step_saves(path)
         self.save_state_if_enabled(kind, path)
         return path
 
@@ -130,6 +132,14 @@ class Checkpointing:
                 pass
             return target
         return None
+
+    def _prune_step_saves(self, path: Path) -> None:
+        self.step_saves[self.progress.step] = path
+        for step in steps_to_remove(list(self.step_saves), self.progress.step, self.cfg.training.save_last_n_steps):
+            removed = self.step_saves.pop(step)
+            removed.unlink(missing_ok=True)
+            self.outputs.remove(removed)
+            self.emit("log", message=f"removed older save {removed.name} (keep the last {self.cfg.training.save_last_n_steps} steps)")
 
     def _check_finite_weights(self) -> None:
         """Never write a file of NaN or infinite weights: the last good save stays the newest."""

@@ -130,7 +130,8 @@ def _run(cfg: RunConfig, plan: RunPlan, *, seed: int, events: EventWriter | None
     from .loop import Trainer, TrainingFailure
     from .resume_state import StatefulTrainer
 
-    trainer_cls = StatefulTrainer if (cfg.training.save_state or saved_state is not None) else Trainer
+    stateful = cfg.training.save_state or cfg.training.save_state_on_train_end or saved_state is not None
+    trainer_cls = StatefulTrainer if stateful else Trainer
     trainer = trainer_cls(cfg, plan, seed=seed, events=events, control=control, run_id=run.run_id if run else "",
                           on_event=on_event)
     if resuming:  # a resumed run continues the files of its output name: those may be replaced
@@ -219,7 +220,7 @@ def optimizer_hardware_problems(cfg: RunConfig) -> list[Problem]:
 
 _SAFE_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 # `.<name>.safetensors.<random>.partial` (lorafile.io) and `.<name>.yaml.<random>.tmp` (run-file copy)
-_TEMP_KINDS = r"(?:-\d{6}|-step\d{6})?\.(?:safetensors\.[^/]+\.partial|ckpt\.[^/]+\.partial|yaml\.[^/]+\.tmp)"
+_TEMP_KINDS = r"(?:-\d{6}|-step\d{6,8})?\.(?:safetensors\.[^/]+\.partial|ckpt\.[^/]+\.partial|yaml\.[^/]+\.tmp)"
 
 
 def clean_interrupted_saves(output: Path, output_name: str) -> list[str]:

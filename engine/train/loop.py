@@ -26,7 +26,8 @@ from .checkpoints import Checkpointing
 from .control import RunControl
 from .failure import TrainingFailure
 from .latents import LatentEncoder, centre_crop_conditioning
-from .loss import diffusion_loss, min_snr_weights, sample_noise, sample_timesteps
+from .loss import debiased_weights, diffusion_loss, huber_thresholds, min_snr_weights
+from .noise import NoiseOptions, model_input_noise, sample_noise, sample_timesteps
 from .memory import MemoryProbe
 from .reporting import RunReporting
 from .setup import TrainedModel, build_model, resolve_mixed_precision, weight_dtype_for
@@ -63,6 +64,7 @@ class Trainer(RunReporting, Checkpointing):
         self.progress = Progress()
         self.outputs: list[Path] = []
         self.epoch_saves: list[Path] = []
+        self.step_saves: dict[int, Path] = {}  # this run's step saves by step, pruned by save_last_n_steps
         self.started_at = time.time()
         self.max_norm_stats: dict[str, float] | None = None
         from .extensions import extensions_for
@@ -100,6 +102,7 @@ class Trainer(RunReporting, Checkpointing):
             self._init_trackers()
         set_seed((self.seed + self.accelerator.process_index) % 2**32)  # numpy takes seeds below 2^32 only
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed + 7919 * self.accelerator.process_index)
+        self.noise_options = NoiseOptions.of(cfg.training)  # read once: the step only checks plain fields
         self.caption_rng = random.Random(self.seed + 104729 * self.accelerator.process_index)
 
         self.weight_dtype = weight_dtype_for(self.mixed_precision)
@@ -207,10 +210,11 @@ class Trainer(RunReporting, Checkpointing):
         train_text = self.model.train_text_encoder and not self.text_frozen
         with self.accelerator.accumulate(*self.trained_modules):
             cond = self._conditioning(captions, train_text)
-            noise = sample_noise(latents, cfg.training.noise_offset, self.generator)
-            timesteps = sample_timesteps(latents.shape[0], base.noise_scheduler.config.num_train_timesteps,
+            options = self.noise_options
+            noise = sample_noise(latents, options, self.generator)
+            timesteps = sample_timesteps(latents.shape[0], options, base.noise_scheduler.config.num_train_timesteps,
                                          self.generator, self.device)
-            noisy = base.noise_scheduler.add_noise(latents, noise, timesteps)
+            noisy = base.noise_scheduler.add_noise(latents, model_input_noise(noise, options, self.generator), timesteps)
             with self.accelerator.autocast():
                 prediction = base.spec.denoise(self.unet, noisy, timesteps, cond, size_conditions=size_conds,
                                                dtype=self.weight_dtype)
@@ -219,7 +223,13 @@ class Trainer(RunReporting, Checkpointing):
             if cfg.training.min_snr_gamma:
                 weights = weights * min_snr_weights(base.noise_scheduler, timesteps, cfg.training.min_snr_gamma,
                                                     base.is_v_prediction)
-            loss = diffusion_loss(prediction, target, weights)
+            if cfg.training.debiased_estimation_loss:
+                weights = weights * debiased_weights(base.noise_scheduler, timesteps, base.is_v_prediction)
+            loss_type, huber_c = cfg.training.loss_type, None
+            if loss_type in ("huber", "smooth_l1"):
+                huber_c = huber_thresholds(base.noise_scheduler, timesteps, cfg.training.huber_schedule,
+                                           cfg.training.huber_c, cfg.training.huber_scale)
+            loss = diffusion_loss(prediction, target, weights, loss_type, huber_c)
             loss_value = loss.detach().item()  # the step's one device sync: the check and the event share it
             if not math.isfinite(loss_value):
                 raise TrainingFailure(
@@ -308,6 +318,9 @@ class Trainer(RunReporting, Checkpointing):
                 if stop_te_at is not None and step >= stop_te_at and not self.text_frozen and self.model.train_text_encoder:
                     self.freeze_text_encoder()
                 self.after_step(step, epoch)
+                every_steps = cfg.training.save_every_n_steps
+                if every_steps and step % every_steps == 0 and step < total:
+                    self.save(kind="step", epoch=epoch)
                 if self.control.save_requested.is_set():
                     self.control.save_requested.clear()
                     self.save(kind="manual", epoch=epoch)

@@ -28,6 +28,7 @@ from safetensors.torch import save as safetensors_bytes
 from ..config import RunConfig
 from ..problems import ProblemError, error, warning
 from .loop import Trainer
+from .saving import steps_to_remove
 
 STATE_VERSION = 1
 
@@ -37,7 +38,7 @@ def state_dir_for(lora_path: Path) -> Path:
 
 
 def _state_name_pattern(output_name: str) -> str:
-    return re.escape(output_name) + r"(?:-\d{6}|-step\d{6})?-state"
+    return re.escape(output_name) + r"(?:-\d{6}|-step\d{6,8})?-state"
 
 
 def find_latest_state(output_dir: Path, output_name: str) -> Path | None:
@@ -121,6 +122,7 @@ class StatefulTrainer(Trainer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.state_folders: list[Path] = []  # epoch saves' state written by this run, pruned with them
+        self.step_states: dict[int, Path] = {}  # step saves' state by step, pruned by their own window
 
     def _trainable(self) -> list[torch.nn.Parameter]:
         return self.model.unet_parameters() + self.model.text_parameters()
@@ -135,7 +137,8 @@ class StatefulTrainer(Trainer):
         return path
 
     def save_state_if_enabled(self, kind: str, lora_path: Path) -> None:
-        if not self.cfg.training.save_state:
+        at_end = kind in ("final", "stopped") and self.cfg.training.save_state_on_train_end
+        if not (self.cfg.training.save_state or at_end):
             return
         target = state_dir_for(lora_path)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -170,8 +173,17 @@ class StatefulTrainer(Trainer):
             raise
         if kind == "epoch" and target not in self.state_folders:
             self.state_folders.append(target)
+        if kind == "step":
+            self._prune_step_states(target)
         self.emit("checkpoint", path=str(target), bytes=_folder_bytes(target), step=self.progress.step,
                   epoch=self.progress.epoch, kind="state")
+
+    def _prune_step_states(self, target: Path) -> None:
+        """sd-scripts save_and_remove_state_stepwise: the window is save_last_n_steps_state, else save_last_n_steps."""
+        self.step_states[self.progress.step] = target
+        window = self.cfg.training.save_last_n_steps_state or self.cfg.training.save_last_n_steps
+        for step in steps_to_remove(list(self.step_states), self.progress.step, window):
+            shutil.rmtree(self.step_states.pop(step), ignore_errors=True)
 
     def load_state(self, state: SavedState | str) -> None:
         saved = state if isinstance(state, SavedState) else read_state(resolve_state(self.cfg, state))

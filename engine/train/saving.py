@@ -14,6 +14,7 @@ from ..lorafile.io import save_lora_file
 from ..models import families
 from ..lorafile.metadata import build_metadata
 from ..networks.adapter_tensors import export_network
+from ..output_names import step_save_stem
 
 SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 def output_file(cfg: RunConfig, epoch: int | None = None) -> Path:
@@ -21,6 +22,17 @@ def output_file(cfg: RunConfig, epoch: int | None = None) -> Path:
     suffix = ".ckpt" if cfg.model.save_as == "ckpt" else ".safetensors"
     name = cfg.folders.output_name if epoch is None else f"{cfg.folders.output_name}-{epoch:06d}"
     return Path(cfg.folders.output) / f"{name}{suffix}"
+
+
+def step_file(cfg: RunConfig, step: int) -> Path:
+    suffix = ".ckpt" if cfg.model.save_as == "ckpt" else ".safetensors"
+    return Path(cfg.folders.output) / f"{step_save_stem(cfg.folders.output_name, step)}{suffix}"
+
+
+def steps_to_remove(saved_steps: list[int], current: int, last_n: int | None) -> list[int]:
+    """sd-scripts get_remove_step_no, as a set: saves more than `last_n` steps before the current
+    step go (every=10, last_n=30 at step 50 keeps 20, 30, 40 and 50)."""
+    return [step for step in saved_steps if last_n and step < current - last_n]
 
 
 def lorafile_family(family: str) -> str:
