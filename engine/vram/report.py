@@ -8,12 +8,15 @@ from .fixes import Fix
 
 def verdict(estimate: VramEstimate, gpu_bytes: int | None) -> str:
     peak = f"peak ≈ {estimate.total_gib:.1f} GiB"
+    return f"{peak} ({fit_text(estimate, gpu_bytes)})" if not gpu_bytes else f"{peak} — {fit_text(estimate, gpu_bytes)}"
+
+
+def fit_text(estimate: VramEstimate, gpu_bytes: int | None) -> str:
+    """Whether the estimate fits the GPU, in words; names the setting when the size is unknown."""
     if not gpu_bytes:
-        return peak + " (GPU size unknown: set hardware.vram_gb)"
+        return "GPU size unknown: set hardware.vram_gb"
     size = f"{gpu_bytes / GIB:.0f} GiB GPU"
-    if estimate.fits(gpu_bytes):
-        return f"{peak} — fits this {size}"
-    return f"{peak} — does not fit this {size}"
+    return f"fits this {size}" if estimate.fits(gpu_bytes) else f"does not fit this {size}"
 
 
 def breakdown_lines(estimate: VramEstimate) -> list[str]:

@@ -63,14 +63,14 @@ def validate_command(path: str) -> int:
 def _print_vram(cfg, plan) -> None:
     from engine.config import SETTINGS
     from engine.vram import estimate_vram, planned_gpu_bytes, ways_to_fit
-    from engine.vram.report import breakdown_lines, fix_lines, verdict
+    from engine.vram.report import breakdown_lines, fit_text, fix_lines
 
     estimate = estimate_vram(cfg.values, buckets=list(plan.dataset.buckets))
     if estimate is None:
         print("estimated peak VRAM: unknown until the built-in model is built (first training run)")
         return
     gpu_bytes, _ = planned_gpu_bytes(cfg.values)
-    print(f"estimated peak VRAM: {estimate.total_gib:.1f} GiB ({verdict(estimate, gpu_bytes)})")
+    print(f"estimated peak VRAM: {estimate.total_gib:.1f} GiB — {fit_text(estimate, gpu_bytes)}")
     for row in breakdown_lines(estimate):
         print(row)
     if gpu_bytes and not estimate.fits(gpu_bytes):
