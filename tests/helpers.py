@@ -51,3 +51,25 @@ def load_lora_noting_complaints(pipe, path) -> list[str]:
         for logger in loggers:
             logger.removeHandler(records)
     return [m for m in records.messages + [str(w.message) for w in caught] if UNUSED_KEY_WORDS.search(m)]
+
+
+def load_text(tmp_path, text: str):
+    """Load a run file written from (dedented) YAML text."""
+    import textwrap
+
+    from engine.config import load_run_file
+
+    path = tmp_path / "run.yaml"
+    path.write_text(textwrap.dedent(text))
+    return load_run_file(path)
+
+
+def errors_of(tmp_path, text: str) -> list[str]:
+    """'field: message' of each error loading the YAML text gives."""
+    import pytest
+
+    from engine.problems import ProblemError
+
+    with pytest.raises(ProblemError) as info:
+        load_text(tmp_path, text)
+    return [f"{p.field}: {p.message}" for p in info.value.errors]

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 
-from engine.config import dump_run_yaml, load_run_file, validate_values
-from engine.problems import ProblemError
+from engine.config import dump_run_yaml, validate_values
+
+from .helpers import errors_of, load_text
 
 
-def load_text(tmp_path, text: str):
-    path = tmp_path / "run.yaml"
-    path.write_text(textwrap.dedent(text))
-    return load_run_file(path)
-
-
-def errors_of(tmp_path, text: str) -> list[str]:
-    with pytest.raises(ProblemError) as info:
-        load_text(tmp_path, text)
-    return [f"{p.field}: {p.message}" for p in info.value.errors]
 
 
 def test_step_saves_are_pruned_by_sd_scripts_window():
