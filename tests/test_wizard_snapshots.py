@@ -20,6 +20,13 @@ wizard_env = wizard_support.wizard_env  # a fixture shared by the wizard's tests
 SIZES = [(80, 24), (120, 40)]
 
 
+@pytest.fixture(autouse=True)
+def no_built_model(monkeypatch, tmp_path):
+    """Screens show more once the tiny model exists (its tokenizer, its file size); whether another
+    test in this process built it first must not change a picture, so these start with none."""
+    monkeypatch.setenv("TUI_LORA_CACHE", str(tmp_path / "empty-model-cache"))
+
+
 def demo_like_draft() -> Draft:
     return Draft({"model.quick_pick": "builtin-tiny-sd1", "folders.images": "dataset/images",
                   "folders.output_name": "mychar"})
