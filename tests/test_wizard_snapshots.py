@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from textual.widgets import Input
+
 from tui_lora.app import WizardApp
 from tui_lora.draft import Draft
 
@@ -39,6 +41,9 @@ def steps_to(step: int):
             pilot.app.open_step(number)
             await settle(pilot)
         await settle(pilot)
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False  # a blinking cursor is on or off by the clock: pin it on
+        await pilot.pause()
 
     return run_before
 
