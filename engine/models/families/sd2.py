@@ -1,5 +1,7 @@
 """SD 2.x: one OpenCLIP-H text encoder; the 512 px base predicts ε, the 768 px model v."""
 
+from dataclasses import replace
+
 from .base import ModelFamily
 from .sd_reference import SD_UNET
 
@@ -23,18 +25,14 @@ SD2 = ModelFamily(
     reference_configs=_REFERENCE,
 )
 
-SD2_V = ModelFamily(
+# The 768 px model differs only in what it predicts and what it is called.
+SD2_V = replace(
+    SD2,
     name="sd2-v",
     label="SD 2.x v-prediction",
-    naming="sd2",
     prediction_type="v_prediction",
     base_model_version="sd_v2_v",
     architecture="stable-diffusion-v2-768-v",
-    implementation="diffusers",
     config_repo="stabilityai/stable-diffusion-2-1",
     native_side=768,
-    text_encoder_components=("text_encoder",),
-    metadata_prefixes=("sd_v2", "stable-diffusion-v2"),
-    pipeline_class="StableDiffusionPipeline",
-    reference_configs=_REFERENCE,
 )
