@@ -51,6 +51,7 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
         print(f"{file}: not valid, nothing was started", file=sys.stderr)
         return 2
     if cfg.hardware.num_processes > 1 and not _inside_accelerate():
+        _build_builtin_model_before_the_ranks(cfg.model.path)
         command = launch_command(file, cfg.hardware.num_processes, cfg.hardware.gpu_ids, resume, run_id)
         # Argument list, no shell: paths from the run file are never interpreted.
         return subprocess.call(command)
@@ -85,7 +86,18 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
             print(message, file=sys.stderr)
         else:
             print(f"failed: {result.message}" + (f" ({result.hint})" if result.hint else ""), file=sys.stderr)
+    elif result.status == "failed":  # the main rank reports the run; this says why this rank left it
+        print(f"rank {rank} failed: {result.message}", file=sys.stderr)
     return result.exit_code
+
+
+def _build_builtin_model_before_the_ranks(model_path: str) -> None:
+    """Once the process group is up, transformers writes saved weights on rank 0 only, so the other
+    ranks could not build a built-in model themselves: it is built here, before they start."""
+    from .models.tiny import BUILTIN_MODELS, ensure_builtin_model
+
+    if model_path.strip() in BUILTIN_MODELS:
+        ensure_builtin_model(model_path.strip())
 
 
 def _never_fails(reporter):

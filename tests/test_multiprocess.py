@@ -32,6 +32,42 @@ def test_launch_command_asks_accelerate_for_several_processes_on_a_free_port():
     assert command[-6:] == ["-m", "engine", "train", "run.yaml", "--run-id", "abc"]
 
 
+def test_only_the_main_rank_checks_the_output_lock_its_own_run_holds(tiny_config, monkeypatch):
+    """Rank 1 starts its checks while rank 0 may already hold the output lock: that lock is the same
+    run's, so the other ranks leave the lock and existing-file checks to rank 0."""
+    from engine.outputs import OutputLock
+    from engine.train.preflight import output_problems
+
+    cfg = tiny_config()
+    Path(cfg.folders.output).mkdir(parents=True)
+    lock = OutputLock(cfg.folders.output, cfg.folders.output_name)
+    lock.acquire("20990101-000000-abcdef")  # rank 0 of this run, already registered
+    try:
+        (held,) = output_problems(cfg)
+        assert "another run (run 20990101-000000-abcdef" in held.message
+        assert output_problems(cfg, collisions=False) == []
+    finally:
+        lock.release()
+
+
+@pytest.mark.parametrize("rank, checks_collisions", [("0", True), ("1", False)])
+def test_run_config_asks_for_the_collision_checks_on_rank_0_only(tiny_config, monkeypatch, rank, checks_collisions):
+    from engine.problems import ProblemError
+    from engine.train import entry
+
+    asked = {}
+
+    def record_then_refuse(cfg, **kwargs):
+        asked.update(kwargs)
+        raise ProblemError([])
+
+    monkeypatch.setattr(entry, "output_problems", record_then_refuse)
+    monkeypatch.setenv("RANK", rank)
+    with pytest.raises(ProblemError):
+        entry.run_config(tiny_config())
+    assert asked["collisions"] is checks_collisions
+
+
 def test_two_processes_share_the_batches_and_only_the_main_one_writes(tiny_config, tmp_path):
     from engine.config import dump_run_yaml
     from engine.lorafile.io import read_lora_file
@@ -39,7 +75,10 @@ def test_two_processes_share_the_batches_and_only_the_main_one_writes(tiny_confi
     cfg = tiny_config(hardware__num_processes=2, training__batch_size=1, training__epochs=2)
     run_file = tmp_path / "two.yaml"
     run_file.write_text(dump_run_yaml(cfg))
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    # An empty model cache: the built-in model is built once before the ranks start (transformers
+    # writes weights on rank 0 only once the process group is up, so a rank cannot build it itself).
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT),
+               TUI_LORA_CACHE=str(tmp_path / "empty-cache"))
     done = subprocess.run([sys.executable, "-m", "engine", "train", str(run_file)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import secrets
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,11 +68,12 @@ def run_config(cfg: RunConfig, *, warnings: list[Problem] | None = None, config_
     run_id = run_id or os.environ.get("TUI_LORA_RUN_ID") or None
     resuming = resume is not None
     yaml_text = dump_run_yaml(cfg)
-    problems = list(warnings or []) + output_problems(cfg, resuming=resuming, run_file=config_path, yaml_text=yaml_text)
+    main = _is_main_process()
+    problems = list(warnings or []) + output_problems(cfg, resuming=resuming, run_file=config_path,
+                                                      yaml_text=yaml_text, collisions=main)
     if run_id is not None and not _SAFE_RUN_ID.fullmatch(run_id):
         problems.append(error("--run-id", f"'{run_id}' is not a usable run id", "letters, digits, '-', '_' and '.'"))
     raise_errors(problems)
-    main = _is_main_process()
     output = Path(cfg.folders.output)
     control = control or RunControl()
     control.install()  # from the first write on, a stop ends the run through its events
@@ -316,6 +318,8 @@ def _ended(trainer, run: RunDir | None, message: str, hint: str, *, exc: BaseExc
             traceback_path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
         except OSError:
             traceback_path = None
+    elif exc is not None:  # another rank of a multi-process run: no run folder, so its stderr is the record
+        traceback.print_exception(exc, file=sys.stderr)
     if status == "failed":
         _emit_safely(trainer, "error", message=message, hint=hint,
                      traceback_path=str(traceback_path) if traceback_path else None)

@@ -23,8 +23,10 @@ def preflight(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False, run_file
 
 
 def output_problems(cfg: RunConfig, *, resuming: bool = False, run_file: str | None = None,
-                    yaml_text: str | None = None) -> list[Problem]:
-    """Checks of the output folder and files: quick (no imports), so they run before the run registers."""
+                    yaml_text: str | None = None, collisions: bool = True) -> list[Problem]:
+    """Checks of the output folder and files: quick (no imports), so they run before the run registers.
+    `collisions=False` skips the existing-files and lock checks (the other ranks of a multi-process
+    run: the main rank owns the output, and its lock would otherwise look like another run's)."""
     from ..outputs import collision_problems
 
     problems: list[Problem] = []
@@ -38,7 +40,7 @@ def output_problems(cfg: RunConfig, *, resuming: bool = False, run_file: str | N
         problems.append(error("folders.output", f"{output} is a file, not a folder", "choose a folder"))
     elif output.exists() and not os.access(output, os.W_OK):
         problems.append(error("folders.output", f"{output} is not writable", "choose a folder you can write to"))
-    else:
+    elif collisions:
         problems += collision_problems(cfg, cfg.epochs, resuming=resuming, run_file=run_file, yaml_text=yaml_text)
     weights = cfg.network.weights
     if weights and not Path(weights).is_file():
