@@ -36,12 +36,50 @@ class FluxFamily(ModelFamily):
 
     # ------------------------------------------------------------------ training (torch inside)
 
-    def encode_text(self, tokenizers: list[Any], encoders: list[Any], captions: list[str], *, clip_skip: int,
-                    max_token_length: int, device: Any, t5_max_tokens: int = 512, t5_mask: bool = False) -> Any:
+    def objective(self, cfg: Any, base: Any, *, generator: Any, weight_dtype: Any, device: Any) -> Any:
+        from engine.train.flux_step import FlowMatchingObjective
+
+        return FlowMatchingObjective(cfg, base, generator=generator, weight_dtype=weight_dtype, device=device)
+
+    def text_options(self, cfg: Any, base: Any) -> dict[str, Any]:
+        variant = self.variant_of(base.unet.config)
+        return {"t5_max_tokens": self.t5_max_tokens(variant, cfg.flux.t5xxl_max_token_length),
+                "t5_mask": bool(cfg.flux.apply_t5_attn_mask)}
+
+    def encode_text(self, tokenizers: list[Any], encoders: list[Any], captions: list[str], *, device: Any,
+                    t5_max_tokens: int = 512, t5_mask: bool = False) -> Any:
         from engine.train.flux_step import encode_flux_captions
 
         return encode_flux_captions(tokenizers, encoders, captions, t5_max_tokens=t5_max_tokens,
                                     t5_mask=t5_mask, device=device)
+
+    def finish_metadata(self, metadata: dict[str, str], cfg: Any, base: Any) -> dict[str, str]:
+        """sd-scripts' Flux keys: base version, the variant's architecture and the flux: options."""
+        options = {name: cfg.values[f"flux.{name}"] for name in ref.TRAINING_OPTIONS}
+        metadata.update(ref.lora_metadata(self.variant_of(base.unet.config), options))
+        metadata["ss_network_module"] = "networks.lora_flux"  # sd-scripts' Flux LoRA module
+        for key in ("modelspec.prediction_type", "modelspec.encoder_layer", "ss_clip_skip"):
+            metadata.pop(key, None)  # flow matching is neither ε nor v; CLIP skip does not apply
+        return metadata
+
+    def write_lora(self, path: Any, weights: Any, *, base: Any, metadata: Any, save_dtype: Any, fmt: str) -> None:
+        from engine.lorafile.flux_io import save_flux_lora
+
+        save_flux_lora(path, weights, metadata=metadata, save_dtype=save_dtype, fmt=fmt)
+
+    def read_lora(self, path: Any, base: Any) -> Any:
+        from engine.lorafile.flux_io import read_flux_lora
+
+        return read_flux_lora(path)
+
+    def prepare_denoiser(self, denoiser: Any, cfg: Any) -> None:
+        pass  # diffusers' Flux attention already runs on PyTorch's fused attention
+
+    def lora_targets(self, denoiser: Any) -> list[str]:
+        """sd-scripts' default Flux targets: every linear layer of every double and single block."""
+        from engine.lorafile.flux_names import default_targets
+
+        return default_targets(len(denoiser.transformer_blocks), len(denoiser.single_transformer_blocks))
 
     def pipeline(self, *, vae: Any, text_encoders: list[Any], tokenizers: list[Any], denoiser: Any,
                  scheduler: Any) -> Any:
@@ -68,4 +106,7 @@ FLUX1 = FluxFamily(
     text_conditioning="clip_pooled_t5",
     metadata_prefixes=("flux1", "flux-1"),
     marks_v_in_version=False,
+    writes_prediction_type=ref.WRITES_PREDICTION_TYPE,
+    settings_section="flux",
+    trainable_text_encoders=1,  # CLIP-L only: T5 stays frozen (diffusers' loader drops T5 LoRA keys)
 )
