@@ -149,6 +149,16 @@ class ModelFamily:
             added = {"text_embeds": conditioning.pooled.to(dtype), "time_ids": size_conditions.to(noisy.device, dtype=dtype)}
         return denoiser(noisy, timesteps, conditioning.hidden.to(dtype), added_cond_kwargs=added).sample
 
+    def sample_scheduler(self, sampler: str, base: Any) -> Any:
+        """The diffusers scheduler samples are drawn with (`sampling.sampler` over the model's config)."""
+        from engine.train.sampling import build_sampler
+
+        return build_sampler(sampler, base.scheduler_config, base.prediction_type)
+
+    def sample_options(self, prompt: Any, clip_skip: int) -> dict[str, Any]:
+        """The family's own pipeline arguments for one sample prompt."""
+        return {"negative_prompt": prompt.negative or None, "clip_skip": clip_skip - 1 or None}
+
     def pipeline(self, *, vae: Any, text_encoders: list[Any], tokenizers: list[Any], denoiser: Any,
                  scheduler: Any) -> Any:
         """A diffusers pipeline over loaded components, for samples."""

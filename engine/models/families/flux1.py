@@ -81,6 +81,15 @@ class FluxFamily(ModelFamily):
 
         return default_targets(len(denoiser.transformer_blocks), len(denoiser.single_transformer_blocks))
 
+    def sample_scheduler(self, sampler: str, base: Any) -> Any:
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        return FlowMatchEulerDiscreteScheduler.from_config(base.scheduler_config)  # the model's own flow sampler
+
+    def sample_options(self, prompt: Any, clip_skip: int) -> dict[str, Any]:
+        # prompt.cfg is [dev]'s distilled guidance; a negative prompt would need a second (true CFG) pass
+        return {}
+
     def pipeline(self, *, vae: Any, text_encoders: list[Any], tokenizers: list[Any], denoiser: Any,
                  scheduler: Any) -> Any:
         from diffusers import FluxPipeline
