@@ -114,6 +114,13 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
             model.adapted[name] = apply_network(encoder, component=name, **common)
     if continue_from is not None:
         _load_continue_weights(model, continue_from)
+    if cfg.training.fp8_base:
+        from ..networks.fp8 import fp8_problems, store_in_fp8
+
+        problems = fp8_problems(cfg.training.mixed_precision, device.type)
+        if problems or weight_dtype not in (torch.bfloat16, torch.float16):
+            raise ProblemError(problems or fp8_problems("no", device.type))
+        store_in_fp8(base.unet, weight_dtype)
     base.spec.prepare_denoiser(base.unet, cfg)
     if cfg.training.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
