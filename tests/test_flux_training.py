@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.config import RunConfig, load_run_file
 from engine.lorafile import flux_names
+from engine.problems import ProblemError
 from engine.train.entry import run_config
 from engine.train.flux_step import FlowMatchingObjective, FlowOptions, apply_prediction_type, sample_sigmas, shifted
 from engine.train.setup import build_model
@@ -276,3 +277,24 @@ def test_flux_options_change_the_drawn_noise_levels(tmp_path):
     _, shift = _small_run(tmp_path, flux__timestep_sampling="shift")
     assert _losses(sigma) != _losses(shift)
 
+
+
+def test_gradient_checkpointing_trains_the_transformer_and_clip_l(tmp_path):
+    write_small_concepts(tmp_path / "images")
+    _, plain = _small_run(tmp_path, optimizer__text_encoder_lr=1e-3)
+    result, checkpointed = _small_run(tmp_path, optimizer__text_encoder_lr=1e-3, training__gradient_checkpointing=True)
+    assert result.trainer.model.base.unet.is_gradient_checkpointing
+    assert np.allclose(_losses(checkpointed), _losses(plain), atol=1e-4)  # recomputed, not changed
+
+
+def test_auto_family_refuses_sd_only_settings_once_the_model_shows_it_is_flux(tmp_path):
+    from engine.models.tiny_flux import ensure_tiny_flux_model
+
+    write_small_concepts(tmp_path / "images")
+    cfg = RunConfig.from_values({"model.quick_pick": "custom", "model.family": "auto",
+                                 "model.path": str(ensure_tiny_flux_model()), "folders.images": str(tmp_path / "images"),
+                                 "folders.output": str(tmp_path / "out"), "training.min_snr_gamma": 5.0,
+                                 "optimizer.text_encoder_lr": 0.0})
+    with pytest.raises(ProblemError) as info:
+        build_model(cfg, torch.device("cpu"), torch.float32)
+    assert [p.field for p in info.value.errors] == ["training.min_snr_gamma"]

@@ -96,6 +96,9 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
                            v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl,
                            family=requested_family(cfg.values), clip_l=cfg.model.clip_l, t5xxl=cfg.model.t5xxl,
                            ae=cfg.model.ae)
+    problems = base.spec.run_problems(cfg.values)  # `auto` knows the family only now
+    if problems:
+        raise ProblemError(problems)
     if isinstance(continue_from, (str, os.PathLike)):
         continue_from = read_continue_file(continue_from, base)
     shape = network_shape(cfg, continue_from, base.unet)

@@ -64,6 +64,11 @@ class ModelFamily:
             return self.base_model_version + "_v"
         return self.base_model_version
 
+    def run_problems(self, values: Mapping[str, Any]) -> list[Any]:
+        """Settings this family cannot train with, checked once the model is loaded (`model.family: auto`
+        learns the family only then). SD families: none beyond the validation rules."""
+        return []
+
     def finish_metadata(self, metadata: dict[str, str], cfg: Any, base: Any) -> dict[str, str]:
         """The family's own metadata on top of the common keys (SD: nothing to add)."""
         return metadata

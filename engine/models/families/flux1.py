@@ -53,6 +53,11 @@ class FluxFamily(ModelFamily):
         return encode_flux_captions(tokenizers, encoders, captions, t5_max_tokens=t5_max_tokens,
                                     t5_mask=t5_mask, device=device)
 
+    def run_problems(self, values: Any) -> list[Any]:
+        from engine.config.settings_flux import flux_rules
+
+        return [p for p in flux_rules({**values, "model.family": self.name}) if p.is_error]
+
     def finish_metadata(self, metadata: dict[str, str], cfg: Any, base: Any) -> dict[str, str]:
         """sd-scripts' Flux keys: base version, the variant's architecture and the flux: options."""
         options = {name: cfg.values[f"flux.{name}"] for name in ref.TRAINING_OPTIONS}
