@@ -151,13 +151,25 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
     return estimate
 
 
+def flux_text_tokens(values: Mapping[str, Any], parts: ModelParts) -> int:
+    """T5 tokens per caption: the setting, else the variant's own length ([schnell] 256, [dev] 512)."""
+    from engine.models.families import flux1_reference as ref  # torch-free facts
+
+    configured = values.get("flux.t5xxl_max_token_length")
+    if configured:
+        return int(configured)
+    # the reference configs are [dev]'s; the [schnell] hub id names the other variant
+    schnell = str(values.get("model.path") or "").lower() == ref.HUB_IDS["schnell"].lower()
+    return ref.T5_MAX_TOKENS["schnell" if schnell else ref.variant_of_config(parts.denoiser)]
+
+
 def _activations(parts: ModelParts, values: Mapping[str, Any], width: int, height: int, batch: int,
                  checkpointing: bool, rank: int, network_type: str, train_te: bool) -> act.ActivationModel:
     scale = parts.vae_scale
     windows = max(1, int(values.get("training.max_token_length") or 75) // 75)
     if parts.is_flux:
         image_tokens = (width // scale // 2) * (height // scale // 2)
-        text_tokens = int(values.get("flux.t5xxl_max_token_length") or 512)
+        text_tokens = flux_text_tokens(values, parts)
         model = act.flux_activations(parts.denoiser, image_tokens=image_tokens, text_tokens=text_tokens,
                                      batch=batch, checkpointing=checkpointing, lora_rank=rank)
     else:
