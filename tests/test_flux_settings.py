@@ -89,7 +89,7 @@ def test_single_file_flux_run_file_names_each_missing_file(tmp_path):
     with pytest.raises(ProblemError) as info:
         load_text(tmp_path, text)
     fields = {p.field for p in info.value.errors}
-    assert {"model.clip_l", "model.ae"} <= fields and "model.t5xxl" not in fields
+    assert {"model.clip_l", "model.ae", "model.config_dir"} <= fields and "model.t5xxl" not in fields
 
 
 def _bfl_file(path, guidance: bool):

@@ -298,3 +298,25 @@ def test_auto_family_refuses_sd_only_settings_once_the_model_shows_it_is_flux(tm
     with pytest.raises(ProblemError) as info:
         build_model(cfg, torch.device("cpu"), torch.float32)
     assert [p.field for p in info.value.errors] == ["training.min_snr_gamma"]
+
+
+def test_flux_run_stopped_and_resumed_gives_the_uninterrupted_lora(tmp_path):
+    from engine.train.control import RunControl
+
+    write_small_concepts(tmp_path / "images")
+    whole, _ = _small_run(tmp_path, training__epochs=2, folders__output=str(tmp_path / "whole"))
+    control = RunControl()
+    stop_at_step_2 = lambda e: e["type"] == "step" and e["step"] == 2 and control.stop_requested.set()  # noqa: E731
+    values = {"model.quick_pick": "builtin-tiny-flux1", "folders.images": str(tmp_path / "images"),
+              "folders.output": str(tmp_path / "out"), "folders.output_name": "lora", "network.rank": 4,
+              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_core": 1, "buckets.step": 32,
+              "training.max_resolution": [64, 64], "optimizer.name": "AdamW", "optimizer.text_encoder_lr": 0.0,
+              "optimizer.scheduler": "constant", "optimizer.warmup_percent": 0.0, "training.epochs": 2,
+              "training.save_state": True}
+    cfg = RunConfig.from_values(values)
+    assert run_config(cfg, on_event=stop_at_step_2, control=control).status == "stopped"
+    assert run_config(cfg, resume="latest").status == "completed"
+    expected, resumed = load_file(str(whole.outputs[-1])), load_file(str(tmp_path / "out" / "lora.safetensors"))
+    assert expected.keys() == resumed.keys()
+    for key in expected:
+        torch.testing.assert_close(resumed[key], expected[key], rtol=1e-5, atol=1e-6)
