@@ -216,6 +216,19 @@ def test_each_prediction_type_gives_its_own_loss_on_the_same_draws(run):
     assert len({round(v, 6) for v in losses.values()}) == 3
 
 
+@pytest.mark.parametrize("change", [
+    {"flux__apply_t5_attn_mask": True},  # padding hidden from T5 and from the joint attention
+    {"flux__guidance_scale": 5.0},  # [dev]'s guidance input
+    {"flux__t5xxl_max_token_length": 16},  # fewer T5 tokens
+    {"flux__discrete_flow_shift": 1.0},  # the sigma schedule's shift
+    {"flux__timestep_sampling": "flux_shift", "flux__sigmoid_scale": 2.0},
+    {"training__ip_noise_gamma": 0.5},  # input perturbation applies to Flux, as in sd-scripts
+])
+def test_each_flux_option_changes_the_loss_on_the_same_draws(run, change):
+    cfg = run[0]
+    assert _fixed_loss(cfg.replace(**change), draws=4) != pytest.approx(_fixed_loss(cfg, draws=4), abs=1e-7)
+
+
 # ----------------------------------------------------------------------------- options that change the run
 
 
