@@ -333,3 +333,24 @@ def test_flux_run_stopped_and_resumed_gives_the_uninterrupted_lora(tmp_path):
     assert expected.keys() == resumed.keys()
     for key in expected:
         torch.testing.assert_close(resumed[key], expected[key], rtol=1e-5, atol=1e-6)
+
+
+def test_schnell_shaped_transformer_trains_without_a_guidance_input():
+    from types import SimpleNamespace
+
+    from diffusers import FluxTransformer2DModel
+
+    from engine.train.flux_step import FluxConditioning
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=32, guidance_embeds=False, axes_dims_rope=(4, 6, 6))
+    cfg = RunConfig.from_values({"model.quick_pick": "builtin-tiny-flux1", "folders.images": "/data"})
+    objective = FlowMatchingObjective(cfg, SimpleNamespace(unet=transformer, vae_scale_factor=4),
+                                      generator=torch.Generator().manual_seed(0), weight_dtype=torch.float32,
+                                      device=torch.device("cpu"))
+    assert objective.guidance is False
+    cond = FluxConditioning(torch.randn(2, 8, 32), torch.randn(2, 32))
+    loss = objective.loss(transformer, torch.randn(2, 16, 8, 8), cond, torch.ones(2), None, contextlib.nullcontext)
+    assert math.isfinite(loss.item())
