@@ -275,12 +275,15 @@ def fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-def test_fp8_base_holds_the_transformer_in_float8_and_trains(tmp_path, fresh_accelerate_state):
+@pytest.mark.parametrize("pick", ["builtin-tiny-flux1", "builtin-tiny-sd1"])
+def test_fp8_base_holds_the_frozen_denoiser_in_float8_and_trains(tmp_path, fresh_accelerate_state, pick):
     write_small_concepts(tmp_path / "images")
-    result, events = _small_run(tmp_path, training__fp8_base=True, training__mixed_precision="bf16")
-    unet = result.trainer.model.base.unet
-    assert unet.transformer_blocks[0].attn.to_q.base_layer.weight.dtype == torch.float8_e4m3fn
-    assert unet.transformer_blocks[0].attn.to_q.lora_A["default"].weight.dtype == torch.float32
+    result, events = _small_run(tmp_path, model__quick_pick=pick, training__fp8_base=True,
+                                training__mixed_precision="bf16")
+    linears = [m for m in result.trainer.model.base.unet.modules() if type(m) is torch.nn.Linear]
+    frozen = [m for m in linears if not m.weight.requires_grad]
+    assert frozen and all(m.weight.dtype == torch.float8_e4m3fn for m in frozen)
+    assert all(m.weight.dtype == torch.float32 for m in linears if m.weight.requires_grad)  # the LoRA itself
     assert all(math.isfinite(x) for x in _losses(events))
 
 
