@@ -74,15 +74,20 @@ def model_configs(values: Mapping[str, Any]) -> tuple[dict, list[dict], str] | N
         encoders = [c for name in ("text_encoder", "text_encoder_2")
                     if (c := _read_json(folder / name / "config.json")) is not None]
         if unet and encoders:
-            return unet, encoders, f"the configs in {folder}"
+            return unet, _trainable(unet, encoders), f"the configs in {folder}"
     if path.startswith("builtin-tiny"):
         return None  # shapes known only once it is built on first use
     family = families.of_values(values)
     reference = family.reference_configs
-    denoiser = reference.get("unet")
-    if denoiser is None:  # FLUX.1's reference names its transformer
-        denoiser = {"_class_name": "FluxTransformer2DModel", **reference["transformer"]}
-    return denoiser, reference["text_encoders"], f"the reference {family.naming.upper()} layout"
+    # a transformer reference (FLUX.1) is named by its class, as its saved config would be
+    unet = reference.get("unet") or {"_class_name": "FluxTransformer2DModel", **reference["transformer"]}
+    encoders = list(reference["text_encoders"])[:family.trainable_text_encoders or None]
+    return unet, encoders, f"the reference {family.naming.upper()} layout"
+
+
+def _trainable(denoiser: dict, encoders: list[dict]) -> list[dict]:
+    """The text encoders a LoRA can train: FLUX.1's CLIP-L only (its T5 stays frozen)."""
+    return encoders[:1] if denoiser.get("_class_name") == "FluxTransformer2DModel" else encoders
 
 
 def _diffusers_folder(path: str) -> Path | None:
@@ -92,8 +97,8 @@ def _diffusers_folder(path: str) -> Path | None:
         folder = builtin_model_dir(path)
     else:
         folder = Path(path).expanduser()
-    found = any((folder / part / "config.json").is_file() for part in ("unet", "transformer"))
-    return folder if found else None
+    denoisers = (folder / "unet" / "config.json", folder / "transformer" / "config.json")
+    return folder if any(config.is_file() for config in denoisers) else None
 
 
 def _read_json(path: Path) -> dict | None:

@@ -89,7 +89,7 @@ def test_single_file_flux_run_file_names_each_missing_file(tmp_path):
     with pytest.raises(ProblemError) as info:
         load_text(tmp_path, text)
     fields = {p.field for p in info.value.errors}
-    assert {"model.clip_l", "model.ae"} <= fields and "model.t5xxl" not in fields
+    assert {"model.clip_l", "model.ae", "model.config_dir"} <= fields and "model.t5xxl" not in fields
 
 
 def _bfl_file(path, guidance: bool):
@@ -116,3 +116,21 @@ def test_single_flux_transformer_file_is_detected_and_asks_for_its_encoders_and_
     with pytest.raises(ProblemError) as info:
         load_base_model(str(file), family="sdxl")
     assert {p.field for p in info.value.errors} == {"model.family"}
+
+
+def test_schnell_is_told_by_its_config_in_metadata_and_t5_length():
+    from types import SimpleNamespace
+
+    from engine.config import RunConfig
+    from engine.models import families
+
+    flux = families.get("flux1")
+    cfg = RunConfig.from_values(FLUX)
+    schnell = SimpleNamespace(unet=SimpleNamespace(config={"guidance_embeds": False}))
+    dev = SimpleNamespace(unet=SimpleNamespace(config={"guidance_embeds": True}))
+    assert flux.text_options(cfg, schnell)["t5_max_tokens"] == 256
+    assert flux.text_options(cfg, dev)["t5_max_tokens"] == 512
+    assert flux.text_options(cfg.replace(flux__t5xxl_max_token_length=77), schnell)["t5_max_tokens"] == 77
+    metadata = flux.finish_metadata({"modelspec.prediction_type": "epsilon", "ss_clip_skip": "1"}, cfg, schnell)
+    assert metadata["modelspec.architecture"] == "flux-1-schnell/lora"
+    assert "modelspec.prediction_type" not in metadata and "ss_clip_skip" not in metadata

@@ -216,6 +216,19 @@ def test_each_prediction_type_gives_its_own_loss_on_the_same_draws(run):
     assert len({round(v, 6) for v in losses.values()}) == 3
 
 
+@pytest.mark.parametrize("change", [
+    {"flux__apply_t5_attn_mask": True},  # padding hidden from T5 and from the joint attention
+    {"flux__guidance_scale": 5.0},  # [dev]'s guidance input
+    {"flux__t5xxl_max_token_length": 16},  # fewer T5 tokens
+    {"flux__discrete_flow_shift": 1.0},  # the sigma schedule's shift
+    {"flux__timestep_sampling": "flux_shift", "flux__sigmoid_scale": 2.0},
+    {"training__ip_noise_gamma": 0.5},  # input perturbation applies to Flux, as in sd-scripts
+])
+def test_each_flux_option_changes_the_loss_on_the_same_draws(run, change):
+    cfg = run[0]
+    assert _fixed_loss(cfg.replace(**change), draws=4) != pytest.approx(_fixed_loss(cfg, draws=4), abs=1e-7)
+
+
 # ----------------------------------------------------------------------------- options that change the run
 
 
@@ -262,12 +275,15 @@ def fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-def test_fp8_base_holds_the_transformer_in_float8_and_trains(tmp_path, fresh_accelerate_state):
+@pytest.mark.parametrize("pick", ["builtin-tiny-flux1", "builtin-tiny-sd1"])
+def test_fp8_base_holds_the_frozen_denoiser_in_float8_and_trains(tmp_path, fresh_accelerate_state, pick):
     write_small_concepts(tmp_path / "images")
-    result, events = _small_run(tmp_path, training__fp8_base=True, training__mixed_precision="bf16")
-    unet = result.trainer.model.base.unet
-    assert unet.transformer_blocks[0].attn.to_q.base_layer.weight.dtype == torch.float8_e4m3fn
-    assert unet.transformer_blocks[0].attn.to_q.lora_A["default"].weight.dtype == torch.float32
+    result, events = _small_run(tmp_path, model__quick_pick=pick, training__fp8_base=True,
+                                training__mixed_precision="bf16")
+    linears = [m for m in result.trainer.model.base.unet.modules() if type(m) is torch.nn.Linear]
+    frozen = [m for m in linears if not m.weight.requires_grad]
+    assert frozen and all(m.weight.dtype == torch.float8_e4m3fn for m in frozen)
+    assert all(m.weight.dtype == torch.float32 for m in linears if m.weight.requires_grad)  # the LoRA itself
     assert all(math.isfinite(x) for x in _losses(events))
 
 
@@ -298,3 +314,46 @@ def test_auto_family_refuses_sd_only_settings_once_the_model_shows_it_is_flux(tm
     with pytest.raises(ProblemError) as info:
         build_model(cfg, torch.device("cpu"), torch.float32)
     assert [p.field for p in info.value.errors] == ["training.min_snr_gamma"]
+
+
+def test_flux_run_stopped_and_resumed_gives_the_uninterrupted_lora(tmp_path):
+    from engine.train.control import RunControl
+
+    write_small_concepts(tmp_path / "images")
+    whole, _ = _small_run(tmp_path, training__epochs=2, folders__output=str(tmp_path / "whole"))
+    control = RunControl()
+    stop_at_step_2 = lambda e: e["type"] == "step" and e["step"] == 2 and control.stop_requested.set()  # noqa: E731
+    values = {"model.quick_pick": "builtin-tiny-flux1", "folders.images": str(tmp_path / "images"),
+              "folders.output": str(tmp_path / "out"), "folders.output_name": "lora", "network.rank": 4,
+              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_core": 1, "buckets.step": 32,
+              "training.max_resolution": [64, 64], "optimizer.name": "AdamW", "optimizer.text_encoder_lr": 0.0,
+              "optimizer.scheduler": "constant", "optimizer.warmup_percent": 0.0, "training.epochs": 2,
+              "training.save_state": True}
+    cfg = RunConfig.from_values(values)
+    assert run_config(cfg, on_event=stop_at_step_2, control=control).status == "stopped"
+    assert run_config(cfg, resume="latest").status == "completed"
+    expected, resumed = load_file(str(whole.outputs[-1])), load_file(str(tmp_path / "out" / "lora.safetensors"))
+    assert expected.keys() == resumed.keys()
+    for key in expected:
+        torch.testing.assert_close(resumed[key], expected[key], rtol=1e-5, atol=1e-6)
+
+
+def test_schnell_shaped_transformer_trains_without_a_guidance_input():
+    from types import SimpleNamespace
+
+    from diffusers import FluxTransformer2DModel
+
+    from engine.train.flux_step import FluxConditioning
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=32, guidance_embeds=False, axes_dims_rope=(4, 6, 6))
+    cfg = RunConfig.from_values({"model.quick_pick": "builtin-tiny-flux1", "folders.images": "/data"})
+    objective = FlowMatchingObjective(cfg, SimpleNamespace(unet=transformer, vae_scale_factor=4),
+                                      generator=torch.Generator().manual_seed(0), weight_dtype=torch.float32,
+                                      device=torch.device("cpu"))
+    assert objective.guidance is False
+    cond = FluxConditioning(torch.randn(2, 8, 32), torch.randn(2, 32))
+    loss = objective.loss(transformer, torch.randn(2, 16, 8, 8), cond, torch.ones(2), None, contextlib.nullcontext)
+    assert math.isfinite(loss.item())

@@ -262,4 +262,7 @@ def flux_rules(v: Mapping[str, Any]) -> list[Problem]:
             if not v[key]:
                 out.append(error(key, "a single-file FLUX.1 transformer needs its text encoders and autoencoder as files",
                                  f"set {key} to the matching .safetensors file"))
+        if not v["model.config_dir"]:
+            out.append(error("model.config_dir", "a single-file FLUX.1 needs FLUX.1's configs and tokenizers",
+                             "set model.config_dir to a diffusers FLUX.1 folder (weights not needed)"))
     return out

@@ -7,7 +7,6 @@ reports every step as an event.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -247,34 +246,9 @@ class Trainer(RunReporting, Checkpointing):
             if name not in named:
                 encoder.eval()
         if self.cfg.training.cache_text_encoder_outputs:
-            self._cache_text_outputs()
+            from .text_cache import cache_text_outputs
 
-    def _cache_text_outputs(self) -> None:
-        """Encode every caption now (validation refused anything that changes captions per step), then
-        let the encoders go when nothing else needs them."""
-        from .text_cache import TextOutputCache, encoders_fingerprint
-
-        cfg, base = self.cfg, self.model.base
-        self.phase("caching", "caching text encoder outputs")
-        self.caption_cache = ConditioningCache(budget_bytes=None)
-        rng = random.Random(0)  # unused: no shuffle or dropout (validation), so captions are fixed
-        captions = [process_caption(item.caption, rng=rng) for item in self.plan.dataset.items]
-        identity = json.dumps([base.family, self.text_options, encoders_fingerprint(self.text_encoders)],
-                              sort_keys=True, default=str)
-        cache = TextOutputCache(identity, disk=cfg.training.cache_text_encoder_outputs_to_disk, device=self.device)
-        cache.fill(self.caption_cache, captions, self._encode_captions, batch_size=cfg.training.batch_size,
-                   progress=lambda done, total: self.emit("caching", stage="text", done=done, total=total,
-                                                          reused=cache.hits, encoded=cache.misses))
-        self.emit("log", message=f"text encoder cache: reused {cache.hits} cached captions, encoded {cache.misses}",
-                  reused=cache.hits, encoded=cache.misses)
-        if not cfg.sampling.prompts and not self.model.train_text_encoder:
-            self.text_encoders = []  # every caption is cached: their memory goes to training
-            base.text_encoders.clear()
-            import gc
-
-            gc.collect()
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            cache_text_outputs(self)
 
     def freeze_text_encoder(self) -> None:
         """Stop training the text encoder: its LoRA weights keep their values from here on."""

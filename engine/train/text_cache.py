@@ -116,3 +116,32 @@ class TextOutputCache:
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)  # a full cache disk must not stop training
+
+
+def cache_text_outputs(trainer: Any) -> None:
+    """Encode every caption of the run now (validation refused anything that changes captions per
+    step), then let the text encoders go when neither samples nor text-encoder training need them."""
+    import gc
+    import random
+
+    from ..dataset.captions import process_caption
+
+    cfg, base = trainer.cfg, trainer.model.base
+    trainer.phase("caching", "caching text encoder outputs")
+    trainer.caption_cache = ConditioningCache(budget_bytes=None)
+    rng = random.Random(0)  # never drawn from: no shuffle or dropout, so each image has one caption
+    captions = [process_caption(item.caption, rng=rng) for item in trainer.plan.dataset.items]
+    identity = json.dumps([base.family, trainer.text_options, encoders_fingerprint(trainer.text_encoders)],
+                          sort_keys=True, default=str)
+    cache = TextOutputCache(identity, disk=cfg.training.cache_text_encoder_outputs_to_disk, device=trainer.device)
+    cache.fill(trainer.caption_cache, captions, trainer._encode_captions, batch_size=cfg.training.batch_size,
+               progress=lambda done, total: trainer.emit("caching", stage="text", done=done, total=total,
+                                                         reused=cache.hits, encoded=cache.misses))
+    trainer.emit("log", message=f"text encoder cache: reused {cache.hits} cached captions, encoded {cache.misses}",
+                 reused=cache.hits, encoded=cache.misses)
+    if not cfg.sampling.prompts and not trainer.model.train_text_encoder:
+        trainer.text_encoders = []  # every caption is cached: their memory goes to training
+        base.text_encoders.clear()
+        gc.collect()
+        if trainer.device.type == "cuda":
+            torch.cuda.empty_cache()
