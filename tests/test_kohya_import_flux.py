@@ -99,3 +99,12 @@ def test_flux_options_without_counterpart_are_named_for_flux():
     notes = {n.field: n.message for n in convert_kohya_settings({"flux1_checkbox": True, "blocks_to_swap": 8,
                                                                  "train_t5xxl": True}).notes}
     assert "block swapping" in notes["blocks_to_swap"] and "T5" in notes["train_t5xxl"]
+
+
+def test_sdxl_tab_cache_checkbox_turns_on_text_encoder_caching_for_sdxl_only():
+    sdxl = convert_kohya_settings({"sdxl": True, "pretrained_model_name_or_path": "sdxl-base", "text_encoder_lr": 0,
+                                   "sdxl_cache_text_encoder_outputs": True})
+    assert sdxl.config.training.cache_text_encoder_outputs
+    assert "sdxl_cache_text_encoder_outputs" not in {n.field for n in sdxl.notes}
+    sd15 = convert_kohya_settings({"pretrained_model_name_or_path": "sd15", "sdxl_cache_text_encoder_outputs": True})
+    assert not sd15.config.training.cache_text_encoder_outputs  # the SDXL tab is not read for SD 1.x

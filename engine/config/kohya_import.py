@@ -39,6 +39,7 @@ from .kohya_tables import (
     REFUSED_NETWORK_TYPES,
     REFUSED_MODEL_FLAGS,
     FLUX_GUI_RENAMES,
+    SDXL_GUI_RENAMES,
     FLUX_NETWORK_TYPE,
     is_flux_config,
     HUB_PICKS,
@@ -189,8 +190,12 @@ class _Conversion:
     def _rename_old_keys(self) -> None:
         renames = [("lora_network_weights", "network_weights"),
                    ("stop_text_encoder_training_pct", "stop_text_encoder_training")]
-        if self.flux:  # the Flux tab's cache checkboxes are sd-scripts' plain cache flags
+        # the Flux and SDXL tabs' cache checkboxes are sd-scripts' plain cache flag, each read
+        # only for its own model (an SD config keeps the other tab's checkbox filled, unread)
+        if self.flux:
             renames += list(FLUX_GUI_RENAMES.items())
+        elif SCOPES["sdxl"](self.data):
+            renames += list(SDXL_GUI_RENAMES.items())
         for old, new in renames:
             if old in self.data and (_is_empty(self.data.get(new)) or self.data[new] == self.data[old]):
                 self.data[new] = self.data.pop(old)
@@ -256,6 +261,7 @@ class _Conversion:
         if not self.flux:  # Kohya reads the Flux keys only for FLUX.1
             for key in _FLUX_ONLY_KEYS:
                 self.take(key)
+        self.take("sdxl_cache_text_encoder_outputs")  # renamed above when the config is SDXL
 
     def _model(self) -> None:
         path_raw, listed = self.take("pretrained_model_name_or_path"), self.take("model_list")

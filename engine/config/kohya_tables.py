@@ -42,9 +42,10 @@ REFUSED_NETWORK_TYPES = {
 REFUSED_MODEL_FLAGS = {"sd3_checkbox": "Stable Diffusion 3", "anima_checkbox": "Anima"}
 # The GUI's FLUX.1 LoRA type (sd-scripts' networks.lora_flux): a plain LoRA on the Flux transformer.
 FLUX_NETWORK_TYPE = "Flux1"
-# The GUI's own names for sd-scripts' text-encoder cache flags on its FLUX.1 tab.
+# The GUI's own names for sd-scripts' text-encoder cache flags on its FLUX.1 and SDXL tabs.
 FLUX_GUI_RENAMES = {"flux1_cache_text_encoder_outputs": "cache_text_encoder_outputs",
                     "flux1_cache_text_encoder_outputs_to_disk": "cache_text_encoder_outputs_to_disk"}
+SDXL_GUI_RENAMES = {"sdxl_cache_text_encoder_outputs": "cache_text_encoder_outputs"}
 
 
 def _true(value: Any) -> bool:
@@ -117,7 +118,6 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "LoRA+ learning-rate ratios", {"loraplus_lr_ratio": 0, "loraplus_text_encoder_lr_ratio": 0, "loraplus_unet_lr_ratio": 0}),
     ("always", "GGPO regularisation", {"train_lora_ggpo": False}),
     ("always", "turning off token padding", {"no_token_padding": False}),
-    ("sdxl", "caching text-encoder outputs", {"sdxl_cache_text_encoder_outputs": False}),
     ("wandb", "stored W&B settings (log in with `wandb login`)", {"wandb_api_key": "", "wandb_run_name": ""}),
     ("dynamo", "torch.compile (dynamo)", {"dynamo_mode": "default", "dynamo_use_fullgraph": False, "dynamo_use_dynamic": False}),
     ("lycoris", "this LyCORIS option", {"LyCORIS_preset": "full", "use_tucker": False, "use_scalar": False,
