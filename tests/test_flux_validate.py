@@ -138,3 +138,11 @@ def test_real_size_flux_file_estimate_is_sd_scripts_fused_layout():
     size, note = estimate_file_size(values)
     assert "304 layers" in note  # 19 double blocks × 10 modules + 38 single blocks × 3, as sd-scripts names them
     assert 250e6 < size < 300e6  # block-diagonal fused q/k/v(+mlp) rows make it larger than the unfused count
+
+
+def test_fp8_base_estimate_holds_only_the_transformer_in_fp8_as_the_engine_does():
+    # engine/networks/fp8.py stores the denoiser's linears in fp8; T5 stays in the mixed-precision type
+    plain, fp8 = _lines(_flux(**{"optimizer.text_encoder_lr": 0.0})), _lines(
+        _flux(**{"optimizer.text_encoder_lr": 0.0, "training.fp8_base": True}))
+    assert fp8["text encoder 2 weights (T5)"] == plain["text encoder 2 weights (T5)"] > 9 * 10**9
+    assert fp8["transformer weights"] < plain["transformer weights"]

@@ -1,7 +1,8 @@
 """The peak-VRAM estimate of a run: named lines that add up to the peak, from the settings alone.
 
 Torch-free. What the engine does decides each line (engine/train/setup.py and loop.py): the
-denoiser and text encoders are held in the mixed-precision dtype (fp8 when fp8_base is set), the
+denoiser and text encoders are held in the mixed-precision dtype (the denoiser in fp8 when fp8_base
+is set: engine/networks/fp8.py stores only the denoiser's linears so; T5 stays 16-bit), the
 VAE in fp32 and moved off the GPU once latents are cached (unless samples are drawn), LoRA
 parameters and their gradients in fp32, optimizer state as optimizer_state.py lists, and the
 activations of one forward/backward pass at the largest bucket (activations.py).
@@ -113,8 +114,7 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
         if cached_text:
             lines.append(Line(name, 0, "off the GPU: its outputs are cached"))
             continue
-        dtype = "fp8" if fp8 and is_t5 else precision
-        lines.append(Line(name, count * _DTYPE_BYTES[dtype], f"{count / 1e6:,.0f}M parameters in {dtype}"))
+        lines.append(Line(name, count * _DTYPE_BYTES[precision], f"{count / 1e6:,.0f}M parameters in {precision}"))
     vae = vae_parameters(parts.vae)
     vae_leaves = bool(values.get("training.cache_latents", True)) and not values.get("sampling.prompts")
     lines.append(Line("VAE weights", 0 if vae_leaves else vae * 4,
