@@ -44,6 +44,10 @@ async def test_flux_options_are_enabled_for_flux_and_disabled_with_the_reason_fo
         assert fields["training.min_snr_gamma"].control.disabled
         assert "flow matching" in app.draft.disabled_reason(SETTINGS["training.min_snr_gamma"])
 
+        await open_step(pilot, 4)  # the real-size estimate, from FLUX.1's reference configs
+        vram = str(app.screen.query_one("#vram").render())
+        assert "peak ≈" in vram and "transformer weights" in vram, vram
+
 
 @run_async
 async def test_flux_run_made_with_keys_saves_a_yaml_that_loads_and_validates(dataset, wizard_env):
