@@ -8,8 +8,13 @@ generated dataset) through the real engine (`engine.train.entry.run_config`) at 
 resolution in bf16 with the settings people typically use. The table shows the median s/step,
 torch.cuda.max_memory_allocated / memory_reserved, the dashboard's figures (the `step` events'
 peak and reserved), the estimate (allocated part and total with context and allocator slack), and
-the estimate's error against the measured peak. Adding a family (FLUX.1 once engine.models can
-build it) is one builder function and one entry in MODELS. Exits with a message when no CUDA.
+the estimate's error against the measured peak. Adding a family is one builder function and one
+entry in MODELS. Exits with a message when no CUDA.
+
+FLUX.1 [dev] (`flux1`, and `flux1-fp8` with `training.fp8_base`) is built on the meta device and
+materialised straight on the GPU in bf16 (12B + 4.7B parameters: a CPU init would take minutes),
+then trained at 512 px, LoRA rank 16, AdamW8bit, gradient checkpointing, text-encoder outputs
+cached, as sd-scripts' Flux guides set it up. Both entries share one saved model folder.
 """
 
 from __future__ import annotations
@@ -29,18 +34,23 @@ GIB = 1024 ** 3
 DEVICE = "cuda"  # where the random weights are drawn (a dry run on the CPU sets "cpu")
 
 
-def _text_encoder(config: dict, pad_token: str):
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+def _clip_config(config: dict, pad_token: str):
+    from transformers import CLIPTextConfig
 
     from engine.models.tokenizer import END_TOKEN, clip_vocab_and_merges
 
     vocab, _ = clip_vocab_and_merges()
     keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
             "max_position_embeddings", "projection_dim", "hidden_act")
-    text_config = CLIPTextConfig(**{k: config[k] for k in keys}, pad_token_id=vocab[pad_token],
-                                 bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab[END_TOKEN])
+    return CLIPTextConfig(**{k: config[k] for k in keys}, pad_token_id=vocab[pad_token],
+                          bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab[END_TOKEN])
+
+
+def _text_encoder(config: dict, pad_token: str):
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
     cls = CLIPTextModelWithProjection if config["_class_name"] == "CLIPTextModelWithProjection" else CLIPTextModel
-    return cls(text_config)
+    return cls(_clip_config(config, pad_token))
 
 
 def _components(family: str):
@@ -94,8 +104,98 @@ def build_sdxl(folder: Path) -> dict:
             "optimizer.text_encoder_lr": 0.0, "training.gradient_checkpointing": True}
 
 
-# name -> (builder writing a diffusers folder and returning the run's settings, native side)
-MODELS = {"sd15": (build_sd15, 512), "sdxl": (build_sdxl, 1024)}
+def _materialise(cls, config, dtype, device: str):
+    """`cls(config)` with its parameters made on the meta device, then given storage on `device` in
+    `dtype` and random weights (normal 0.02, norms 1, biases 0): no full-precision copy is ever made.
+    Buffers (position ids, rotary tables) are built for real, as the model computes them."""
+    import torch
+    from accelerate import init_empty_weights
+    from accelerate.utils import set_module_tensor_to_device
+
+    with init_empty_weights(include_buffers=False):
+        module = cls(**config) if isinstance(config, dict) else cls(config)
+    for name, param in list(module.named_parameters()):
+        set_module_tensor_to_device(module, name, device, value=torch.empty(param.shape, dtype=dtype, device=device))
+    module.to(device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    with torch.no_grad():
+        for name, tensor in module.named_parameters():
+            if name.endswith("bias"):
+                tensor.zero_()
+            elif "norm" in name or tensor.dim() == 1:
+                tensor.fill_(1.0)
+            else:
+                tensor.normal_(0.0, 0.02, generator=generator)
+    return module
+
+
+def flux_pipeline(parts, device: str, dtype=None):
+    """A FluxPipeline at the sizes of `parts` (engine.vram's reference configs or smaller ones)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel, T5Config, T5EncoderModel
+
+    from engine.models.families.flux1_reference import REFERENCE_CONFIGS
+    from engine.models.tiny_flux import build_t5_tokenizer
+    from engine.models.tokenizer import END_TOKEN, build_clip_tokenizer
+
+    dtype = dtype or torch.bfloat16
+    strip = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    clip_config, t5_config = parts.text_encoders
+    transformer = _materialise(FluxTransformer2DModel, strip(parts.denoiser), dtype, device)
+    vae_config = {**{k: REFERENCE_CONFIGS["vae"][k] for k in ("scaling_factor", "shift_factor")}, **strip(parts.vae)}
+    vae = _materialise(AutoencoderKL, vae_config, dtype, device)
+    clip = _materialise(CLIPTextModel, _clip_config(clip_config, END_TOKEN), dtype, device)
+    t5 = _materialise(T5EncoderModel, T5Config(**strip(t5_config), is_encoder_decoder=False, use_cache=False,
+                                               pad_token_id=0, eos_token_id=1), dtype, device)
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True,
+                                                base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+                                                max_image_seq_len=4096)
+    return FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=build_clip_tokenizer(END_TOKEN),
+                        text_encoder_2=t5, tokenizer_2=build_t5_tokenizer(), transformer=transformer)
+
+
+def save_flux_folder(pipe, folder: Path) -> None:
+    from engine.models.tiny_flux import _finish_t5_tokenizer
+    from engine.models.tokenizer import END_TOKEN, write_clip_tokenizer
+
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    write_clip_tokenizer(folder / "tokenizer", pad_token=END_TOKEN)
+    _finish_t5_tokenizer(folder / "tokenizer_2")
+
+
+FLUX_SETTINGS = {"model.family": "flux1", "training.max_resolution": [512, 512], "optimizer.name": "AdamW8bit",
+                 "network.rank": 16, "network.alpha": 16.0, "optimizer.text_encoder_lr": 0.0,
+                 "training.gradient_checkpointing": True, "training.cache_text_encoder_outputs": True}
+
+
+def _flux_folder(folder: Path) -> Path:
+    """One saved FLUX.1 folder for both Flux entries (saving 33 GB twice would eat the time budget)."""
+    import torch
+
+    from engine.vram.parts import reference_parts
+
+    shared = folder.parent.parent / "flux1-shared" / "model"
+    if not (shared / "model_index.json").exists():
+        pipe = flux_pipeline(reference_parts("flux1"), DEVICE)
+        save_flux_folder(pipe, shared)
+        del pipe
+        gc.collect()
+        torch.cuda.empty_cache()
+    return shared
+
+
+def build_flux1(folder: Path) -> dict:
+    return {**FLUX_SETTINGS, "model.path": str(_flux_folder(folder))}
+
+
+def build_flux1_fp8(folder: Path) -> dict:
+    return {**build_flux1(folder), "training.fp8_base": True}
+
+
+# name -> (builder writing a diffusers folder and returning the run's settings, trained side)
+MODELS = {"sd15": (build_sd15, 512), "sdxl": (build_sdxl, 1024), "flux1": (build_flux1, 512),
+          "flux1-fp8": (build_flux1_fp8, 512)}
 
 
 def run_one(name: str, work: Path) -> dict:
@@ -139,11 +239,11 @@ def run_one(name: str, work: Path) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'model':<6} {'px':>5} {'s/step':>7} {'max alloc':>10} {'reserved':>9} {'events peak':>12} "
+    print(f"{'model':<9} {'px':>5} {'s/step':>7} {'max alloc':>10} {'reserved':>9} {'events peak':>12} "
           f"{'events res.':>12} {'est. alloc':>11} {'est. total':>11} {'error':>7}")
     for r in rows:
         error = r["estimate_allocated"] / r["max_allocated"] - 1 if r["max_allocated"] else float("nan")
-        print(f"{r['model']:<6} {r['resolution']:>5} {r['s_per_step'] or 0:>7.3f} {r['max_allocated'] / GIB:>9.2f}G "
+        print(f"{r['model']:<9} {r['resolution']:>5} {r['s_per_step'] or 0:>7.3f} {r['max_allocated'] / GIB:>9.2f}G "
               f"{r['max_reserved'] / GIB:>8.2f}G {r['events_peak'] / GIB:>11.2f}G {r['events_reserved'] / GIB:>11.2f}G "
               f"{r['estimate_allocated'] / GIB:>10.2f}G {r['estimate_total'] / GIB:>10.2f}G {error:>+7.1%}")
 

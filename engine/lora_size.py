@@ -32,12 +32,31 @@ REFERENCE_CONFIGS: dict[str, Mapping[str, Any]] = {name: f.reference_configs for
 _BYTES_PER_NUMBER = {"float": 4, "fp16": 2, "bf16": 2}
 
 
+def flux_file_modules(config: Mapping[str, Any]) -> list[tuple[int, int, int]]:
+    """(in, out, fused parts) of each module a Kohya Flux file holds: q/k/v (and a single block's
+    MLP input) are one fused module, written with n·rank rows (see engine/lorafile/flux_names.py)."""
+    d = config["num_attention_heads"] * config["attention_head_dim"]
+    mlp = int(config.get("mlp_ratio", 4.0) * d)
+    stream = [(d, 3 * d, 3), (d, d, 1), (d, mlp, 1), (mlp, d, 1), (d, 6 * d, 1)]  # qkv, proj, mlp 0/2, mod
+    single = [(d, 3 * d + mlp, 4), (d + mlp, d, 1), (d, 3 * d, 1)]  # linear1, linear2, modulation
+    return stream * 2 * config["num_layers"] + single * config["num_single_layers"]
+
+
 def count_parameters(unet: Mapping[str, Any], text_encoders: list[Mapping[str, Any]], *, rank: int,
                      conv_rank: int, network_type: str, train_text_encoder: bool) -> tuple[int, int]:
     """(numbers stored, number of adapted layers) for a LoRA of this model. The layer walk and the
     tensor shapes are the VRAM estimate's, which tests hold exact against the tensors training makes."""
     from engine.vram.lora_params import denoiser_layers, network_shapes, text_encoder_layers
 
+    if unet.get("_class_name") == "FluxTransformer2DModel":
+        # fused modules: n·r × in down and Σout × n·r up, one alpha each
+        modules = flux_file_modules(unet)
+        numbers, count = sum(n * rank * (fan_in + fan_out) for fan_in, fan_out, n in modules), len(modules)
+        if train_text_encoder:
+            layers = [layer for config in text_encoders for layer in text_encoder_layers(config)]
+            shapes = network_shapes(layers, rank=rank, conv_rank=0, network_type="lora")
+            numbers, count = numbers + sum(math.prod(shape) for shape, _ in shapes), count + len(layers)
+        return numbers + count, count
     layers = denoiser_layers(unet, network_type)
     if train_text_encoder:
         layers += [layer for config in text_encoders for layer in text_encoder_layers(config)]
@@ -51,16 +70,24 @@ def model_configs(values: Mapping[str, Any]) -> tuple[dict, list[dict], str] | N
     path = str(values.get("model.path") or "")
     folder = _diffusers_folder(path)
     if folder is not None:
-        unet = _read_json(folder / "unet" / "config.json")
+        unet = _read_json(folder / "unet" / "config.json") or _read_json(folder / "transformer" / "config.json")
         encoders = [c for name in ("text_encoder", "text_encoder_2")
                     if (c := _read_json(folder / name / "config.json")) is not None]
         if unet and encoders:
-            return unet, encoders, f"the configs in {folder}"
+            return unet, _trainable(unet, encoders), f"the configs in {folder}"
     if path.startswith("builtin-tiny"):
         return None  # shapes known only once it is built on first use
     family = families.of_values(values)
     reference = family.reference_configs
-    return reference["unet"], reference["text_encoders"], f"the reference {family.naming.upper()} layout"
+    # a transformer reference (FLUX.1) is named by its class, as its saved config would be
+    unet = reference.get("unet") or {"_class_name": "FluxTransformer2DModel", **reference["transformer"]}
+    encoders = list(reference["text_encoders"])[:family.trainable_text_encoders or None]
+    return unet, encoders, f"the reference {family.naming.upper()} layout"
+
+
+def _trainable(denoiser: dict, encoders: list[dict]) -> list[dict]:
+    """The text encoders a LoRA can train: FLUX.1's CLIP-L only (its T5 stays frozen)."""
+    return encoders[:1] if denoiser.get("_class_name") == "FluxTransformer2DModel" else encoders
 
 
 def _diffusers_folder(path: str) -> Path | None:
@@ -70,7 +97,8 @@ def _diffusers_folder(path: str) -> Path | None:
         folder = builtin_model_dir(path)
     else:
         folder = Path(path).expanduser()
-    return folder if (folder / "unet" / "config.json").is_file() else None
+    denoisers = (folder / "unet" / "config.json", folder / "transformer" / "config.json")
+    return folder if any(config.is_file() for config in denoisers) else None
 
 
 def _read_json(path: Path) -> dict | None:

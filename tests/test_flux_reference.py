@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from engine.models import families
 from engine.models.families import flux1_reference as flux
 
 
@@ -46,8 +45,3 @@ def test_tiny_flux_model_reads_as_dev(model_cache):
 
     config = json.loads((ensure_tiny_flux_model() / "transformer" / "config.json").read_text())
     assert flux.variant_of_config(config) == "dev"
-
-
-def test_flux1_is_not_offered_until_its_training_is_wired():
-    # The facts exist, but no family/quick pick may name flux1 before a run can train it.
-    assert "flux1" not in families.FAMILY_NAMES

@@ -162,7 +162,7 @@ def test_close_relative_network_types_fall_back_with_a_warning(kohya, ours):
 
 
 @pytest.mark.parametrize("kohya", ["LyCORIS/iA3", "LyCORIS/Diag-OFT", "LyCORIS/BOFT", "LyCORIS/Native Fine-Tuning",
-                                   "Flux1", "Mystery Net", 7])
+                                   "Mystery Net", 7])
 def test_network_types_without_counterpart_are_refused(kohya):
     with pytest.raises(ProblemError) as info:
         convert(LoRA_type=kohya)
@@ -170,10 +170,10 @@ def test_network_types_without_counterpart_are_refused(kohya):
     assert problem.field == "LoRA_type" and "Standard" in problem.hint
 
 
-def test_flux_and_sd3_models_are_refused():
+def test_sd3_models_are_refused():
     with pytest.raises(ProblemError) as info:
         convert(flux1_checkbox=True, sd3_checkbox=True)
-    assert {p.field for p in info.value.errors} == {"flux1_checkbox", "sd3_checkbox"}
+    assert {p.field for p in info.value.errors} == {"sd3_checkbox"}
 
 
 def test_numbers_stored_as_text_are_parsed():

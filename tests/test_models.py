@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from engine.models import family as fam
 from engine.models.loading import BaseModel, describe_model_path, load_base_model
 from engine.models.tiny import (
-    BUILTIN_MODELS,
+    BUILTIN_MODELS as ALL_BUILTIN_MODELS,
     STAMP_FILE,
     build_pipeline,
     builtin_model_dir,
@@ -38,6 +38,9 @@ FLAGS = {
     "builtin-tiny-sdxl": {"v2": False, "v_parameterization": False, "sdxl": True},
 }
 FAMILY = {"builtin-tiny-sd1": "sd1", "builtin-tiny-sd2-v": "sd2-v", "builtin-tiny-sdxl": "sdxl"}
+# The SD-shaped built-ins; the FLUX.1 one has its own tests (test_tiny_flux.py, test_flux_training.py).
+BUILTIN_MODELS = tuple(FAMILY)
+assert set(BUILTIN_MODELS) | {"builtin-tiny-flux1"} == set(ALL_BUILTIN_MODELS)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,12 @@ import sys
 from . import __version__
 
 
+def _demo_families() -> list[str]:
+    from .commands.demo import tiny_picks  # schema only: no torch
+
+    return list(tiny_picks())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tui-lora",
@@ -39,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="train a small LoRA on the built-in tiny model (CPU, < 2 min)")
     demo.add_argument("--dir", default=None, help="folder for the demo's dataset, run file and output (default ./tui-lora-demo)")
+    demo.add_argument("--family", default="sd1", choices=_demo_families(),
+                      help="which built-in tiny model to train (default sd1)")
 
     runs = commands.add_parser("runs", help="list runs and their status, newest first")
     runs.add_argument("--all", action="store_true", help="every run, not only the newest ten and the running ones")
@@ -93,7 +101,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from .commands.demo import demo_command
 
-        return demo_command(args.dir)
+        return demo_command(args.dir, args.family)
     if args.command == "runs":
         from .commands.runs import runs_command
 

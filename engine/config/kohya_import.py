@@ -11,8 +11,11 @@ Choices made here, following what the GUI and sd-scripts do with a key:
   Flux/SD3 options on an SD model); otherwise a warning names it and its value.
 - Network types with a close counterpart (DyLoRA, LoRA-FA, GLoRA) fall back to it with a warning:
   their rank, alpha and learning rates mean the same there. Types with none (iA3, OFT, BOFT, full
-  fine-tuning) and Flux.1/SD3 models are refused with an error: their learning rates and sizes
-  would train a burned or useless LoRA, so the person must pick a type knowingly.
+  fine-tuning) and SD3 models are refused with an error: their learning rates and sizes would
+  train a burned or useless LoRA, so the person must pick a type knowingly.
+- FLUX.1 (`flux1_checkbox`, LoRA type `Flux1`) imports as `model.family: flux1` with its files
+  (clip_l, t5xxl, ae) and `flux:` options; the SD-objective keys sd-scripts' Flux trainer ignores
+  are dropped silently, like any key Kohya ignores for the config.
 - A file without folders (a preset) still imports; the result's own validation problems (no image
   folder, …) are returned as warnings, errors marked as "fix before training".
 """
@@ -35,6 +38,10 @@ from .kohya_tables import (
     NEAREST_NETWORK_TYPES,
     REFUSED_NETWORK_TYPES,
     REFUSED_MODEL_FLAGS,
+    FLUX_GUI_RENAMES,
+    SDXL_GUI_RENAMES,
+    FLUX_NETWORK_TYPE,
+    is_flux_config,
     HUB_PICKS,
     HUB_FAMILIES,
     NEAREST_OPTIMIZERS,
@@ -53,6 +60,7 @@ from .kohya_tables import (
 )
 from .kohya_tables import number as _number
 from .prompt_options import OPTIONS_HINT, parse_prompt_line
+from .settings_flux import FLUX, FLUX_MODEL_SETTINGS, FLUX_SETTINGS, SD_ONLY
 from .settings_model import QUICK_PICKS
 from .settings_optimizer import NO_WARMUP_SCHEDULERS, OPTIMIZERS, SCHEDULERS
 from .validation import validate_values
@@ -61,6 +69,8 @@ from .yamlio import dump_run_yaml, write_text_atomic
 
 MAX_KOHYA_FILE_BYTES = 5_000_000
 _BY_KOHYA = SETTINGS.by_kohya_key()  # each setting names its Kohya key once, in the schema
+# Kohya keys only sd-scripts' FLUX.1 trainer reads (the GUI saves them, filled, in every config).
+_FLUX_ONLY_KEYS = tuple(s.kohya for s in FLUX_MODEL_SETTINGS + FLUX_SETTINGS) + tuple(FLUX_GUI_RENAMES)
 _MISSING = object()
 
 
@@ -142,6 +152,7 @@ class _Conversion:
 
     def __init__(self, data: Mapping[str, Any]):
         self.data = {str(k): v for k, v in data.items()}
+        self.flux = is_flux_config(self.data)
         self._rename_old_keys()
         self.notes: list[Problem] = []
         self._merge_additional_parameters()
@@ -177,8 +188,15 @@ class _Conversion:
                 self.note("additional_parameters", f"'{shown}' has no counterpart in tui-lora; not imported")
 
     def _rename_old_keys(self) -> None:
-        for old, new in (("lora_network_weights", "network_weights"),
-                         ("stop_text_encoder_training_pct", "stop_text_encoder_training")):
+        renames = [("lora_network_weights", "network_weights"),
+                   ("stop_text_encoder_training_pct", "stop_text_encoder_training")]
+        # the Flux and SDXL tabs' cache checkboxes are sd-scripts' plain cache flag, each read
+        # only for its own model (an SD config keeps the other tab's checkbox filled, unread)
+        if self.flux:
+            renames += list(FLUX_GUI_RENAMES.items())
+        elif SCOPES["sdxl"](self.data):
+            renames += list(SDXL_GUI_RENAMES.items())
+        for old, new in renames:
             if old in self.data and (_is_empty(self.data.get(new)) or self.data[new] == self.data[old]):
                 self.data[new] = self.data.pop(old)
 
@@ -221,6 +239,9 @@ class _Conversion:
             step()
         if self.refusals:
             raise ProblemError(self.refusals)
+        if self.flux:  # sd-scripts' Flux trainer ignores the SD objective's keys: so does the import
+            for key in SD_ONLY:
+                self.values.pop(key, None)
         values, problems = validate_values(self.values)
         config = RunConfig(values)
         for problem in problems:
@@ -235,7 +256,12 @@ class _Conversion:
         for key, family in REFUSED_MODEL_FLAGS.items():
             if self.take(key) in (True, "true", "True", 1):
                 self.refusals.append(error(key, f"{family} models cannot be trained by tui-lora",
-                                           "tui-lora trains SD 1.x, SD 2.x and SDXL LoRAs"))
+                                           "tui-lora trains SD 1.x, SD 2.x, SDXL and FLUX.1 LoRAs"))
+        self.take("flux1_checkbox")
+        if not self.flux:  # Kohya reads the Flux keys only for FLUX.1
+            for key in _FLUX_ONLY_KEYS:
+                self.take(key)
+        self.take("sdxl_cache_text_encoder_outputs")  # renamed above when the config is SDXL
 
     def _model(self) -> None:
         path_raw, listed = self.take("pretrained_model_name_or_path"), self.take("model_list")
@@ -247,6 +273,9 @@ class _Conversion:
             path = listed.strip()
         typed = {name: self._flag(name, raw) for name, raw in flags.items()}
         pick = path if path in QUICK_PICKS else HUB_PICKS.get(path.lower())
+        if self.flux:
+            self._flux_model(path, pick, typed)
+            return
         if pick:
             self.values["model.quick_pick"] = pick
             if path.lower() != QUICK_PICKS[pick]["path"].lower() and path != pick:
@@ -270,6 +299,20 @@ class _Conversion:
         self.note("pretrained_model_name_or_path", f"the file names no base model; quick pick '{pick}' "
                   "is used (it matches the file's v2/sdxl flags)", "set model.quick_pick or model.path")
 
+    def _flux_model(self, path: str, pick: str | None, typed: Mapping[str, bool | None]) -> None:
+        for name, value in typed.items():
+            if value:
+                self.note(name, f"is true in the file, but the file trains FLUX.1 (flux1_checkbox); {name} is ignored")
+        if pick and QUICK_PICKS[pick]["family"] == FLUX:
+            self.values["model.quick_pick"] = pick
+        elif path and not pick:
+            self.values.update({"model.quick_pick": "custom", "model.path": path, "model.family": FLUX})
+        else:
+            self.values["model.quick_pick"] = "flux1-dev"
+            why = f"'{path}' is not a FLUX.1 model" if path else "the file names no base model"
+            self.note("pretrained_model_name_or_path", f"{why}; quick pick 'flux1-dev' is used (the file trains FLUX.1)",
+                      "set model.quick_pick or model.path")
+
     def _flag(self, name: str, raw: Any) -> bool | None:
         if raw is _MISSING or _is_empty(raw):
             return None
@@ -282,6 +325,8 @@ class _Conversion:
         if _is_empty(kohya_type):
             kohya_type = "Standard"
         ours = NETWORK_TYPES.get(kohya_type) if isinstance(kohya_type, str) else None
+        if kohya_type == FLUX_NETWORK_TYPE:
+            ours = "lora"  # sd-scripts' networks.lora_flux: a plain LoRA on FLUX.1's layers
         if ours is None and isinstance(kohya_type, str) and kohya_type in NEAREST_NETWORK_TYPES:
             ours, why = NEAREST_NETWORK_TYPES[kohya_type]
             self.note("LoRA_type", f"'{kohya_type}' is not supported: {why} (network.type: {ours})",
@@ -293,6 +338,9 @@ class _Conversion:
                                        "supported: " + ", ".join(t for t in NETWORK_TYPES if t != "LoCon")
                                        + "; change LoRA_type in the file (and its learning rates) and import again"))
             ours = "lora"
+        if self.flux and ours != "lora":
+            self.refusals.append(error("LoRA_type", f"{_show(kohya_type)} cannot be imported for FLUX.1: only a plain "
+                                       "LoRA is written in the Kohya Flux form", "set LoRA_type to Flux1"))
         self.values["network.type"] = ours
         rank = self.put("network_dim", self.take("network_dim"))
         if rank is None and self.data.get("LoRA_type") == "LyCORIS/LoKr" and (_number(self.data.get("network_dim")) or 0) > 1024:
@@ -554,6 +602,8 @@ class _Conversion:
             self.put(key, self.take(key))
         for key in unused:
             value = self.take(key)
+            if self.flux:
+                continue  # FLUX.1 draws plain noise: neither kind is used
             if key in ("noise_offset", "adaptive_noise_scale", "multires_noise_iterations") and (_number(value) or 0) != 0:
                 self.note(key, f"{_show(value)} is ignored with noise_offset_type {_show(self.data.get('noise_offset_type', 'Original'))} "
                           "(in Kohya too); not imported")

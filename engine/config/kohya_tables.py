@@ -38,9 +38,23 @@ REFUSED_NETWORK_TYPES = {
     "LyCORIS/Diag-OFT": "orthogonal fine-tuning (OFT) has no rank and uses different learning rates",
     "LyCORIS/BOFT": "butterfly orthogonal fine-tuning (BOFT) has no rank and uses different learning rates",
     "LyCORIS/Native Fine-Tuning": "native fine-tuning trains full weight differences, not a LoRA",
-    "Flux1": "Flux.1 models cannot be trained by tui-lora",
 }
-REFUSED_MODEL_FLAGS = {"flux1_checkbox": "Flux.1", "sd3_checkbox": "Stable Diffusion 3", "anima_checkbox": "Anima"}
+REFUSED_MODEL_FLAGS = {"sd3_checkbox": "Stable Diffusion 3", "anima_checkbox": "Anima"}
+# The GUI's FLUX.1 LoRA type (sd-scripts' networks.lora_flux): a plain LoRA on the Flux transformer.
+FLUX_NETWORK_TYPE = "Flux1"
+# The GUI's own names for sd-scripts' text-encoder cache flags on its FLUX.1 and SDXL tabs.
+FLUX_GUI_RENAMES = {"flux1_cache_text_encoder_outputs": "cache_text_encoder_outputs",
+                    "flux1_cache_text_encoder_outputs_to_disk": "cache_text_encoder_outputs_to_disk"}
+SDXL_GUI_RENAMES = {"sdxl_cache_text_encoder_outputs": "cache_text_encoder_outputs"}
+
+
+def _true(value: Any) -> bool:
+    return value in (True, "true", "True", 1)
+
+
+def is_flux_config(data: Mapping[str, Any]) -> bool:
+    """The GUI trains FLUX.1 when its Flux checkbox is on (it then offers the Flux1 LoRA type)."""
+    return _true(data.get("flux1_checkbox")) or data.get("LoRA_type") == FLUX_NETWORK_TYPE
 
 # Hub ids the GUI offers → quick picks; the `/blob/main/…` forms name single files of the same model.
 HUB_PICKS = {quick["path"].lower(): pick for pick, quick in QUICK_PICKS.items()} | {
@@ -65,7 +79,8 @@ NEAREST_SAMPLERS = {"dpmsolver": "dpmpp_2m", "dpmsingle": "dpmpp_2m", "dpm_2": "
 # When Kohya itself uses a key (for this config); other keys of a scope are ignored by Kohya too.
 SCOPES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "always": lambda d: True,
-    "never": lambda d: False,  # Flux/SD3-only keys (those models are refused) and GUI-only state
+    "never": lambda d: False,  # SD3-only keys (those models are refused) and GUI-only state
+    "flux": is_flux_config,
     "blocks": lambda d: d.get("LoRA_type", "Standard") in ("Standard", "Kohya LoCon", "LoRA-FA", "Kohya DyLoRA"),
     "lycoris": lambda d: str(d.get("LoRA_type", "")).startswith("LyCORIS/"),
     "lokr": lambda d: d.get("LoRA_type") == "LyCORIS/LoKr",
@@ -81,7 +96,7 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "dropping every caption every N epochs", {"caption_dropout_every_n_epochs": 0}),
     ("always", "colour augmentation", {"color_aug": False}),
     ("always", "full fp16/bf16 training (weights in 16 bits)", {"full_fp16": False, "full_bf16": False}),
-    ("always", "an fp8 base model", {"fp8_base": False, "fp8_base_unet": False}),
+    ("always", "an fp8 denoiser with 16-bit text encoders", {"fp8_base_unet": False}),
     ("always", "the high/low-VRAM modes", {"highvram": False, "lowvram": False}),
     ("always", "masked loss", {"masked_loss": False}),
     ("always", "weighted captions", {"weighted_captions": False}),
@@ -103,7 +118,6 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "LoRA+ learning-rate ratios", {"loraplus_lr_ratio": 0, "loraplus_text_encoder_lr_ratio": 0, "loraplus_unet_lr_ratio": 0}),
     ("always", "GGPO regularisation", {"train_lora_ggpo": False}),
     ("always", "turning off token padding", {"no_token_padding": False}),
-    ("sdxl", "caching text-encoder outputs", {"sdxl_cache_text_encoder_outputs": False}),
     ("wandb", "stored W&B settings (log in with `wandb login`)", {"wandb_api_key": "", "wandb_run_name": ""}),
     ("dynamo", "torch.compile (dynamo)", {"dynamo_mode": "default", "dynamo_use_fullgraph": False, "dynamo_use_dynamic": False}),
     ("lycoris", "this LyCORIS option", {"LyCORIS_preset": "full", "use_tucker": False, "use_scalar": False,
@@ -114,17 +128,21 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("blocks", "block-wise learning rates, ranks and alphas",
      dict.fromkeys(("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold", "block_dims",
                     "block_alphas", "conv_block_dims", "conv_block_alphas", "conv_dims", "conv_alphas"), "")),
-    # Ignored by Kohya for every config we import (OFT/iA3 and Flux/SD3 are refused), or GUI state
+    # sd-scripts' FLUX.1 options tui-lora has no counterpart for (ignored by Kohya for other models).
+    ("flux", "block swapping and offloading (tui-lora keeps the whole transformer on the GPU)",
+     {"blocks_to_swap": 0, "single_blocks_to_swap": 0, "double_blocks_to_swap": 0, "cpu_offload_checkpointing": False}),
+    ("flux", "training only some FLUX.1 blocks or layers (every linear of every block is trained)",
+     {"train_blocks": "all", "split_mode": False, "enable_all_linear": False, "train_double_block_indices": "all",
+      "train_single_block_indices": "all", "in_dims": ""} | dict.fromkeys((
+          "img_attn_dim", "img_mlp_dim", "img_mod_dim", "single_dim", "txt_attn_dim", "txt_mlp_dim", "txt_mod_dim",
+          "single_mod_dim"), "")),
+    ("flux", "training T5-XXL (T5 stays frozen)", {"train_t5xxl": False, "t5xxl_lr": 0}),
+    ("flux", "sd-scripts' split q/k/v training and memory-saving save", {"split_qkv": False, "mem_eff_save": False}),
+    # Ignored by Kohya for every config we import (OFT/iA3 and SD3 are refused), or GUI state
     # read with another key (multi_gpu: several processes always use accelerate's multi-GPU mode).
     ("never", "", dict.fromkeys((
-        "ggpo_sigma", "ggpo_beta", "constrain", "rescaled", "train_on_input", "training_preset", "multi_gpu",
-        "mem_eff_attn", "use_8bit_adam", "flux1_cache_text_encoder_outputs", "flux1_cache_text_encoder_outputs_to_disk",
-        "ae", "clip_l", "t5xxl", "discrete_flow_shift", "model_prediction_type", "timestep_sampling", "split_mode",
-        "train_blocks", "t5xxl_max_token_length", "enable_all_linear", "guidance_scale", "mem_eff_save",
-        "apply_t5_attn_mask", "split_qkv", "train_t5xxl", "cpu_offload_checkpointing", "blocks_to_swap",
-        "single_blocks_to_swap", "double_blocks_to_swap", "img_attn_dim", "img_mlp_dim", "img_mod_dim", "single_dim",
-        "txt_attn_dim", "txt_mlp_dim", "txt_mod_dim", "single_mod_dim", "in_dims", "train_double_block_indices",
-        "train_single_block_indices", "t5xxl_lr", "sd3_cache_text_encoder_outputs", "sd3_cache_text_encoder_outputs_to_disk",
+        "ggpo_sigma", "ggpo_beta", "constrain", "rescaled", "train_on_input", "training_preset", "multi_gpu", "save_as_bool",
+        "mem_eff_attn", "use_8bit_adam", "sd3_cache_text_encoder_outputs", "sd3_cache_text_encoder_outputs_to_disk",
         "sd3_fused_backward_pass", "clip_g", "clip_g_dropout_rate", "sd3_clip_l", "sd3_clip_l_dropout_rate",
         "sd3_disable_mmap_load_safetensors", "sd3_enable_scaled_pos_embed", "logit_mean", "logit_std", "mode_scale",
         "pos_emb_random_crop_rate", "save_clip", "save_t5xxl", "sd3_t5_dropout_rate", "sd3_t5xxl", "t5xxl_device",
@@ -138,7 +156,8 @@ SECRET_KEYS = frozenset(("huggingface_token", "wandb_api_key"))
 ZERO_MEANS_EMPTY = frozenset(("save_every_n_epochs", "sample_every_n_epochs", "sample_every_n_steps",
                               "save_last_n_epochs", "min_snr_gamma", "seed", "max_train_epochs",
                               "max_train_steps", "save_every_n_steps", "save_last_n_steps", "save_last_n_steps_state"))
-PATH_KEYS = ("train_data_dir", "reg_data_dir", "output_dir", "logging_dir", "network_weights", "pretrained_model_name_or_path")
+PATH_KEYS = ("train_data_dir", "reg_data_dir", "output_dir", "logging_dir", "network_weights", "pretrained_model_name_or_path",
+             "clip_l", "t5xxl", "ae")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|\\")
 
 # `additional_parameters` holds sd-scripts command-line flags; where a flag's name differs from

@@ -15,6 +15,7 @@ from .schema import SettingsTable
 from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, fill_family
 from .settings_network import NETWORK_SETTINGS
 from .settings_dataset import DATASET_SETTINGS
+from .settings_flux import FLUX_MODEL_SETTINGS, FLUX_SETTINGS, FLUX_TRAINING_SETTINGS, with_flux_exclusions
 from .settings_objective import OBJECTIVE_SETTINGS
 from .settings_step_saves import STEP_SAVE_SETTINGS
 from .settings_optimizer import OPTIMIZER_SETTINGS
@@ -26,10 +27,11 @@ from .values import coerce, did_you_mean
 SCHEMA_VERSION = 1
 
 # Order here is the order of the YAML file and of the wizard within a screen.
-SETTINGS = SettingsTable(
-    MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS
+SETTINGS = SettingsTable(with_flux_exclusions(
+    MODEL_SETTINGS + FLUX_MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + TRAINING_SETTINGS
+    + FLUX_TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS + FLUX_SETTINGS
     + OPTIMIZER_SETTINGS + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
-)
+))
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick
 
 

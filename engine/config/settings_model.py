@@ -13,6 +13,9 @@ _PICKS = {
     "sdxl-base": ("stabilityai/stable-diffusion-xl-base-1.0", "sdxl"),
     "builtin-tiny-sd1": ("builtin-tiny-sd1", "sd1"),
     "builtin-tiny-sdxl": ("builtin-tiny-sdxl", "sdxl"),
+    "flux1-dev": ("black-forest-labs/FLUX.1-dev", "flux1"),
+    "flux1-schnell": ("black-forest-labs/FLUX.1-schnell", "flux1"),
+    "builtin-tiny-flux1": ("builtin-tiny-flux1", "flux1"),
 }
 # Each pick's path, family and the old family booleans that family implies.
 QUICK_PICKS: dict[str, dict] = {

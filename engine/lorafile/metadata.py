@@ -17,7 +17,6 @@ import json
 import time
 from typing import Any, Mapping, TypedDict
 
-from engine.lorafile.names import FAMILIES
 from engine.models import families
 
 MODELSPEC_VERSION = "1.0.1"
@@ -69,6 +68,7 @@ _PLAIN_SS_KEYS = (
     "lr_warmup_steps", "seed", "mixed_precision", "training_comment", "output_name",
     "num_train_images", "num_reg_images", "training_started_at", "training_finished_at",
 )
+_NAMINGS = tuple(dict.fromkeys(family.naming for family in families.REGISTRY.values()))  # sd1, sd2, sdxl, flux1
 _MODELSPEC_OPTIONAL = ("author", "description", "license", "tags")
 
 
@@ -76,7 +76,7 @@ def _family(naming: str, v_parameterization: bool) -> families.ModelFamily:
     """The family a file's naming and objective describe (SD 2.x 768 is its own family)."""
     matches = [family for family in families.REGISTRY.values() if family.naming == naming]
     if not matches:
-        raise ValueError(f"unknown family {naming!r}; expected one of {FAMILIES}")
+        raise ValueError(f"unknown family {naming!r}; expected one of {_NAMINGS}")
     return next((f for f in matches if f.is_v_prediction == bool(v_parameterization)), matches[0])
 
 
@@ -109,6 +109,8 @@ def _modelspec(facts: Mapping[str, Any], finished_at: float) -> dict[str, str]:
         # Local time without microseconds, as sd-scripts writes it.
         "modelspec.date": datetime.datetime.fromtimestamp(int(finished_at)).isoformat(),
     }
+    if not _family(family, v_param).writes_prediction_type:
+        del spec["modelspec.prediction_type"]
     for key in _MODELSPEC_OPTIONAL:
         if facts.get(key):
             spec[f"modelspec.{key}"] = str(facts[key])
@@ -128,8 +130,8 @@ def build_metadata(facts: Mapping[str, Any], extra: Mapping[str, Any] | None = N
     if missing:
         raise ValueError(f"build_metadata needs {', '.join(missing)}")
     family = facts["family"]
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+    if family not in _NAMINGS:
+        raise ValueError(f"unknown family {family!r}; expected one of {_NAMINGS}")
     v_param = bool(facts.get("v_parameterization", False))
     finished_at = facts.get("training_finished_at")
     if finished_at is None:

@@ -21,8 +21,8 @@ from typing import Any, Literal, Mapping
 from engine.models import families
 from engine.problems import Problem, error
 
-Family = Literal["sd1", "sd2", "sd2-v", "sdxl"]
-FAMILIES: tuple[Family, ...] = ("sd1", "sd2", "sd2-v", "sdxl")
+Family = Literal["sd1", "sd2", "sd2-v", "sdxl", "flux1"]
+FAMILIES: tuple[Family, ...] = ("sd1", "sd2", "sd2-v", "sdxl", "flux1")
 
 FAMILY_NAMES: dict[str, str] = {name: families.label(name) for name in FAMILIES}
 
@@ -101,6 +101,8 @@ def family_of_folder(folder: str | Path) -> Family | None:
     index = read_json(root / "model_index.json")
     if index is None:
         return None
+    if is_flux_index(index):
+        return "flux1"
     encoders = [name for name in ("text_encoder", "text_encoder_2") if component_present(index, name)]
     encoder_configs = [config for name in encoders if (config := read_json(root / name / "config.json"))]
     unet_config = read_json(root / "unet" / "config.json")
@@ -118,6 +120,12 @@ def prediction_type_of_folder(folder: str | Path) -> str | None:
     """The scheduler's prediction type in a diffusers folder, or None when it has no scheduler config."""
     config = read_json(Path(folder) / "scheduler" / "scheduler_config.json")
     return prediction_type_of(config) if config is not None else None
+
+
+def is_flux_index(index: Mapping[str, Any]) -> bool:
+    """Whether a `model_index.json` describes a FLUX.1 pipeline: its denoiser is a Flux transformer."""
+    transformer = index.get("transformer")
+    return isinstance(transformer, list) and len(transformer) == 2 and transformer[1] == "FluxTransformer2DModel"
 
 
 def component_present(index: Mapping[str, Any], name: str) -> bool:
@@ -142,7 +150,11 @@ _SD1_MARKERS = ("cond_stage_model.transformer.",)
 
 
 def family_of_single_file_keys(keys: list[str] | set[str]) -> str | None:
-    """`sd1`, `sd2` (v-prediction unknown) or `sdxl` from a checkpoint's tensor names; None if unknown."""
+    """`sd1`, `sd2` (v-prediction unknown), `sdxl` or `flux1` from a checkpoint's tensor names; None if unknown."""
+    from engine.models.families.flux1_reference import is_bfl_transformer
+
+    if is_bfl_transformer(keys):
+        return "flux1"
     if any(key.startswith(_SDXL_MARKERS) for key in keys):
         return "sdxl"
     if any(key.startswith(_SD2_MARKERS) for key in keys):

@@ -153,6 +153,8 @@ def _folder_problems(folder: Path) -> list[Problem]:
             else "point model.path at a diffusers model folder (it holds model_index.json, unet/, vae/, …)"
         )
         return [error("model.path", f"{folder} has no model_index.json, so it is not a diffusers model folder", hint)]
+    if fam.is_flux_index(index):
+        return []  # a FluxPipeline: its parts are checked as they load
     if not fam.component_present(index, "unet") or index.get("unet", [None, None])[1] != "UNet2DConditionModel":
         kind = index.get("_class_name", "this pipeline")
         return [
@@ -235,6 +237,9 @@ def load_base_model(
     family: str | None = None,
     dtype: Any = None,
     cache_dir: str | None = None,
+    clip_l: str | None = None,
+    t5xxl: str | None = None,
+    ae: str | None = None,
 ) -> BaseModel:
     """Load `path` (builtin name, diffusers folder, single file or hub id) as a frozen `BaseModel`.
 
@@ -257,6 +262,11 @@ def load_base_model(
     if kind == "missing":
         raise ProblemError([_missing_problem(path)])
 
+    from engine.models.loading_flux import is_flux_source, load_flux_base
+
+    if is_flux_source(kind, location, family):
+        return load_flux_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
+                              cache_dir=cache_dir, clip_l=clip_l, t5xxl=t5xxl, ae=ae)
     warnings: list[Problem] = []
     if kind == "single_file":
         parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, auto)

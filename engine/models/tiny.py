@@ -40,6 +40,7 @@ _SPECS = {
         BuiltinSpec("builtin-tiny-sd1", "sd1", 1001, "SD 1.x-shaped (CLIP-L style text encoder, epsilon)"),
         BuiltinSpec("builtin-tiny-sd2-v", "sd2-v", 1002, "SD 2.x-shaped (OpenCLIP style text encoder, v-prediction)"),
         BuiltinSpec("builtin-tiny-sdxl", "sdxl", 1003, "SDXL-shaped (two text encoders, size conditioning)"),
+        BuiltinSpec("builtin-tiny-flux1", "flux1", 1004, "FLUX.1 [dev]-shaped (CLIP-L + T5, flow matching)"),
     )
 }
 
@@ -71,6 +72,10 @@ def ensure_builtin_model(name: str, cache_dir: str | os.PathLike[str] | None = N
     """Return the diffusers folder of a built-in model, building it first if needed."""
     if name not in _SPECS:
         raise KeyError(f"unknown built-in model {name!r}; known: {', '.join(BUILTIN_MODELS)}")
+    if _SPECS[name].family == "flux1":  # its own builder: two tokenizers of different kinds
+        from engine.models.tiny_flux import ensure_tiny_flux_model
+
+        return ensure_tiny_flux_model(cache_dir)
     target = builtin_model_dir(name, cache_dir)
     expected = _stamp(name)
     if _read_stamp(target) == expected:
@@ -158,6 +163,10 @@ def build_pipeline(name: str):
     import torch
 
     spec = _SPECS[name]
+    if spec.family == "flux1":
+        from engine.models.tiny_flux import build_flux_pipeline
+
+        return build_flux_pipeline()
     with torch.random.fork_rng(devices=[]):
         if spec.family == "sd1":
             return _build_sd1(spec.seed)

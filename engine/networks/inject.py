@@ -45,6 +45,7 @@ def apply_network(
     module_dropout: float = 0.0,
     use_tucker: bool = False,
     dtype: torch.dtype | None = torch.float32,
+    targets: list[str] | None = None,
 ) -> list[str]:
     """Inject the adapter in place, freeze the base weights and return the adapted module paths.
 
@@ -58,7 +59,8 @@ def apply_network(
     if adapter_layers(model):
         raise ValueError(f"the {component} already carries a network; apply_network runs once per model")
 
-    targets = select_targets(model, component, network_type)
+    # a family may name its layers itself (FLUX.1: sd-scripts' list); otherwise they are found by block
+    targets = {path: False for path in targets} if targets is not None else select_targets(model, component, network_type)
     wide_convs = [path for path, wide in targets.items() if wide]
     if conv_rank <= 0:
         targets = {path: wide for path, wide in targets.items() if not wide}

@@ -26,8 +26,6 @@ from .checkpoints import Checkpointing
 from .control import RunControl
 from .failure import TrainingFailure
 from .latents import LatentEncoder, centre_crop_conditioning
-from .loss import debiased_weights, diffusion_loss, huber_thresholds, min_snr_weights
-from .noise import NoiseOptions, model_input_noise, sample_noise, sample_timesteps
 from .memory import MemoryProbe
 from .reporting import RunReporting
 from .setup import TrainedModel, build_model, resolve_mixed_precision, weight_dtype_for
@@ -102,12 +100,16 @@ class Trainer(RunReporting, Checkpointing):
             self._init_trackers()
         set_seed((self.seed + self.accelerator.process_index) % 2**32)  # numpy takes seeds below 2^32 only
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed + 7919 * self.accelerator.process_index)
-        self.noise_options = NoiseOptions.of(cfg.training)  # read once: the step only checks plain fields
         self.caption_rng = random.Random(self.seed + 104729 * self.accelerator.process_index)
 
         self.weight_dtype = weight_dtype_for(self.mixed_precision)
         # the file is read once the base model is known: SDXL names and the family check need it
         self.model: TrainedModel = build_model(cfg, self.device, self.weight_dtype, cfg.network.weights or None)
+        base = self.model.base
+        # the family's objective (ε/v diffusion or flow matching), built once: the step only calls it
+        self.objective = base.spec.objective(cfg, base, generator=self.generator, weight_dtype=self.weight_dtype,
+                                             device=self.device)
+        self.text_options = base.spec.text_options(cfg, base)
         continue_from = self.model.continued_from
         for problem in self.model.base.warnings:
             self.warn(problem)
@@ -198,38 +200,17 @@ class Trainer(RunReporting, Checkpointing):
 
     def _encode_captions(self, captions: list[str]):
         base = self.model.base
-        return base.spec.encode_text(base.tokenizers, self.text_encoders, captions,
-                                     clip_skip=self.cfg.training.clip_skip,
-                                     max_token_length=self.cfg.training.max_token_length, device=self.device)
+        return base.spec.encode_text(base.tokenizers, self.text_encoders, captions, device=self.device,
+                                     **self.text_options)
 
     def train_step(self, batch: list[Draw]) -> float:
         cfg = self.cfg
-        base = self.model.base
         latents, captions, weights, size_conds = self._batch_inputs(batch)
         latents = latents.to(self.weight_dtype)
         train_text = self.model.train_text_encoder and not self.text_frozen
         with self.accelerator.accumulate(*self.trained_modules):
             cond = self._conditioning(captions, train_text)
-            options = self.noise_options
-            noise = sample_noise(latents, options, self.generator)
-            timesteps = sample_timesteps(latents.shape[0], options, base.noise_scheduler.config.num_train_timesteps,
-                                         self.generator, self.device)
-            noisy = base.noise_scheduler.add_noise(latents, model_input_noise(noise, options, self.generator), timesteps)
-            with self.accelerator.autocast():
-                prediction = base.spec.denoise(self.unet, noisy, timesteps, cond, size_conditions=size_conds,
-                                               dtype=self.weight_dtype)
-            target = base.spec.training_target(base.noise_scheduler, latents.float(), noise.float(), timesteps,
-                                               base.prediction_type)
-            if cfg.training.min_snr_gamma:
-                weights = weights * min_snr_weights(base.noise_scheduler, timesteps, cfg.training.min_snr_gamma,
-                                                    base.is_v_prediction)
-            if cfg.training.debiased_estimation_loss:
-                weights = weights * debiased_weights(base.noise_scheduler, timesteps, base.is_v_prediction)
-            loss_type, huber_c = cfg.training.loss_type, None
-            if loss_type in ("huber", "smooth_l1"):
-                huber_c = huber_thresholds(base.noise_scheduler, timesteps, cfg.training.huber_schedule,
-                                           cfg.training.huber_c, cfg.training.huber_scale)
-            loss = diffusion_loss(prediction, target, weights, loss_type, huber_c)
+            loss = self.objective.loss(self.unet, latents, cond, weights, size_conds, self.accelerator.autocast)
             loss_value = loss.detach().item()  # the step's one device sync: the check and the event share it
             if not math.isfinite(loss_value):
                 raise TrainingFailure(
@@ -264,6 +245,10 @@ class Trainer(RunReporting, Checkpointing):
         for name, encoder in zip(("text_encoder", "text_encoder_2"), self.text_encoders):
             if name not in named:
                 encoder.eval()
+        if self.cfg.training.cache_text_encoder_outputs:
+            from .text_cache import cache_text_outputs
+
+            cache_text_outputs(self)
 
     def freeze_text_encoder(self) -> None:
         """Stop training the text encoder: its LoRA weights keep their values from here on."""

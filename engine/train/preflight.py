@@ -117,6 +117,12 @@ def _package_problems(cfg: RunConfig) -> list[Problem]:
     except ProblemError as exc:
         problems += exc.problems
     problems += attention_problems(cfg)
+    if cfg.training.fp8_base:
+        import torch
+
+        from ..networks.fp8 import fp8_problems
+
+        problems += fp8_problems(cfg.training.mixed_precision, "cuda" if torch.cuda.is_available() else "cpu")
     if cfg.sampling.prompts and cfg.sampling.sampler == "lms" and importlib.util.find_spec("scipy") is None:
         problems.append(error("sampling.sampler", "the lms sampler needs scipy, which is not installed",
                               "pip install 'tui-lora[samplers]' (scipy), or choose another sampler (euler_a, dpmpp_2m, ...)"))

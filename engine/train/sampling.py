@@ -133,7 +133,7 @@ def render(base, prompts: list[SamplePrompt], *, sampler: str, clip_skip: int = 
     `autocast` makes the mixed-precision context (the accelerator's). Seeds go to CPU generators
     so the same prompt gives the same image on any device.
     """
-    scheduler = build_sampler(sampler, base.scheduler_config, base.prediction_type)
+    scheduler = base.spec.sample_scheduler(sampler, base)
     pipe = base.to_pipeline(scheduler)
     pipe.set_progress_bar_config(disable=True)
     images = []
@@ -141,9 +141,9 @@ def render(base, prompts: list[SamplePrompt], *, sampler: str, clip_skip: int = 
         for prompt in prompts:
             generator = torch.Generator(device="cpu").manual_seed(prompt.seed)
             with torch.no_grad(), (autocast or contextlib.nullcontext)():
-                result = pipe(prompt=prompt.prompt, negative_prompt=prompt.negative or None,
-                              num_inference_steps=prompt.steps, guidance_scale=prompt.cfg, width=prompt.width,
-                              height=prompt.height, generator=generator, clip_skip=clip_skip - 1 or None)
+                result = pipe(prompt=prompt.prompt, num_inference_steps=prompt.steps, guidance_scale=prompt.cfg,
+                              width=prompt.width, height=prompt.height, generator=generator,
+                              **base.spec.sample_options(prompt, clip_skip))
             images.append(result.images[0])
     finally:
         del pipe

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from ..config import SETTINGS, RunConfig
-from ..lorafile.io import save_lora_file
 from ..models import families
 from ..lorafile.metadata import build_metadata
 from ..networks.adapter_tensors import export_network
@@ -57,10 +56,13 @@ def network_module_and_args(cfg: RunConfig, shape) -> tuple[str, dict]:
     return module, args
 
 
-def extra_metadata(cfg: RunConfig) -> dict[str, str]:
+def extra_metadata(cfg: RunConfig, family: families.ModelFamily | None = None) -> dict[str, str]:
+    # another family's own section (the flux: options on an SD run) says nothing about this LoRA
+    foreign = {f.settings_section for f in families.REGISTRY.values() if f.settings_section} - {
+        family.settings_section if family is not None else ""}
     extra = {}
     for setting in SETTINGS:
-        if not setting.kohya or not setting.ss_extra or setting.kind == "path":
+        if not setting.kohya or not setting.ss_extra or setting.kind == "path" or setting.section in foreign:
             continue
         value = cfg.values[setting.key]
         if setting.kind in ("list", "int_list", "pair"):
@@ -100,9 +102,10 @@ def save_lora(path: Path, cfg: RunConfig, trained, facts: dict) -> int:
         "tags": cfg.metadata.tags,
         **facts,
     }
-    metadata = build_metadata(full_facts, extra_metadata(cfg))
-    save_lora_file(path, gather_weights(trained), family=family, unet_config=trained.base.unet.config,
-                   metadata=metadata, save_dtype=SAVE_DTYPES[cfg.training.save_precision], fmt=cfg.model.save_as)
+    spec = trained.base.spec
+    metadata = spec.finish_metadata(build_metadata(full_facts, extra_metadata(cfg, spec)), cfg, trained.base)
+    spec.write_lora(path, gather_weights(trained), base=trained.base, metadata=metadata,
+                    save_dtype=SAVE_DTYPES[cfg.training.save_precision], fmt=cfg.model.save_as)
     return path.stat().st_size
 
 

@@ -54,7 +54,7 @@ class TrainedModel:
     def components(self) -> dict[str, torch.nn.Module]:
         parts = {"unet": self.base.unet}
         if self.train_text_encoder:
-            for name, encoder in zip(TEXT_COMPONENTS, self.base.text_encoders):
+            for name, encoder in zip(TEXT_COMPONENTS, trainable_text_encoders(self.base)):
                 parts[name] = encoder
         return parts
 
@@ -64,7 +64,13 @@ class TrainedModel:
     def text_parameters(self) -> list[torch.nn.Parameter]:
         if not self.train_text_encoder:
             return []
-        return [p for encoder in self.base.text_encoders for p in network_parameters(encoder)]
+        return [p for encoder in trainable_text_encoders(self.base) for p in network_parameters(encoder)]
+
+
+def trainable_text_encoders(base: BaseModel) -> list[torch.nn.Module]:
+    """The text encoders a LoRA may train: all of them, or the family's first ones (FLUX.1: CLIP-L)."""
+    count = base.spec.trainable_text_encoders
+    return list(base.text_encoders if count is None else base.text_encoders[:count])
 
 
 def network_shape(cfg: RunConfig, continue_from=None, unet=None) -> NetworkShape:
@@ -88,7 +94,11 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
     """The base model with its networks; `continue_from` is a LoRA file's path (or a read LoraFile)."""
     base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, v2=cfg.model.v2,
                            v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl,
-                           family=requested_family(cfg.values))
+                           family=requested_family(cfg.values), clip_l=cfg.model.clip_l, t5xxl=cfg.model.t5xxl,
+                           ae=cfg.model.ae)
+    problems = base.spec.run_problems(cfg.values)  # `auto` knows the family only now
+    if problems:
+        raise ProblemError(problems)
     if isinstance(continue_from, (str, os.PathLike)):
         continue_from = read_continue_file(continue_from, base)
     shape = network_shape(cfg, continue_from, base.unet)
@@ -99,34 +109,34 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
                   module_dropout=cfg.network.module_dropout)
     base.vae.to(device, dtype=torch.float32)  # the VAE stays fp32: SDXL's overflows in fp16
     base.unet.to(device, dtype=weight_dtype)
-    model.adapted["unet"] = apply_network(base.unet, component="unet", **common)
+    model.adapted["unet"] = apply_network(base.unet, component="unet", targets=base.spec.lora_targets(base.unet), **common)
+    trainable = trainable_text_encoders(base)
     for name, encoder in zip(TEXT_COMPONENTS, base.text_encoders):
         encoder.to(device, dtype=weight_dtype)
-        if train_te:
+        if train_te and encoder in trainable:
             model.adapted[name] = apply_network(encoder, component=name, **common)
     if continue_from is not None:
         _load_continue_weights(model, continue_from)
-    if cfg.training.attention == "xformers":
-        base.unet.enable_xformers_memory_efficient_attention()
-    else:
-        from diffusers.models.attention_processor import AttnProcessor2_0
+    if cfg.training.fp8_base:
+        from ..networks.fp8 import fp8_problems, store_in_fp8
 
-        base.unet.set_attn_processor(AttnProcessor2_0())
+        problems = fp8_problems(cfg.training.mixed_precision, device.type)
+        if problems or weight_dtype not in (torch.bfloat16, torch.float16):
+            raise ProblemError(problems or fp8_problems("no", device.type))
+        store_in_fp8(base.unet, weight_dtype)
+    base.spec.prepare_denoiser(base.unet, cfg)
     if cfg.training.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
         if train_te:
-            for encoder in base.text_encoders:
+            for encoder in trainable:
                 encoder.gradient_checkpointing_enable()
     return model
 
 
 def read_continue_file(path: str | os.PathLike, base: BaseModel):
     """The LoRA to continue from, read for this base model; every problem names network.weights."""
-    from ..lorafile.io import read_lora_file
-
     try:
-        # SDXL files use LDM block numbers, which only this UNet's config turns into its module paths
-        found = read_lora_file(path, unet_config=base.unet.config if base.spec.ldm_unet_names else None)
+        found = base.spec.read_lora(path, base)
     except ProblemError as exc:
         raise ProblemError([error("network.weights", f"{path}: {p.message}", p.hint) for p in exc.problems]) from None
     if found.family_guess is not None and found.family_guess != base.spec.naming:

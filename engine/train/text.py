@@ -7,7 +7,7 @@ Captions longer than one 75-token window (max_token_length 150/225) are encoded 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -88,30 +88,39 @@ def encode_captions(tokenizers, encoders, captions: list[str], *, sdxl: bool, cl
 class ConditioningCache:
     """Conditioning per caption under a frozen text encoder, so each caption is encoded once.
 
-    Bounded by bytes (the states live on the training device): captions beyond the budget, as
-    shuffled tags make many, are encoded every time they come.
+    Works on any family's conditioning (a dataclass of per-caption tensors, some None). Bounded by
+    bytes (the states live on the training device): captions beyond the budget, as shuffled tags
+    make many, are encoded every time they come; `budget_bytes=None` keeps every caption.
     """
 
-    def __init__(self, budget_bytes: int = 512 << 20):
+    def __init__(self, budget_bytes: int | None = 512 << 20):
         self.budget_bytes = budget_bytes
         self.used_bytes = 0
-        self.rows: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self.rows: dict[str, tuple[torch.Tensor | None, ...]] = {}
+        self.kind: type | None = None  # the family's conditioning class, from the first encoding
 
     def lookup(self, captions: list[str], encode) -> Conditioning:
-        fresh_rows: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        fresh_rows: dict[str, tuple[torch.Tensor | None, ...]] = {}
         missing = [caption for caption in dict.fromkeys(captions) if caption not in self.rows]
         if missing:
             with torch.no_grad():
                 fresh = encode(missing)
+            self.kind = type(fresh)
+            columns = [getattr(fresh, f.name) for f in fields(fresh)]
             for index, caption in enumerate(missing):
                 # own storage, so a kept row does not hold on to the whole batch
-                row = (fresh.hidden[index].clone(), fresh.pooled[index].clone() if fresh.pooled is not None else None)
+                row = tuple(column[index].clone() if column is not None else None for column in columns)
                 fresh_rows[caption] = row
-                size = sum(t.numel() * t.element_size() for t in row if t is not None)
-                if self.used_bytes + size <= self.budget_bytes:
-                    self.rows[caption] = row
-                    self.used_bytes += size
+                self.put(caption, row)
         rows = [self.rows.get(caption) or fresh_rows[caption] for caption in captions]
-        hidden = torch.stack([row[0] for row in rows])
-        pooled = torch.stack([row[1] for row in rows]) if rows[0][1] is not None else None
-        return Conditioning(hidden, pooled)
+        return self.kind(*[torch.stack([row[i] for row in rows]) if rows[0][i] is not None else None
+                           for i in range(len(rows[0]))])
+
+    def put(self, caption: str, row: tuple[torch.Tensor | None, ...]) -> bool:
+        """Keep one caption's row when the budget allows; whether it was kept."""
+        size = sum(t.numel() * t.element_size() for t in row if t is not None)
+        if self.budget_bytes is not None and self.used_bytes + size > self.budget_bytes:
+            return False
+        self.rows[caption] = row
+        self.used_bytes += size
+        return True

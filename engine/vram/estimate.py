@@ -1,7 +1,8 @@
 """The peak-VRAM estimate of a run: named lines that add up to the peak, from the settings alone.
 
 Torch-free. What the engine does decides each line (engine/train/setup.py and loop.py): the
-denoiser and text encoders are held in the mixed-precision dtype (fp8 when fp8_base is set), the
+denoiser and text encoders are held in the mixed-precision dtype (the denoiser in fp8 when fp8_base
+is set: engine/networks/fp8.py stores only the denoiser's linears so; T5 stays 16-bit), the
 VAE in fp32 and moved off the GPU once latents are cached (unless samples are drawn), LoRA
 parameters and their gradients in fp32, optimizer state as optimizer_state.py lists, and the
 activations of one forward/backward pass at the largest bucket (activations.py).
@@ -113,8 +114,7 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
         if cached_text:
             lines.append(Line(name, 0, "off the GPU: its outputs are cached"))
             continue
-        dtype = "fp8" if fp8 and is_t5 else precision
-        lines.append(Line(name, count * _DTYPE_BYTES[dtype], f"{count / 1e6:,.0f}M parameters in {dtype}"))
+        lines.append(Line(name, count * _DTYPE_BYTES[precision], f"{count / 1e6:,.0f}M parameters in {precision}"))
     vae = vae_parameters(parts.vae)
     vae_leaves = bool(values.get("training.cache_latents", True)) and not values.get("sampling.prompts")
     lines.append(Line("VAE weights", 0 if vae_leaves else vae * 4,
@@ -151,13 +151,25 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
     return estimate
 
 
+def flux_text_tokens(values: Mapping[str, Any], parts: ModelParts) -> int:
+    """T5 tokens per caption: the setting, else the variant's own length ([schnell] 256, [dev] 512)."""
+    from engine.models.families import flux1_reference as ref  # torch-free facts
+
+    configured = values.get("flux.t5xxl_max_token_length")
+    if configured:
+        return int(configured)
+    # the reference configs are [dev]'s; the [schnell] hub id names the other variant
+    schnell = str(values.get("model.path") or "").lower() == ref.HUB_IDS["schnell"].lower()
+    return ref.T5_MAX_TOKENS["schnell" if schnell else ref.variant_of_config(parts.denoiser)]
+
+
 def _activations(parts: ModelParts, values: Mapping[str, Any], width: int, height: int, batch: int,
                  checkpointing: bool, rank: int, network_type: str, train_te: bool) -> act.ActivationModel:
     scale = parts.vae_scale
     windows = max(1, int(values.get("training.max_token_length") or 75) // 75)
     if parts.is_flux:
         image_tokens = (width // scale // 2) * (height // scale // 2)
-        text_tokens = int(values.get("flux.t5xxl_max_token_length") or 512)
+        text_tokens = flux_text_tokens(values, parts)
         model = act.flux_activations(parts.denoiser, image_tokens=image_tokens, text_tokens=text_tokens,
                                      batch=batch, checkpointing=checkpointing, lora_rank=rank)
     else:

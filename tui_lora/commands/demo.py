@@ -2,6 +2,8 @@
 
 Everything goes into one folder (default `./tui-lora-demo`). An existing demo folder is reused:
 its dataset and run file are kept, and a new output name is chosen instead of replacing a LoRA.
+`--family` picks which built-in tiny model trains (SD 1.x by default; every family that has one):
+each family keeps its own run file and LoRA name in the shared folder.
 """
 
 from __future__ import annotations
@@ -28,21 +30,44 @@ DEMO_SETTINGS = {
 }
 
 
-def prepare_demo(folder: Path) -> Path:
+DEFAULT_FAMILY = "sd1"
+
+
+def tiny_picks() -> dict[str, str]:
+    """Family -> its built-in tiny model's quick pick (the families a demo can train)."""
+    from engine.config.settings_model import QUICK_PICKS
+
+    return {quick["family"]: pick for pick, quick in QUICK_PICKS.items() if pick.startswith("builtin-tiny-")}
+
+
+def demo_settings(family: str = DEFAULT_FAMILY) -> dict:
+    """The demo's run settings for `family`'s tiny model (unknown families raise ValueError)."""
+    picks = tiny_picks()
+    if family not in picks:
+        raise ValueError(f"no built-in tiny model for family '{family}'; choose one of {', '.join(picks)}")
+    values = dict(DEMO_SETTINGS, **{"model.quick_pick": picks[family]})
+    if family != DEFAULT_FAMILY:  # own names, so demos of several families share one folder
+        values["folders.output_name"] = f"demo_{family}_lora"
+    return values
+
+
+def prepare_demo(folder: Path, family: str = DEFAULT_FAMILY) -> Path:
     """Dataset and run file in `folder`; returns the run file. Never replaces user files."""
     from engine.config import RunConfig, load_run_file, save_run_file
     from engine.dataset.synthetic import make_synthetic_dataset
     from engine.output_names import next_free_name
 
+    settings = demo_settings(family)
+
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
     if not data.exists():
         make_synthetic_dataset(data, seed=0, size=64)
-    run_file = folder / "demo.yaml"
+    run_file = folder / ("demo.yaml" if family == DEFAULT_FAMILY else f"demo_{family}.yaml")
     if run_file.exists():
         cfg, _ = load_run_file(run_file)
     else:
-        values = dict(DEMO_SETTINGS)
+        values = dict(settings)
         values.update({"folders.images": str((data / "images").resolve()),
                        "folders.regularization": str((data / "regularization").resolve()),
                        "folders.output": str((folder / "output").resolve())})
@@ -58,12 +83,12 @@ def prepare_demo(folder: Path) -> Path:
     return run_file
 
 
-def demo_command(folder: str | None) -> int:
+def demo_command(folder: str | None, family: str = DEFAULT_FAMILY) -> int:
     from engine.runner import train_main
 
     root = Path(folder or "tui-lora-demo")
-    print(f"preparing the demo in {root.resolve()} (tiny model, generated images)")
-    run_file = prepare_demo(root)
+    print(f"preparing the demo in {root.resolve()} ({demo_settings(family)['model.quick_pick']}, generated images)")
+    run_file = prepare_demo(root, family)
     print(f"run file: {run_file}")
     code = train_main(str(run_file))
     if code == 0:

@@ -13,8 +13,9 @@ from .native import native_resolution_of, native_resolution_of_folder
 from .sd1 import SD1
 from .sd2 import SD2, SD2_V
 from .sdxl import SDXL
+from .flux1 import FLUX1
 
-REGISTRY: dict[str, ModelFamily] = {family.name: family for family in (SD1, SD2, SD2_V, SDXL)}
+REGISTRY: dict[str, ModelFamily] = {family.name: family for family in (SD1, SD2, SD2_V, SDXL, FLUX1)}
 FAMILY_NAMES: tuple[str, ...] = tuple(REGISTRY)
 AUTO = "auto"  # `model.family: auto`: take the family the model itself shows
 

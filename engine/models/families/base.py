@@ -37,6 +37,9 @@ class ModelFamily:
     marks_v_in_version: bool = True  # sd-scripts appends "_v" to SD 1.x/2.x versions for v-prediction
     # Its Kohya files use the original (LDM) UNet block names, mapped from the UNet's own config.
     ldm_unet_names: bool = False
+    writes_prediction_type: bool = True  # modelspec.prediction_type (sd-scripts writes none for Flux)
+    settings_section: str = ""  # the run-file section of settings only this family uses ("flux")
+    trainable_text_encoders: int | None = None  # how many of its text encoders (first ones) a LoRA may train; None: all
 
     # ------------------------------------------------------------------ legacy flags and words
 
@@ -61,6 +64,31 @@ class ModelFamily:
             return self.base_model_version + "_v"
         return self.base_model_version
 
+    def run_problems(self, values: Mapping[str, Any]) -> list[Any]:
+        """Settings this family cannot train with, checked once the model is loaded (`model.family: auto`
+        learns the family only then). SD families: none beyond the validation rules."""
+        return []
+
+    def finish_metadata(self, metadata: dict[str, str], cfg: Any, base: Any) -> dict[str, str]:
+        """The family's own metadata on top of the common keys (SD: nothing to add)."""
+        return metadata
+
+    # ------------------------------------------------------------------ LoRA files (torch inside)
+
+    def write_lora(self, path: Any, weights: Any, *, base: Any, metadata: Mapping[str, str], save_dtype: Any,
+                   fmt: str) -> None:
+        from engine.lorafile.io import save_lora_file
+
+        save_lora_file(path, weights, family=self.naming, unet_config=base.unet.config, metadata=metadata,
+                       save_dtype=save_dtype, fmt=fmt)
+
+    def read_lora(self, path: Any, base: Any) -> Any:
+        """A LoRA file to continue from, as the neutral structure (its `family_guess` is a naming)."""
+        from engine.lorafile.io import read_lora_file
+
+        # SDXL files use LDM block numbers, which only this UNet's config turns into its module paths
+        return read_lora_file(path, unet_config=base.unet.config if self.ldm_unet_names else None)
+
     # ------------------------------------------------------------------ native resolution
 
     def native_resolution(self, denoiser_config: Mapping[str, Any] | None,
@@ -78,6 +106,29 @@ class ModelFamily:
         return sample * 2 ** (len(channels) - 1)
 
     # ------------------------------------------------------------------ training (torch inside)
+
+    def objective(self, cfg: Any, base: Any, *, generator: Any, weight_dtype: Any, device: Any) -> Any:
+        """The run's training objective: an object whose `loss(...)` the loop calls once per batch."""
+        from engine.train.objective import DiffusionObjective
+
+        return DiffusionObjective(cfg, base, generator=generator, weight_dtype=weight_dtype, device=device)
+
+    def text_options(self, cfg: Any, base: Any) -> dict[str, Any]:
+        """The run's settings `encode_text` takes besides the captions."""
+        return {"clip_skip": cfg.training.clip_skip, "max_token_length": cfg.training.max_token_length}
+
+    def lora_targets(self, denoiser: Any) -> list[str] | None:
+        """The denoiser's module paths a LoRA trains; None: the layers inside its attention blocks."""
+        return None
+
+    def prepare_denoiser(self, denoiser: Any, cfg: Any) -> None:
+        """Attention backend for training (SD UNets: PyTorch's fused attention, or xformers)."""
+        if cfg.training.attention == "xformers":
+            denoiser.enable_xformers_memory_efficient_attention()
+        else:
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            denoiser.set_attn_processor(AttnProcessor2_0())
 
     def training_target(self, scheduler: Any, latents: Any, noise: Any, timesteps: Any,
                         prediction_type: str | None = None) -> Any:
@@ -102,6 +153,16 @@ class ModelFamily:
         if self.size_conditioning:
             added = {"text_embeds": conditioning.pooled.to(dtype), "time_ids": size_conditions.to(noisy.device, dtype=dtype)}
         return denoiser(noisy, timesteps, conditioning.hidden.to(dtype), added_cond_kwargs=added).sample
+
+    def sample_scheduler(self, sampler: str, base: Any) -> Any:
+        """The diffusers scheduler samples are drawn with (`sampling.sampler` over the model's config)."""
+        from engine.train.sampling import build_sampler
+
+        return build_sampler(sampler, base.scheduler_config, base.prediction_type)
+
+    def sample_options(self, prompt: Any, clip_skip: int) -> dict[str, Any]:
+        """The family's own pipeline arguments for one sample prompt."""
+        return {"negative_prompt": prompt.negative or None, "clip_skip": clip_skip - 1 or None}
 
     def pipeline(self, *, vae: Any, text_encoders: list[Any], tokenizers: list[Any], denoiser: Any,
                  scheduler: Any) -> Any:
