@@ -294,9 +294,8 @@ class _Conversion:
                                        + "; change LoRA_type in the file (and its learning rates) and import again"))
             ours = "lora"
         self.values["network.type"] = ours
-        rank = self.put("network_dim", self.take("network_dim"))
-        if rank is None and self.data.get("LoRA_type") == "LyCORIS/LoKr" and (_number(self.data.get("network_dim")) or 0) > 1024:
-            self.note("network_dim", "LoKr's very large dim (a full-size Kronecker factor) is not supported", "use a rank ≤ 1024")
+        full = self._lokr_full_matrix(kohya_type)
+        rank = None if full else self.put("network_dim", self.take("network_dim"))
         rank = rank or SETTINGS["network.rank"].default
         alpha_raw = self.take("network_alpha")
         if _number(alpha_raw) == 0:
@@ -305,6 +304,40 @@ class _Conversion:
         else:
             self.put("network_alpha", alpha_raw)
         self._conv(kohya_type if isinstance(kohya_type, str) else "", rank)
+        self._lycoris_options(kohya_type if isinstance(kohya_type, str) else "")
+
+    def _lokr_full_matrix(self, kohya_type: Any) -> bool:
+        """LyCORIS keeps a LoKr factor full once the dim reaches half its size; the GUI asks for full
+        matrices everywhere with a dim of 10000 or more."""
+        if kohya_type != "LyCORIS/LoKr" or (_number(self.data.get("network_dim")) or 0) < 10000:
+            return False
+        self.take("network_dim")
+        self.values["network.lokr_full_matrix"] = True
+        self.note("network_dim", f"{_show(self.data['network_dim'])} asks LyCORIS for full LoKr matrices; imported as "
+                  "network.lokr_full_matrix: true (the rank is then unused, alpha ignored: scale 1)")
+        if (_number(self.data.get("conv_dim")) or 0) >= 10000:
+            self.data["conv_dim"] = ""  # full too: the conv rank no longer matters
+        return True
+
+    def _lycoris_options(self, kohya_type: str) -> None:
+        """LyCORIS network_args: imported for the types that use them, otherwise Kohya ignores them too."""
+        options = {key: self.take(key) for key in ("factor", "decompose_both", "use_cp", "use_tucker", "rank_dropout_scale")}
+        ours = self.values["network.type"]
+        if kohya_type == "LyCORIS/LoKr":
+            for key in ("factor", "decompose_both", "rank_dropout_scale"):
+                self.put(key, options[key])
+            if self.put("use_tucker", options["use_tucker"]) is not True:  # the GUI's LoKr checkbox is use_cp
+                self.values.pop("network.use_tucker", None)
+                self.put("use_tucker", options["use_cp"])
+        elif kohya_type.startswith("LyCORIS/") and ours == "loha":
+            self.put("use_tucker", options["use_tucker"])
+            self.put("rank_dropout_scale", options["rank_dropout_scale"])
+        elif kohya_type.startswith("LyCORIS/"):
+            for key in ("use_tucker", "rank_dropout_scale"):
+                if not _same(options[key], False):
+                    why = ("Tucker form is only available for LoHa and LoKr" if key == "use_tucker" else
+                           f"{ours}'s rank dropout always rescales the kept ranks, as Kohya's LoRA does")
+                    self.note(key, f"{_show(options[key])} was not imported: {why}")
 
     def _conv(self, kohya_type: str, rank: int) -> None:
         conv_dim, conv_alpha = self.take("conv_dim"), self.take("conv_alpha")

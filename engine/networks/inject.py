@@ -44,17 +44,26 @@ def apply_network(
     rank_dropout: float = 0.0,
     module_dropout: float = 0.0,
     use_tucker: bool = False,
+    lokr_factor: int = -1,
+    lokr_decompose_both: bool = False,
+    lokr_full_matrix: bool = False,
+    rank_dropout_scale: bool = False,
     dtype: torch.dtype | None = torch.float32,
 ) -> list[str]:
     """Inject the adapter in place, freeze the base weights and return the adapted module paths.
 
     conv_rank 0 leaves wide convolutions out (Kohya's meaning of conv_dim 0). `use_tucker` selects
-    LyCORIS' Tucker (CP) form for wide convolutions in loha/lokr. Adapter weights are kept in
+    LyCORIS' Tucker (CP) form for wide convolutions in loha/lokr. The lokr_* options and
+    rank_dropout_scale are LyCORIS' LoKr `factor`, `decompose_both`, `full_matrix` and
+    `rank_dropout_scale` (see engine.config.settings_lycoris). Adapter weights are kept in
     `dtype` (float32 by default) whatever the base model's dtype; None keeps peft's choice.
     """
     if component not in COMPONENTS:
         raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
     _check_settings(network_type, rank, alpha, conv_rank, conv_alpha, dropout, rank_dropout, module_dropout)
+    if lokr_factor == 0 or lokr_factor < -1 or int(lokr_factor) != lokr_factor:
+        raise ProblemError([error("network.lokr_factor", f"{lokr_factor} is not a LoKr factor",
+                                  "use -1 (automatic) or a whole number ≥ 1")])
     if adapter_layers(model):
         raise ValueError(f"the {component} already carries a network; apply_network runs once per model")
 
@@ -74,6 +83,12 @@ def apply_network(
             ]
         )
 
+    if network_type == "lokr" and lokr_full_matrix:
+        # peft keeps a LoKr factor full once the rank reaches half its size (as LyCORIS did before
+        # its full_matrix switch): a rank of the widest layer size makes every factor full.
+        widest = max(max(_layer_sizes(model.get_submodule(path))) for path in targets)
+        rank = conv_rank = max(rank, conv_rank, widest)
+        alpha = conv_alpha = float(rank)
     config = _peft_config(
         network_type,
         sorted(targets),
@@ -82,6 +97,8 @@ def apply_network(
         alpha=alpha,
         conv_rank=conv_rank,
         conv_alpha=conv_alpha,
+        lokr_factor=int(lokr_factor),
+        lokr_decompose_both=lokr_decompose_both,
         rank_dropout=rank_dropout,
         module_dropout=module_dropout,
         use_tucker=use_tucker,
@@ -93,6 +110,9 @@ def apply_network(
     if network_type == "loha":
         for layer in layers.values():
             _init_loha_like_lycoris(layer)
+    if network_type == "lokr":
+        for layer in layers.values():
+            _full_lokr_at_scale_one(layer)
 
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -103,7 +123,8 @@ def apply_network(
 
     from engine.networks.regularizers import install_dropouts
 
-    install_dropouts(model, dropout=dropout, rank_dropout=rank_dropout, module_dropout=module_dropout)
+    install_dropouts(model, dropout=dropout, rank_dropout=rank_dropout, module_dropout=module_dropout,
+                     rank_dropout_scale=rank_dropout_scale)
     return sorted(layers)
 
 
@@ -210,6 +231,8 @@ def _peft_config(
     rank_dropout: float,
     module_dropout: float,
     use_tucker: bool,
+    lokr_factor: int = -1,
+    lokr_decompose_both: bool = False,
 ):
     # One alternation pattern keeps peft's per-layer pattern lookup to a single regex.
     rank_pattern: dict[str, int] = {}
@@ -245,13 +268,27 @@ def _peft_config(
         alpha=float(alpha),
         rank_dropout=float(rank_dropout),
         module_dropout=float(module_dropout),
-        rank_dropout_scale=True,
+        rank_dropout_scale=False,  # install_dropouts sets the run's choice
         use_effective_conv2d=use_tucker,
-        decompose_both=False,
-        decompose_factor=-1,
+        decompose_both=lokr_decompose_both,
+        decompose_factor=lokr_factor,
         init_weights="lycoris",
         **common,
     )
+
+
+def _layer_sizes(layer: nn.Module) -> tuple[int, int]:
+    if isinstance(layer, nn.Conv2d):
+        return layer.in_channels, layer.out_channels
+    return layer.in_features, layer.out_features
+
+
+def _full_lokr_at_scale_one(layer: nn.Module) -> None:
+    """LyCORIS' LokrModule applies a LoKr with both factors full at scale 1 (it sets alpha to the
+    rank there), whatever alpha says; peft would scale it by alpha / r."""
+    if ADAPTER_NAME in layer.lokr_w1 and ADAPTER_NAME in layer.lokr_w2:
+        layer.alpha[ADAPTER_NAME] = float(layer.r[ADAPTER_NAME])
+        layer.scaling[ADAPTER_NAME] = 1.0
 
 
 @torch.no_grad()

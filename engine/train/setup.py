@@ -96,7 +96,9 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
     model = TrainedModel(base, shape, train_te, continued_from=continue_from)
     common = dict(network_type=shape.network_type, rank=shape.rank, alpha=shape.alpha, conv_rank=shape.conv_rank,
                   conv_alpha=shape.conv_alpha, dropout=cfg.network.dropout, rank_dropout=cfg.network.rank_dropout,
-                  module_dropout=cfg.network.module_dropout)
+                  module_dropout=cfg.network.module_dropout, use_tucker=cfg.network.use_tucker,
+                  lokr_factor=cfg.network.lokr_factor, lokr_decompose_both=cfg.network.lokr_decompose_both,
+                  lokr_full_matrix=cfg.network.lokr_full_matrix, rank_dropout_scale=cfg.network.rank_dropout_scale)
     base.vae.to(device, dtype=torch.float32)  # the VAE stays fp32: SDXL's overflows in fp16
     base.unet.to(device, dtype=weight_dtype)
     model.adapted["unet"] = apply_network(base.unet, component="unet", **common)
