@@ -145,7 +145,7 @@ def test_old_gui_config_with_renamed_keys_and_text_numbers():
 
 @pytest.mark.parametrize("kohya, ours", [
     ("Standard", "lora"), ("Kohya LoCon", "locon"), ("LyCORIS/LoCon", "locon"), ("LoCon", "locon"),
-    ("LyCORIS/LoHa", "loha"), ("LyCORIS/LoKr", "lokr"),
+    ("LyCORIS/LoHa", "loha"), ("LyCORIS/LoKr", "lokr"), ("Kohya DyLoRA", "dylora"),
 ])
 def test_lora_type_names_map_to_network_types(kohya, ours):
     result = convert(LoRA_type=kohya, network_dim=8, conv_dim=4, conv_alpha=2)
@@ -153,8 +153,7 @@ def test_lora_type_names_map_to_network_types(kohya, ours):
     assert "LoRA_type" not in notes_by_key(result)
 
 
-@pytest.mark.parametrize("kohya, ours", [("Kohya DyLoRA", "lora"), ("LoRA-FA", "lora"), ("LyCORIS/DyLoRA", "locon"),
-                                         ("LyCORIS/GLoRA", "locon")])
+@pytest.mark.parametrize("kohya, ours", [("LoRA-FA", "lora"), ("LyCORIS/GLoRA", "locon")])
 def test_close_relative_network_types_fall_back_with_a_warning(kohya, ours):
     result = convert(LoRA_type=kohya, network_dim=8, conv_dim=4, conv_alpha=2)
     assert result.config.network.type == ours

@@ -9,7 +9,8 @@ Choices made here, following what the GUI and sd-scripts do with a key:
 - A key tui-lora has no counterpart for is dropped silently only when it holds Kohya's default or
   nothing, or when Kohya itself ignores it for this config (LyCORIS options on a Standard LoRA,
   Flux/SD3 options on an SD model); otherwise a warning names it and its value.
-- Network types with a close counterpart (DyLoRA, LoRA-FA, GLoRA) fall back to it with a warning:
+- DyLoRA (Kohya's and LyCORIS') is trained as sd-scripts' DyLoRA. Network types with a close
+  counterpart (LoRA-FA, GLoRA) fall back to it with a warning:
   their rank, alpha and learning rates mean the same there. Types with none (iA3, OFT, BOFT, full
   fine-tuning) and Flux.1/SD3 models are refused with an error: their learning rates and sizes
   would train a burned or useless LoRA, so the person must pick a type knowingly.
@@ -323,6 +324,12 @@ class _Conversion:
         """LyCORIS network_args: imported for the types that use them, otherwise Kohya ignores them too."""
         options = {key: self.take(key) for key in ("factor", "decompose_both", "use_cp", "use_tucker", "rank_dropout_scale")}
         ours = self.values["network.type"]
+        unit = self.take("unit")
+        if ours == "dylora":
+            self.put("unit", unit)
+            if kohya_type == "LyCORIS/DyLoRA":
+                self.note("LoRA_type", "LyCORIS' DyLoRA is trained as sd-scripts' DyLoRA (network.type: dylora); the "
+                          "file is a plain LoRA either way", "check network.dylora_unit (LyCORIS' block_size)")
         if kohya_type == "LyCORIS/LoKr":
             for key in ("factor", "decompose_both", "rank_dropout_scale"):
                 self.put(key, options[key])
@@ -343,6 +350,11 @@ class _Conversion:
         conv_dim, conv_alpha = self.take("conv_dim"), self.take("conv_alpha")
         if self.values["network.type"] == "lora":
             return  # Kohya's Standard LoRA ignores conv_dim/conv_alpha too
+        if self.values["network.type"] == "dylora":
+            if not (_is_empty(conv_dim) or _number(conv_dim) == 0) or kohya_type.startswith("LyCORIS/"):
+                self.note("conv_dim", "tui-lora's DyLoRA adapts the attention layers only (as Kohya DyLoRA without "
+                          "conv_dim); the 3×3 convolutions are not trained", "use locon for convolution layers")
+            return
         lycoris = kohya_type.startswith("LyCORIS/") or kohya_type == "LoCon"
         if _is_empty(conv_dim) or _number(conv_dim) == 0:
             if lycoris:

@@ -24,17 +24,20 @@ def number(value: Any) -> float | None:
     return number if number is not None and math.isfinite(number) else None
 
 NETWORK_TYPES = {"Standard": "lora", "Kohya LoCon": "locon", "LyCORIS/LoCon": "locon", "LoCon": "locon",
-                 "LyCORIS/LoHa": "loha", "LyCORIS/LoKr": "lokr"}
+                 "LyCORIS/LoHa": "loha", "LyCORIS/LoKr": "lokr", "Kohya DyLoRA": "dylora", "LyCORIS/DyLoRA": "dylora"}
 # Close relatives: same rank/alpha/learning-rate scale. LyCORIS's default "full" preset adapts
 # convolutions too, so its algorithms fall back to locon.
 NEAREST_NETWORK_TYPES = {
-    "Kohya DyLoRA": ("lora", "DyLoRA (one LoRA usable at several ranks) is not available; a plain LoRA of the full rank is trained"),
     "LoRA-FA": ("lora", "LoRA-FA (frozen down-projection) is not available; both LoRA matrices are trained"),
-    "LyCORIS/DyLoRA": ("locon", "LyCORIS DyLoRA is not available; a LoCon of the full rank is trained"),
-    "LyCORIS/GLoRA": ("locon", "GLoRA is not available; a LoCon is trained instead"),
+    # GLoRA adds a learned scaling of the base weight and a bias path to LoRA; peft has no GLoRA and
+    # its files load only where the loader knows GLoRA, so the nearest file every tool loads is used.
+    "LyCORIS/GLoRA": ("locon", "GLoRA (LoRA plus learned scaling of the original weights) has no peft "
+                               "implementation; a LoCon of the same rank and alpha is trained, which every image tool loads"),
 }
 REFUSED_NETWORK_TYPES = {
-    "LyCORIS/iA3": "iA3 learns scaling vectors, not low-rank matrices, and uses far higher learning rates",
+    "LyCORIS/iA3": "iA3 learns one scaling vector per layer (no rank, learning rates near 1e-2 instead of 1e-4), "
+                   "and its files load in AUTOMATIC1111 only, not in ComfyUI or diffusers; for a very small file "
+                   "use LyCORIS/LoKr with a large factor",
     "LyCORIS/Diag-OFT": "orthogonal fine-tuning (OFT) has no rank and uses different learning rates",
     "LyCORIS/BOFT": "butterfly orthogonal fine-tuning (BOFT) has no rank and uses different learning rates",
     "LyCORIS/Native Fine-Tuning": "native fine-tuning trains full weight differences, not a LoRA",
@@ -109,7 +112,6 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("lycoris", "this LyCORIS option", {"LyCORIS_preset": "full", "use_scalar": False,
                                         "bypass_mode": False, "train_norm": False}),
     ("lycoris", "DoRA (weight decomposition)", {"dora_wd": False}),
-    ("dylora", "DyLoRA's rank unit", {"unit": 1}),
     ("blocks", "block-wise learning rates, ranks and alphas",
      dict.fromkeys(("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold", "block_dims",
                     "block_alphas", "conv_block_dims", "conv_block_alphas", "conv_dims", "conv_alphas"), "")),

@@ -15,6 +15,7 @@ from .schema import SettingsTable
 from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, fill_family
 from .settings_network import NETWORK_SETTINGS
 from .settings_lycoris import LYCORIS_SETTINGS
+from .settings_dylora import DYLORA_SETTINGS
 from .settings_dataset import DATASET_SETTINGS
 from .settings_objective import OBJECTIVE_SETTINGS
 from .settings_step_saves import STEP_SAVE_SETTINGS
@@ -28,7 +29,7 @@ SCHEMA_VERSION = 1
 
 # Order here is the order of the YAML file and of the wizard within a screen.
 SETTINGS = SettingsTable(
-    MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS + TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS
+    MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS + DYLORA_SETTINGS + TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS
     + OPTIMIZER_SETTINGS + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
 )
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick

@@ -48,6 +48,7 @@ def apply_network(
     lokr_decompose_both: bool = False,
     lokr_full_matrix: bool = False,
     rank_dropout_scale: bool = False,
+    dylora_unit: int = 1,
     dtype: torch.dtype | None = torch.float32,
 ) -> list[str]:
     """Inject the adapter in place, freeze the base weights and return the adapted module paths.
@@ -55,7 +56,9 @@ def apply_network(
     conv_rank 0 leaves wide convolutions out (Kohya's meaning of conv_dim 0). `use_tucker` selects
     LyCORIS' Tucker (CP) form for wide convolutions in loha/lokr. The lokr_* options and
     rank_dropout_scale are LyCORIS' LoKr `factor`, `decompose_both`, `full_matrix` and
-    `rank_dropout_scale` (see engine.config.settings_lycoris). Adapter weights are kept in
+    `rank_dropout_scale` (see engine.config.settings_lycoris). dylora is a LoRA on lora's layers
+    trained as sd-scripts' DyLoRA (engine.networks.dylora) in steps of `dylora_unit` ranks.
+    Adapter weights are kept in
     `dtype` (float32 by default) whatever the base model's dtype; None keeps peft's choice.
     """
     if component not in COMPONENTS:
@@ -67,6 +70,9 @@ def apply_network(
     if adapter_layers(model):
         raise ValueError(f"the {component} already carries a network; apply_network runs once per model")
 
+    if network_type == "dylora":
+        _check_dylora(rank, dylora_unit, dropout, rank_dropout, module_dropout)
+        conv_rank = 0  # sd-scripts' DyLoRA trains lora's layers; tui-lora has no conv DyLoRA
     targets = select_targets(model, component, network_type)
     wide_convs = [path for path, wide in targets.items() if wide]
     if conv_rank <= 0:
@@ -113,6 +119,10 @@ def apply_network(
     if network_type == "lokr":
         for layer in layers.values():
             _full_lokr_at_scale_one(layer)
+    if network_type == "dylora":
+        from engine.networks.dylora import make_dynamic
+
+        make_dynamic(model, int(dylora_unit))
 
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -180,7 +190,8 @@ def network_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def layer_kind(layer: nn.Module) -> Literal["lora", "loha", "lokr"]:
-    """Which adapter family a peft layer belongs to (locon layers are lora layers on convolutions)."""
+    """Which adapter family a peft layer belongs to (locon layers are lora layers on convolutions,
+    DyLoRA layers are lora layers trained in rank steps)."""
     from peft.tuners.loha import LoHaLayer
     from peft.tuners.lokr import LoKrLayer
     from peft.tuners.lora import LoraLayer
@@ -210,7 +221,7 @@ def _container_types(component: str, network_type: str) -> tuple[type, ...]:
         from diffusers.models.transformers.transformer_2d import Transformer2DModel
         from diffusers.models.upsampling import Upsample2D
 
-        if network_type == "lora":
+        if network_type in ("lora", "dylora"):
             return (Transformer2DModel,)
         return (Transformer2DModel, ResnetBlock2D, Downsample2D, Upsample2D)
     # CLIPSdpaAttention / CLIPFlashAttention2 of older transformers subclass CLIPAttention.
@@ -242,7 +253,7 @@ def _peft_config(
         rank_pattern[pattern] = int(conv_rank)
         alpha_pattern[pattern] = float(conv_alpha)
     common = dict(target_modules=targets, rank_pattern=rank_pattern, alpha_pattern=alpha_pattern)
-    if network_type in ("lora", "locon"):
+    if network_type in ("lora", "locon", "dylora"):
         from peft import LoraConfig
 
         # lora_dropout stays 0: peft drops the layer's input; Kohya's dropout acts on lora_down's output.
@@ -301,6 +312,18 @@ def _init_loha_like_lycoris(layer: nn.Module) -> None:
     nn.init.normal_(layer.hada_w1_b[ADAPTER_NAME], std=1.0)
     nn.init.zeros_(layer.hada_w2_a[ADAPTER_NAME])
     nn.init.normal_(layer.hada_w2_b[ADAPTER_NAME], std=1.0)
+
+
+def _check_dylora(rank: int, unit: int, dropout: float, rank_dropout: float, module_dropout: float) -> None:
+    problems = []
+    if int(unit) != unit or unit < 1 or rank % unit:
+        problems.append(error("network.dylora_unit", f"the rank ({rank}) must be a multiple of the DyLoRA unit ({unit})",
+                              "pick a unit that divides the rank, such as 1"))
+    if dropout or rank_dropout or module_dropout:
+        problems.append(error("network.dropout", "DyLoRA trains without dropouts (sd-scripts' DyLoRA has none)",
+                              "set network.dropout, rank_dropout and module_dropout to 0"))
+    if problems:
+        raise ProblemError(problems)
 
 
 def _check_settings(

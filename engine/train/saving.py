@@ -44,6 +44,9 @@ def network_module_and_args(cfg: RunConfig, shape) -> tuple[str, dict]:
     args: dict = {}
     if shape.network_type == "lora":
         module = "networks.lora"
+    elif shape.network_type == "dylora":
+        module = "networks.dylora"
+        args["unit"] = cfg.network.dylora_unit
     elif shape.network_type == "locon":
         module = "networks.lora"
         args.update(conv_dim=shape.conv_rank, conv_alpha=shape.conv_alpha)

@@ -93,7 +93,7 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
     train_te = text_encoder_trained(values)
     network_type = values.get("network.type") or "lora"
     rank = int(values.get("network.rank") or 8)
-    conv_rank = int(values.get("network.conv_rank") or 0) if network_type != "lora" else 0
+    conv_rank = int(values.get("network.conv_rank") or 0) if network_type not in ("lora", "dylora") else 0
     optimizer = values.get("optimizer.name") or "AdamW8bit"
     width, height = largest_area(values, buckets)
     estimate = VramEstimate(family=parts.family, source=parts.source, resolution=(width, height))
@@ -165,7 +165,7 @@ def _activations(parts: ModelParts, values: Mapping[str, Any], width: int, heigh
         text_tokens = 75 * windows + 2
         model = act.unet_activations(parts.denoiser, latent_tokens=latent_tokens, batch=batch,
                                      text_tokens=text_tokens, checkpointing=checkpointing, lora_rank=rank,
-                                     lora_on_resnets=network_type != "lora")
+                                     lora_on_resnets=network_type not in ("lora", "dylora"))
     if train_te:
         for config in parts.text_encoders:
             if "hidden_size" not in config:

@@ -63,7 +63,7 @@ def clip_layers(config: Mapping[str, Any]) -> list[Layer]:
 def denoiser_layers(config: Mapping[str, Any], network_type: str) -> list[Layer]:
     if config.get("_class_name") == "FluxTransformer2DModel":
         return flux_layers(config)
-    return unet_layers(config, with_resnets=network_type != "lora")
+    return unet_layers(config, with_resnets=network_type not in ("lora", "dylora"))
 
 
 def factorization(dimension: int) -> tuple[int, int]:
@@ -85,14 +85,14 @@ def layer_shapes(layer: Layer, rank: int, network_type: str) -> list[tuple[Shape
     shapes = _shapes(layer, rank, network_type)
     # the factor that starts at zero, so a new network changes nothing: LoRA's B (up), LoHa's
     # w2_a (engine's LyCORIS-style init), LoKr's second factor (w2, or w2_b)
-    zero = {"lora": 1, "locon": 1, "loha": 2}.get(network_type, len(shapes) - 1)
+    zero = {"lora": 1, "locon": 1, "dylora": 1, "loha": 2}.get(network_type, len(shapes) - 1)
     return [(shape, index == zero) for index, shape in enumerate(shapes)]
 
 
 def _shapes(layer: Layer, rank: int, network_type: str) -> list[Shape]:
     fan_in, fan_out, kernel, is_conv = layer
     area = kernel * kernel
-    if network_type in ("lora", "locon"):
+    if network_type in ("lora", "locon", "dylora"):
         if is_conv:
             return [(rank, fan_in, kernel, kernel), (fan_out, rank, 1, 1)]
         return [(rank, fan_in), (fan_out, rank)]
