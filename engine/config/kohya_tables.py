@@ -80,7 +80,6 @@ SCOPES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
 }
 # Kohya keys tui-lora has no counterpart for: (scope, what the feature is, {key: Kohya's default}).
 _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
-    ("always", "data loader workers", {"max_data_loader_n_workers": 0, "persistent_data_loader_workers": False}),
     ("always", "dropping every caption every N epochs", {"caption_dropout_every_n_epochs": 0}),
     ("always", "colour augmentation", {"color_aug": False}),
     ("always", "full fp16/bf16 training (weights in 16 bits)", {"full_fp16": False, "full_bf16": False}),

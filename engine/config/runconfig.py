@@ -19,6 +19,7 @@ from .settings_dylora import DYLORA_SETTINGS
 from .settings_dataset import DATASET_SETTINGS
 from .settings_objective import OBJECTIVE_SETTINGS
 from .settings_step_saves import STEP_SAVE_SETTINGS
+from .settings_loading import LOADING_SETTINGS
 from .settings_optimizer import OPTIMIZER_SETTINGS
 from .settings_run import RUN_SETTINGS
 from .settings_sampling import SAMPLING_SETTINGS
@@ -29,7 +30,8 @@ SCHEMA_VERSION = 1
 
 # Order here is the order of the YAML file and of the wizard within a screen.
 SETTINGS = SettingsTable(
-    MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS + DYLORA_SETTINGS + TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS
+    MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS + DYLORA_SETTINGS
+    + TRAINING_SETTINGS + LOADING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS
     + OPTIMIZER_SETTINGS + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
 )
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick
