@@ -468,6 +468,21 @@ class _Conversion:
         self.put("lr_warmup", warmup)
         for key in ("lr_scheduler_num_cycles", "lr_scheduler_power"):
             self.put(key, self.take(key))  # empty: the GUI's default (1), which is ours
+        scheduler_class = self.take("lr_scheduler_type")
+        if not _is_empty(scheduler_class):
+            # sd-scripts: --lr_scheduler_type replaces lr_scheduler (and refuses warmup); its arguments
+            # are the lr_scheduler_args
+            self.put("lr_scheduler_type", scheduler_class)
+            if self.values.get("optimizer.warmup_percent"):
+                self.note("lr_warmup", f"{self.values['optimizer.warmup_percent']:g} % is refused by sd-scripts with "
+                          "lr_scheduler_type (a scheduler class has no warmup); imported as 0")
+            self.values["optimizer.warmup_percent"] = 0.0
+            items = _kv_items(args := self.take("lr_scheduler_args"))
+            if items:
+                self.values["optimizer.scheduler_args"] = items
+            elif not _is_empty(args) and args is not _MISSING:
+                self.note("lr_scheduler_args", f"{_show(args)} is not 'key=value' text; not imported")
+            return
         for item in _kv_items(args := self.take("lr_scheduler_args")):
             key, _, value = item.partition("=")
             if key == "step_rules" and value:

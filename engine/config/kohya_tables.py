@@ -93,7 +93,6 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "keeping the state of the last N epochs only", {"save_last_n_epochs_state": 0}),
     ("always", "skipping the latent cache check", {"skip_cache_check": False}),
     ("always", "a dataset TOML file (set folders.images to the folder of your '<repeats>_<name>' folders)", {"dataset_config": ""}),
-    ("always", "a custom scheduler class (optimizer.scheduler is used)", {"lr_scheduler_type": ""}),
     ("always", "warmup in steps (set optimizer.warmup_percent instead)", {"lr_warmup_steps": 0}),
     ("always", "training on several machines", {"num_machines": 1}),
     ("always", "custom accelerate options", {"main_process_port": 0, "extra_accelerate_launch_args": ""}),

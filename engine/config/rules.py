@@ -17,6 +17,7 @@ from .settings_objective import objective_rules
 from .settings_step_saves import step_save_rules
 from .settings_lycoris import lycoris_rules
 from .settings_dylora import dylora_rules
+from .settings_scheduler_class import scheduler_class_rules
 from .settings_training import native_side
 from .settings_optimizer import LR_FREE_OPTIMIZERS, NO_WARMUP_SCHEDULERS
 
@@ -26,7 +27,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 def check_rules(v: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for rule in (_model_rules, _folder_rules, _network_rules, _resolution_rules, _optimizer_rules,
-                 _training_rules, objective_rules, step_save_rules, lycoris_rules, dylora_rules, _sampling_rules, _hardware_rules):
+                 _training_rules, objective_rules, step_save_rules, lycoris_rules, dylora_rules, scheduler_class_rules, _sampling_rules, _hardware_rules):
         problems.extend(rule(v))
     return problems
 

@@ -21,6 +21,7 @@ from .settings_objective import OBJECTIVE_SETTINGS
 from .settings_step_saves import STEP_SAVE_SETTINGS
 from .settings_loading import LOADING_SETTINGS
 from .settings_optimizer import OPTIMIZER_SETTINGS
+from .settings_scheduler_class import SCHEDULER_CLASS_SETTINGS
 from .settings_run import RUN_SETTINGS
 from .settings_sampling import SAMPLING_SETTINGS
 from .settings_training import TRAINING_SETTINGS
@@ -32,7 +33,7 @@ SCHEMA_VERSION = 1
 SETTINGS = SettingsTable(
     MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS + DYLORA_SETTINGS
     + TRAINING_SETTINGS + LOADING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS
-    + OPTIMIZER_SETTINGS + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
+    + OPTIMIZER_SETTINGS + SCHEDULER_CLASS_SETTINGS + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
 )
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick
 

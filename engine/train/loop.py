@@ -139,7 +139,8 @@ class Trainer(RunReporting, Checkpointing):
         self.lr_scheduler = build_scheduler(
             self.optimizer, name=cfg.optimizer.scheduler, total_steps=self.plan.total_steps,
             warmup_percent=cfg.optimizer.warmup_percent, num_cycles=cfg.optimizer.num_cycles,
-            power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules)
+            power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules,
+            scheduler_type=cfg.optimizer.scheduler_type, scheduler_args=cfg.optimizer.scheduler_args)
 
     # -- caching --------------------------------------------------------------------------------
     def cache_latents(self) -> None:

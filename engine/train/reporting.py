@@ -94,7 +94,8 @@ class RunReporting:
                     else self.optimizer.param_groups[i]["lr"] for i, name in enumerate(self.group_names)}
             cfg = self.cfg
             curve = lr_curve(cfg.optimizer.scheduler, base, self.plan.total_steps, warmup_percent=cfg.optimizer.warmup_percent,
-                             num_cycles=cfg.optimizer.num_cycles, power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules)
+                             num_cycles=cfg.optimizer.num_cycles, power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules,
+                             scheduler_type=cfg.optimizer.scheduler_type, scheduler_args=cfg.optimizer.scheduler_args)
             return {k: [list(p) for p in v] for k, v in curve.items()}
         except Exception:  # noqa: BLE001 - the curve is a display aid only
             return {}
