@@ -316,8 +316,6 @@ class _Conversion:
         self.values["network.lokr_full_matrix"] = True
         self.note("network_dim", f"{_show(self.data['network_dim'])} asks LyCORIS for full LoKr matrices; imported as "
                   "network.lokr_full_matrix: true (the rank is then unused, alpha ignored: scale 1)")
-        if (_number(self.data.get("conv_dim")) or 0) >= 10000:
-            self.data["conv_dim"] = ""  # full too: the conv rank no longer matters
         return True
 
     def _lycoris_options(self, kohya_type: str) -> None:
@@ -350,6 +348,11 @@ class _Conversion:
         conv_dim, conv_alpha = self.take("conv_dim"), self.take("conv_alpha")
         if self.values["network.type"] == "lora":
             return  # Kohya's Standard LoRA ignores conv_dim/conv_alpha too
+        if self.values.get("network.lokr_full_matrix"):
+            if (_number(conv_dim) or 0) < 10000 and not _is_empty(conv_dim):
+                self.note("conv_dim", f"{_show(conv_dim)} is not used: with full LoKr matrices the convolutions are "
+                          "kept full too", "lower network_dim below 10000 to give the layers ranks")
+            return  # full matrices: the conv rank and alpha no longer matter
         if self.values["network.type"] == "dylora":
             if not (_is_empty(conv_dim) or _number(conv_dim) == 0) or kohya_type.startswith("LyCORIS/"):
                 self.note("conv_dim", "tui-lora's DyLoRA adapts the attention layers only (as Kohya DyLoRA without "
@@ -557,6 +560,13 @@ class _Conversion:
 
     def _special_values(self) -> None:
         """Keys whose Kohya meaning differs from a plain copy."""
+        if self.take("sdxl_cache_text_encoder_outputs") in (True, "true", "True"):
+            # A frozen text encoder's outputs are encoded once per caption by tui-lora anyway; sd-scripts
+            # refuses the option when the text encoder is trained.
+            if self.values.get("optimizer.text_encoder_lr") != 0:
+                self.note("sdxl_cache_text_encoder_outputs", "only works with a frozen text encoder (sd-scripts "
+                          "refuses it otherwise); the text encoder is trained here, so it is not used",
+                          "set text_encoder_lr to 0 to train the UNet only")
         ext = self.take("caption_extension")
         if isinstance(ext, str) and not ext.strip():
             self.values["training.caption_extension"] = ".caption"

@@ -104,7 +104,6 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "LoRA+ learning-rate ratios", {"loraplus_lr_ratio": 0, "loraplus_text_encoder_lr_ratio": 0, "loraplus_unet_lr_ratio": 0}),
     ("always", "GGPO regularisation", {"train_lora_ggpo": False}),
     ("always", "turning off token padding", {"no_token_padding": False}),
-    ("sdxl", "caching text-encoder outputs", {"sdxl_cache_text_encoder_outputs": False}),
     ("wandb", "stored W&B settings (log in with `wandb login`)", {"wandb_api_key": "", "wandb_run_name": ""}),
     ("dynamo", "torch.compile (dynamo)", {"dynamo_mode": "default", "dynamo_use_fullgraph": False, "dynamo_use_dynamic": False}),
     ("lycoris", "this LyCORIS option", {"LyCORIS_preset": "full", "use_scalar": False,

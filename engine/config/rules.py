@@ -188,6 +188,9 @@ def _optimizer_rules(v) -> list[Problem]:
 
 def _training_rules(v) -> list[Problem]:
     out = []
+    if v["logging.log_prefix"] and not re.fullmatch(r"[A-Za-z0-9._-]+", v["logging.log_prefix"]):
+        out.append(error("logging.log_prefix", f"'{v['logging.log_prefix']}' would not make a plain folder name",
+                         "use letters, digits, '-', '_' and '.' only"))
     te_lr = v["optimizer.text_encoder_lr"]
     if v["training.stop_text_encoder_percent"] > 0 and te_lr == 0:
         out.append(warning("training.stop_text_encoder_percent", "the text encoder is not trained (its learning rate is 0), so stopping it does nothing",

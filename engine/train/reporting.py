@@ -43,7 +43,8 @@ class RunReporting:
 
     def _init_trackers(self) -> None:
         """One TensorBoard folder (W&B run) per run under folders.logging, with the settings as hparams."""
-        name = f"{self.cfg.folders.output_name}-{self.run_id or time.strftime('%Y%m%d-%H%M%S')}"
+        # sd-scripts puts --log_prefix in front of its log folder's name the same way
+        name = f"{self.cfg.logging.log_prefix}{self.cfg.folders.output_name}-{self.run_id or time.strftime('%Y%m%d-%H%M%S')}"
         # trackers accept only scalars and text as hyperparameters
         settings = {key: value if isinstance(value, (bool, int, float, str)) else str(value)
                     for key, value in self.cfg.values.items() if value is not None}
