@@ -162,3 +162,24 @@ def test_a_dylora_run_writes_a_plain_lora_file_named_as_sd_scripts_does(tiny_con
     with safe_open(str(result.outputs[-1]), "pt") as handle:
         meta = handle.metadata()
     assert meta["ss_network_module"] == "networks.dylora" and str(json.loads(meta["ss_network_args"])["unit"]) == "2"
+
+
+@pytest.mark.slow
+def test_a_stopped_dylora_run_resumes_to_the_uninterrupted_file(tiny_config, tmp_path):
+    """The draws come from the run's seeded torch generator, whose state the saved state keeps."""
+    from safetensors.torch import load_file
+
+    from .test_resume import run_until
+
+    settings = dict(network__type="dylora", network__rank=4, network__dylora_unit=1, training__batch_size=1,
+                    training__epochs=1, training__save_state=True)
+    whole, _ = run_until(tiny_config(**settings, folders__output=str(tmp_path / "whole")))
+    cfg = tiny_config(**settings)
+    first, _ = run_until(cfg, stop_after=2)
+    assert first.status == "stopped"
+    second, _ = run_until(cfg, resume="latest")
+    assert second.status == "completed", second.message
+    expected, resumed = load_file(str(whole.outputs[-1])), load_file(str(second.outputs[-1]))
+    assert expected.keys() == resumed.keys()
+    for key in expected:
+        torch.testing.assert_close(resumed[key], expected[key], rtol=1e-5, atol=1e-6)
