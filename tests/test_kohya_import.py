@@ -134,8 +134,8 @@ def test_old_gui_config_with_renamed_keys_and_text_numbers():
     assert (cfg.training.epochs, cfg.training.seed, cfg.training.clip_skip, cfg.captions.keep_tokens) == (6, 31337, 2, 1)
     assert cfg.training.max_resolution == [512, 512]  # "512"
     assert (cfg.model.quick_pick, cfg.model.path) == ("custom", "/models/anything-v4.safetensors")
-    assert set(notes_by_key(result)) >= {"network_alpha", "text_encoder_lr", "caption_extension",
-                                         "max_data_loader_n_workers", "lr_warmup"}
+    assert set(notes_by_key(result)) >= {"network_alpha", "text_encoder_lr", "caption_extension", "lr_warmup"}
+    assert cfg.training.max_data_loader_n_workers == 1  # "1"
     # Its text encoder is not trained (empty rate beside a UNet rate), so the stop percentage does nothing.
     assert "stop_text_encoder_training" not in notes_by_key(result)
     assert "training.stop_text_encoder_percent" in validation_fields(result)
@@ -145,7 +145,7 @@ def test_old_gui_config_with_renamed_keys_and_text_numbers():
 
 @pytest.mark.parametrize("kohya, ours", [
     ("Standard", "lora"), ("Kohya LoCon", "locon"), ("LyCORIS/LoCon", "locon"), ("LoCon", "locon"),
-    ("LyCORIS/LoHa", "loha"), ("LyCORIS/LoKr", "lokr"),
+    ("LyCORIS/LoHa", "loha"), ("LyCORIS/LoKr", "lokr"), ("Kohya DyLoRA", "dylora"),
 ])
 def test_lora_type_names_map_to_network_types(kohya, ours):
     result = convert(LoRA_type=kohya, network_dim=8, conv_dim=4, conv_alpha=2)
@@ -153,8 +153,7 @@ def test_lora_type_names_map_to_network_types(kohya, ours):
     assert "LoRA_type" not in notes_by_key(result)
 
 
-@pytest.mark.parametrize("kohya, ours", [("Kohya DyLoRA", "lora"), ("LoRA-FA", "lora"), ("LyCORIS/DyLoRA", "locon"),
-                                         ("LyCORIS/GLoRA", "locon")])
+@pytest.mark.parametrize("kohya, ours", [("LoRA-FA", "lora"), ("LyCORIS/GLoRA", "locon")])
 def test_close_relative_network_types_fall_back_with_a_warning(kohya, ours):
     result = convert(LoRA_type=kohya, network_dim=8, conv_dim=4, conv_alpha=2)
     assert result.config.network.type == ours
@@ -397,12 +396,12 @@ def test_unknown_keys_are_each_listed():
 def test_features_without_counterpart_are_named_only_when_set():
     at_default = convert(**{key: default for key, (default, _, _) in NO_COUNTERPART.items()})
     assert not set(notes_by_key(at_default)) & set(NO_COUNTERPART)
-    result = convert(color_aug=True, huggingface_token="hf_secret", full_fp16=True, use_tucker=True)
+    result = convert(color_aug=True, huggingface_token="hf_secret", full_fp16=True, use_scalar=True)
     notes = notes_by_key(result)
     assert "colour augmentation" in notes["color_aug"] and "true was not imported" in notes["full_fp16"]
     assert "hf_secret" not in notes["huggingface_token"]
-    assert "use_tucker" not in notes  # LyCORIS option on a Standard LoRA: Kohya ignores it too
-    assert "use_tucker" in notes_by_key(convert(LoRA_type="LyCORIS/LoHa", use_tucker=True))
+    assert "use_scalar" not in notes  # LyCORIS option on a Standard LoRA: Kohya ignores it too
+    assert "use_scalar" in notes_by_key(convert(LoRA_type="LyCORIS/LoHa", use_scalar=True))
 
 
 def test_windows_paths_are_pointed_out():

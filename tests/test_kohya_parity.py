@@ -340,7 +340,8 @@ def test_additional_parameters_import_known_flags_and_name_the_rest():
     assert cfg.training.max_grad_norm == 1.0 and cfg.training.min_timestep == 50
     assert cfg.training.debiased_estimation_loss and cfg.optimizer.name == "Lion"
     assert cfg.optimizer.text_encoder_lr == 0 and cfg.optimizer.unet_lr == 1e-4  # the UNet only, at learning_rate
-    assert any("lr_scheduler_type" in key for key in notes) and "color_aug" in notes
+    assert cfg.optimizer.scheduler_type == "CosineAnnealingLR" and cfg.optimizer.scheduler_args == ["T_max=100"]
+    assert not any("lr_scheduler" in key for key in notes) and "color_aug" in notes
     assert any("--some_new_flag=3" in m for m in notes["additional_parameters"])
     assert not any("max_grad_norm" in m or "min_timestep" in m for m in notes.get("additional_parameters", []))
     broken = convert_kohya_settings({"train_data_dir": "imgs", "additional_parameters": "--a 'unclosed"})

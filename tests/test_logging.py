@@ -59,3 +59,20 @@ def test_wandb_without_the_package_stops_the_run_with_the_install_hint(tiny_conf
     (problem,) = [p for p in caught.value.errors if p.field == "logging.log_with"]
     assert "wandb" in problem.message and "pip install 'tui-lora[wandb]'" in problem.hint
     assert not (tmp_path / "out").exists() and not (tmp_path / "logs").exists()
+
+
+@pytest.mark.slow
+def test_log_prefix_goes_in_front_of_the_run_folder_name(tiny_config, tmp_path):
+    """sd-scripts' --log_prefix: the text starts the log folder's name."""
+    logs = tmp_path / "logs"
+    result = run_config(tiny_config(folders__logging=str(logs), logging__log_prefix="xl-loha_", training__max_train_steps=1))
+    assert result.status == "completed", result.message
+    (run,) = [p for p in logs.iterdir() if p.is_dir()]
+    assert run.name.startswith("xl-loha_test_lora-")
+
+
+def test_a_log_prefix_that_is_not_a_plain_folder_name_is_refused(tmp_path):
+    from .helpers import errors_of
+
+    errors = errors_of(tmp_path, "folders: {images: imgs, logging: logs}\nlogging: {log_prefix: ../up}\n")
+    assert any(e.startswith("logging.log_prefix") for e in errors)

@@ -9,7 +9,8 @@ Choices made here, following what the GUI and sd-scripts do with a key:
 - A key tui-lora has no counterpart for is dropped silently only when it holds Kohya's default or
   nothing, or when Kohya itself ignores it for this config (LyCORIS options on a Standard LoRA,
   Flux/SD3 options on an SD model); otherwise a warning names it and its value.
-- Network types with a close counterpart (DyLoRA, LoRA-FA, GLoRA) fall back to it with a warning:
+- DyLoRA (Kohya's and LyCORIS') is trained as sd-scripts' DyLoRA. Network types with a close
+  counterpart (LoRA-FA, GLoRA) fall back to it with a warning:
   their rank, alpha and learning rates mean the same there. Types with none (iA3, OFT, BOFT, full
   fine-tuning) and SD3 models are refused with an error: their learning rates and sizes would
   train a burned or useless LoRA, so the person must pick a type knowingly.
@@ -342,9 +343,8 @@ class _Conversion:
             self.refusals.append(error("LoRA_type", f"{_show(kohya_type)} cannot be imported for FLUX.1: only a plain "
                                        "LoRA is written in the Kohya Flux form", "set LoRA_type to Flux1"))
         self.values["network.type"] = ours
-        rank = self.put("network_dim", self.take("network_dim"))
-        if rank is None and self.data.get("LoRA_type") == "LyCORIS/LoKr" and (_number(self.data.get("network_dim")) or 0) > 1024:
-            self.note("network_dim", "LoKr's very large dim (a full-size Kronecker factor) is not supported", "use a rank ≤ 1024")
+        full = self._lokr_full_matrix(kohya_type)
+        rank = None if full else self.put("network_dim", self.take("network_dim"))
         rank = rank or SETTINGS["network.rank"].default
         alpha_raw = self.take("network_alpha")
         if _number(alpha_raw) == 0:
@@ -353,11 +353,59 @@ class _Conversion:
         else:
             self.put("network_alpha", alpha_raw)
         self._conv(kohya_type if isinstance(kohya_type, str) else "", rank)
+        self._lycoris_options(kohya_type if isinstance(kohya_type, str) else "")
+
+    def _lokr_full_matrix(self, kohya_type: Any) -> bool:
+        """LyCORIS keeps a LoKr factor full once the dim reaches half its size; the GUI asks for full
+        matrices everywhere with a dim of 10000 or more."""
+        if kohya_type != "LyCORIS/LoKr" or (_number(self.data.get("network_dim")) or 0) < 10000:
+            return False
+        self.take("network_dim")
+        self.values["network.lokr_full_matrix"] = True
+        self.note("network_dim", f"{_show(self.data['network_dim'])} asks LyCORIS for full LoKr matrices; imported as "
+                  "network.lokr_full_matrix: true (the rank is then unused, alpha ignored: scale 1)")
+        return True
+
+    def _lycoris_options(self, kohya_type: str) -> None:
+        """LyCORIS network_args: imported for the types that use them, otherwise Kohya ignores them too."""
+        options = {key: self.take(key) for key in ("factor", "decompose_both", "use_cp", "use_tucker", "rank_dropout_scale")}
+        ours = self.values["network.type"]
+        unit = self.take("unit")
+        if ours == "dylora":
+            self.put("unit", unit)
+            if kohya_type == "LyCORIS/DyLoRA":
+                self.note("LoRA_type", "LyCORIS' DyLoRA is trained as sd-scripts' DyLoRA (network.type: dylora); the "
+                          "file is a plain LoRA either way", "check network.dylora_unit (LyCORIS' block_size)")
+        if kohya_type == "LyCORIS/LoKr":
+            for key in ("factor", "decompose_both", "rank_dropout_scale"):
+                self.put(key, options[key])
+            if self.put("use_tucker", options["use_tucker"]) is not True:  # the GUI's LoKr checkbox is use_cp
+                self.values.pop("network.use_tucker", None)
+                self.put("use_tucker", options["use_cp"])
+        elif kohya_type.startswith("LyCORIS/") and ours == "loha":
+            self.put("use_tucker", options["use_tucker"])
+            self.put("rank_dropout_scale", options["rank_dropout_scale"])
+        elif kohya_type.startswith("LyCORIS/"):
+            for key in ("use_tucker", "rank_dropout_scale"):
+                if not _same(options[key], False):
+                    why = ("Tucker form is only available for LoHa and LoKr" if key == "use_tucker" else
+                           f"{ours}'s rank dropout always rescales the kept ranks, as Kohya's LoRA does")
+                    self.note(key, f"{_show(options[key])} was not imported: {why}")
 
     def _conv(self, kohya_type: str, rank: int) -> None:
         conv_dim, conv_alpha = self.take("conv_dim"), self.take("conv_alpha")
         if self.values["network.type"] == "lora":
             return  # Kohya's Standard LoRA ignores conv_dim/conv_alpha too
+        if self.values.get("network.lokr_full_matrix"):
+            if (_number(conv_dim) or 0) < 10000 and not _is_empty(conv_dim):
+                self.note("conv_dim", f"{_show(conv_dim)} is not used: with full LoKr matrices the convolutions are "
+                          "kept full too", "lower network_dim below 10000 to give the layers ranks")
+            return  # full matrices: the conv rank and alpha no longer matter
+        if self.values["network.type"] == "dylora":
+            if not (_is_empty(conv_dim) or _number(conv_dim) == 0) or kohya_type.startswith("LyCORIS/"):
+                self.note("conv_dim", "tui-lora's DyLoRA adapts the attention layers only (as Kohya DyLoRA without "
+                          "conv_dim); the 3×3 convolutions are not trained", "use locon for convolution layers")
+            return
         lycoris = kohya_type.startswith("LyCORIS/") or kohya_type == "LoCon"
         if _is_empty(conv_dim) or _number(conv_dim) == 0:
             if lycoris:
@@ -471,6 +519,21 @@ class _Conversion:
         self.put("lr_warmup", warmup)
         for key in ("lr_scheduler_num_cycles", "lr_scheduler_power"):
             self.put(key, self.take(key))  # empty: the GUI's default (1), which is ours
+        scheduler_class = self.take("lr_scheduler_type")
+        if not _is_empty(scheduler_class):
+            # sd-scripts: --lr_scheduler_type replaces lr_scheduler (and refuses warmup); its arguments
+            # are the lr_scheduler_args
+            self.put("lr_scheduler_type", scheduler_class)
+            if self.values.get("optimizer.warmup_percent"):
+                self.note("lr_warmup", f"{self.values['optimizer.warmup_percent']:g} % is refused by sd-scripts with "
+                          "lr_scheduler_type (a scheduler class has no warmup); imported as 0")
+            self.values["optimizer.warmup_percent"] = 0.0
+            items = _kv_items(args := self.take("lr_scheduler_args"))
+            if items:
+                self.values["optimizer.scheduler_args"] = items
+            elif not _is_empty(args) and args is not _MISSING:
+                self.note("lr_scheduler_args", f"{_show(args)} is not 'key=value' text; not imported")
+            return
         for item in _kv_items(args := self.take("lr_scheduler_args")):
             key, _, value = item.partition("=")
             if key == "step_rules" and value:
@@ -545,6 +608,13 @@ class _Conversion:
 
     def _special_values(self) -> None:
         """Keys whose Kohya meaning differs from a plain copy."""
+        if self.take("sdxl_cache_text_encoder_outputs") in (True, "true", "True"):
+            # A frozen text encoder's outputs are encoded once per caption by tui-lora anyway; sd-scripts
+            # refuses the option when the text encoder is trained.
+            if self.values.get("optimizer.text_encoder_lr") != 0:
+                self.note("sdxl_cache_text_encoder_outputs", "only works with a frozen text encoder (sd-scripts "
+                          "refuses it otherwise); the text encoder is trained here, so it is not used",
+                          "set text_encoder_lr to 0 to train the UNet only")
         ext = self.take("caption_extension")
         if isinstance(ext, str) and not ext.strip():
             self.values["training.caption_extension"] = ".caption"

@@ -24,17 +24,20 @@ def number(value: Any) -> float | None:
     return number if number is not None and math.isfinite(number) else None
 
 NETWORK_TYPES = {"Standard": "lora", "Kohya LoCon": "locon", "LyCORIS/LoCon": "locon", "LoCon": "locon",
-                 "LyCORIS/LoHa": "loha", "LyCORIS/LoKr": "lokr"}
+                 "LyCORIS/LoHa": "loha", "LyCORIS/LoKr": "lokr", "Kohya DyLoRA": "dylora", "LyCORIS/DyLoRA": "dylora"}
 # Close relatives: same rank/alpha/learning-rate scale. LyCORIS's default "full" preset adapts
 # convolutions too, so its algorithms fall back to locon.
 NEAREST_NETWORK_TYPES = {
-    "Kohya DyLoRA": ("lora", "DyLoRA (one LoRA usable at several ranks) is not available; a plain LoRA of the full rank is trained"),
     "LoRA-FA": ("lora", "LoRA-FA (frozen down-projection) is not available; both LoRA matrices are trained"),
-    "LyCORIS/DyLoRA": ("locon", "LyCORIS DyLoRA is not available; a LoCon of the full rank is trained"),
-    "LyCORIS/GLoRA": ("locon", "GLoRA is not available; a LoCon is trained instead"),
+    # GLoRA adds a learned scaling of the base weight and a bias path to LoRA; peft has no GLoRA and
+    # its files load only where the loader knows GLoRA, so the nearest file every tool loads is used.
+    "LyCORIS/GLoRA": ("locon", "GLoRA (LoRA plus learned scaling of the original weights) has no peft "
+                               "implementation; a LoCon of the same rank and alpha is trained, which every image tool loads"),
 }
 REFUSED_NETWORK_TYPES = {
-    "LyCORIS/iA3": "iA3 learns scaling vectors, not low-rank matrices, and uses far higher learning rates",
+    "LyCORIS/iA3": "iA3 learns one scaling vector per layer (no rank, learning rates near 1e-2 instead of 1e-4), "
+                   "and its files load in AUTOMATIC1111 only, not in ComfyUI or diffusers; for a very small file "
+                   "use LyCORIS/LoKr with a large factor",
     "LyCORIS/Diag-OFT": "orthogonal fine-tuning (OFT) has no rank and uses different learning rates",
     "LyCORIS/BOFT": "butterfly orthogonal fine-tuning (BOFT) has no rank and uses different learning rates",
     "LyCORIS/Native Fine-Tuning": "native fine-tuning trains full weight differences, not a LoRA",
@@ -92,7 +95,6 @@ SCOPES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
 }
 # Kohya keys tui-lora has no counterpart for: (scope, what the feature is, {key: Kohya's default}).
 _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
-    ("always", "data loader workers", {"max_data_loader_n_workers": 0, "persistent_data_loader_workers": False}),
     ("always", "dropping every caption every N epochs", {"caption_dropout_every_n_epochs": 0}),
     ("always", "colour augmentation", {"color_aug": False}),
     ("always", "full fp16/bf16 training (weights in 16 bits)", {"full_fp16": False, "full_bf16": False}),
@@ -106,7 +108,6 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "keeping the state of the last N epochs only", {"save_last_n_epochs_state": 0}),
     ("always", "skipping the latent cache check", {"skip_cache_check": False}),
     ("always", "a dataset TOML file (set folders.images to the folder of your '<repeats>_<name>' folders)", {"dataset_config": ""}),
-    ("always", "a custom scheduler class (optimizer.scheduler is used)", {"lr_scheduler_type": ""}),
     ("always", "warmup in steps (set optimizer.warmup_percent instead)", {"lr_warmup_steps": 0}),
     ("always", "training on several machines", {"num_machines": 1}),
     ("always", "custom accelerate options", {"main_process_port": 0, "extra_accelerate_launch_args": ""}),
@@ -120,11 +121,9 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "turning off token padding", {"no_token_padding": False}),
     ("wandb", "stored W&B settings (log in with `wandb login`)", {"wandb_api_key": "", "wandb_run_name": ""}),
     ("dynamo", "torch.compile (dynamo)", {"dynamo_mode": "default", "dynamo_use_fullgraph": False, "dynamo_use_dynamic": False}),
-    ("lycoris", "this LyCORIS option", {"LyCORIS_preset": "full", "use_tucker": False, "use_scalar": False,
-                                        "rank_dropout_scale": False, "bypass_mode": False, "train_norm": False}),
+    ("lycoris", "this LyCORIS option", {"LyCORIS_preset": "full", "use_scalar": False,
+                                        "bypass_mode": False, "train_norm": False}),
     ("lycoris", "DoRA (weight decomposition)", {"dora_wd": False}),
-    ("lokr", "this LoKr option", {"factor": -1, "use_cp": False, "decompose_both": False}),
-    ("dylora", "DyLoRA's rank unit", {"unit": 1}),
     ("blocks", "block-wise learning rates, ranks and alphas",
      dict.fromkeys(("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold", "block_dims",
                     "block_alphas", "conv_block_dims", "conv_block_alphas", "conv_dims", "conv_alphas"), "")),

@@ -16,6 +16,9 @@ from .settings_model import LEGACY_FLAGS, QUICK_PICKS
 from .settings_flux import flux_rules
 from .settings_objective import objective_rules
 from .settings_step_saves import step_save_rules
+from .settings_lycoris import lycoris_rules
+from .settings_dylora import dylora_rules
+from .settings_scheduler_class import scheduler_class_rules
 from .settings_training import native_side
 from .settings_optimizer import LR_FREE_OPTIMIZERS, NO_WARMUP_SCHEDULERS
 
@@ -25,7 +28,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 def check_rules(v: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for rule in (_model_rules, _folder_rules, _network_rules, _resolution_rules, _optimizer_rules,
-                 _training_rules, objective_rules, flux_rules, step_save_rules, _sampling_rules, _hardware_rules):
+                 _training_rules, objective_rules, flux_rules, step_save_rules, lycoris_rules, dylora_rules,
+                 scheduler_class_rules, _sampling_rules, _hardware_rules):
         problems.extend(rule(v))
     return problems
 
@@ -106,7 +110,7 @@ def _network_rules(v) -> list[Problem]:
     if v["network.alpha"] > v["network.rank"]:
         out.append(warning("network.alpha", f"alpha {v['network.alpha']:g} is above rank {v['network.rank']}: updates are amplified",
                            "alpha is usually ≤ rank (1 or rank/2 are common)"))
-    if v["network.type"] != "lora" and v["network.conv_alpha"] > v["network.conv_rank"]:
+    if v["network.type"] not in ("lora", "dylora") and v["network.conv_alpha"] > v["network.conv_rank"]:
         out.append(warning("network.conv_alpha", "conv alpha is above conv rank: updates are amplified", "keep conv alpha ≤ conv rank"))
     if v["network.dim_from_weights"] and not v["network.weights"]:
         out.append(error("network.dim_from_weights", "needs a LoRA file to read the rank from",
@@ -186,6 +190,9 @@ def _optimizer_rules(v) -> list[Problem]:
 
 def _training_rules(v) -> list[Problem]:
     out = []
+    if v["logging.log_prefix"] and not re.fullmatch(r"[A-Za-z0-9._-]+", v["logging.log_prefix"]):
+        out.append(error("logging.log_prefix", f"'{v['logging.log_prefix']}' would not make a plain folder name",
+                         "use letters, digits, '-', '_' and '.' only"))
     te_lr = v["optimizer.text_encoder_lr"]
     if v["training.stop_text_encoder_percent"] > 0 and te_lr == 0:
         out.append(warning("training.stop_text_encoder_percent", "the text encoder is not trained (its learning rate is 0), so stopping it does nothing",

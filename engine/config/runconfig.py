@@ -14,11 +14,15 @@ from ..problems import Problem, error
 from .schema import SettingsTable
 from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, fill_family
 from .settings_network import NETWORK_SETTINGS
+from .settings_lycoris import LYCORIS_SETTINGS
+from .settings_dylora import DYLORA_SETTINGS
 from .settings_dataset import DATASET_SETTINGS
 from .settings_flux import FLUX_MODEL_SETTINGS, FLUX_SETTINGS, FLUX_TRAINING_SETTINGS, with_flux_exclusions
 from .settings_objective import OBJECTIVE_SETTINGS
 from .settings_step_saves import STEP_SAVE_SETTINGS
+from .settings_loading import LOADING_SETTINGS
 from .settings_optimizer import OPTIMIZER_SETTINGS
+from .settings_scheduler_class import SCHEDULER_CLASS_SETTINGS
 from .settings_run import RUN_SETTINGS
 from .settings_sampling import SAMPLING_SETTINGS
 from .settings_training import TRAINING_SETTINGS
@@ -28,9 +32,10 @@ SCHEMA_VERSION = 1
 
 # Order here is the order of the YAML file and of the wizard within a screen.
 SETTINGS = SettingsTable(with_flux_exclusions(
-    MODEL_SETTINGS + FLUX_MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + TRAINING_SETTINGS
-    + FLUX_TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS + FLUX_SETTINGS
-    + OPTIMIZER_SETTINGS + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
+    MODEL_SETTINGS + FLUX_MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS + DYLORA_SETTINGS
+    + TRAINING_SETTINGS + LOADING_SETTINGS + FLUX_TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS
+    + FLUX_SETTINGS + OPTIMIZER_SETTINGS + SCHEDULER_CLASS_SETTINGS + DATASET_SETTINGS + SAMPLING_SETTINGS
+    + RUN_SETTINGS
 ))
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick
 

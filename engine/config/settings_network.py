@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from .schema import Setting
 
-NETWORK_TYPES = ("lora", "locon", "loha", "lokr")
+NETWORK_TYPES = ("lora", "locon", "loha", "lokr", "dylora")
 
 
 def _conv_applies(values):
+    if values.get("network.type") == "dylora":
+        return "dylora trains no 3×3 convolutions"
     return None if values.get("network.type") != "lora" else "plain LoRA trains no 3×3 convolutions"
 
 
 NETWORK_SETTINGS = [
     Setting(
         "network.type", "choice", "lora", "Network type",
-        "lora: attention layers; locon adds convolutions; loha/lokr: LyCORIS variants.",
+        "lora: attention layers; locon adds convolutions; loha/lokr/dylora: variants.",
         "lora (Kohya's 'Standard') adds small low-rank matrices to the attention and projection "
         "layers of the UNet and the text encoder; it is the most compatible choice. locon also adapts "
         "the 3×3 convolutions of the ResNet blocks and up/down samplers, which helps with styles and "
         "textures. loha (Hadamard product) and lokr (Kronecker product) are LyCORIS formats that "
-        "express more in the same file size; every common image tool loads them.",
+        "express more in the same file size; every common image tool loads them. dylora trains a "
+        "plain LoRA so that its first ranks also work alone: the file is an ordinary LoRA, which can "
+        "later be cut down to a smaller rank without retraining.",
         "basic", kohya="LoRA_type", ss_extra=False, choices=NETWORK_TYPES,
     ),
     Setting(

@@ -21,6 +21,8 @@ NO_WARMUP_SCHEDULERS = frozenset(("constant", "adafactor"))
 
 
 def _warmup_applies(values):
+    if values.get("optimizer.scheduler_type"):
+        return "a scheduler class has no warmup"
     if values.get("optimizer.scheduler") in NO_WARMUP_SCHEDULERS:
         return f"the '{values.get('optimizer.scheduler')}' schedule has no warmup"
     return None

@@ -15,6 +15,15 @@ RUN_SETTINGS = [
         applies=lambda v: None if v.get("folders.logging") else "set a logging folder first",
     ),
     Setting(
+        "logging.log_prefix", "str", "", "Log folder prefix",
+        "Text put in front of this run's log folder name, e.g. 'xl-loha-'.",
+        "Each run logs into its own folder (W&B run) named after the output name and the run; this "
+        "text goes in front, so runs of one experiment sort together in TensorBoard. Letters, digits, "
+        "'-', '_' and '.' only.",
+        "advanced", kohya="log_prefix", tier="expected",
+        applies=lambda v: None if v.get("folders.logging") else "set a logging folder first",
+    ),
+    Setting(
         "hardware.num_processes", "int", 1, "GPUs (processes)",
         "Train on this many GPUs at once through accelerate.",
         "Each process takes its share of the batches on its own GPU; the batch size is per "

@@ -203,6 +203,21 @@ def load_training_image(
     caller decides when to flip). `resized_size` is the scan's `ImageItem.resized_size`; without it
     the image is scaled to just cover the bucket (no_upscale buckets need it to keep native size).
     """
+    return cut_to_bucket(decode_resized(path, bucket, resized_size=resized_size), bucket,
+                         random_crop=random_crop, flip=flip, rng=rng)
+
+
+@dataclass(frozen=True)
+class ResizedImage:
+    """An image decoded and resized to cover its bucket, not yet cut (the slow part of loading)."""
+
+    picture: Image.Image
+    original_size: Size
+
+
+def decode_resized(path: Path, bucket: Size, *, resized_size: Size | None = None) -> ResizedImage:
+    """The first half of load_training_image: decode (EXIF orientation applied) and resize. It
+    draws no random numbers, so worker threads can run it ahead of the training loop."""
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -225,7 +240,15 @@ def load_training_image(
             raise UnreadableImage(f"{path}: {_os_reason(exc)}") from None
     if picture.size != target:
         picture = picture.resize(target, Image.Resampling.LANCZOS)
-    spare_x, spare_y = target[0] - bucket[0], target[1] - bucket[1]
+    return ResizedImage(picture, original)
+
+
+def cut_to_bucket(resized: ResizedImage, bucket: Size, *, random_crop: bool = False, flip: bool = False,
+                  rng: random.Random | None = None) -> LoadedImage:
+    """The second half of load_training_image: crop the bucket's window (drawing the random offset
+    from `rng`) and mirror it when `flip` is true."""
+    picture = resized.picture
+    spare_x, spare_y = picture.size[0] - bucket[0], picture.size[1] - bucket[1]
     if random_crop:
         rng = rng or random.Random()
         left, top = rng.randint(0, spare_x), rng.randint(0, spare_y)
@@ -235,7 +258,7 @@ def load_training_image(
     if flip:
         pixels = pixels[:, ::-1]
         left = spare_x - left  # the window's left edge in the mirrored resized image
-    return LoadedImage(np.ascontiguousarray(pixels), original, left, top, flip)
+    return LoadedImage(np.ascontiguousarray(pixels), resized.original_size, left, top, flip)
 
 
 def image_to_tensor_array(pixels: np.ndarray) -> np.ndarray:

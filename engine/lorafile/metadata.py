@@ -25,7 +25,7 @@ class RunFacts(TypedDict, total=False):
 
     family: str  # required: "sd1" | "sd2" | "sdxl"
     v_parameterization: bool
-    network_module: str  # required: "networks.lora" or "lycoris.kohya"
+    network_module: str  # required: "networks.lora", "networks.dylora" or "lycoris.kohya"
     network_dim: int  # required
     network_alpha: float  # required
     network_args: Mapping[str, Any]  # e.g. {"conv_dim": 4, "algo": "loha"}; written only if not empty

@@ -6,5 +6,5 @@ in the neutral structure the LoRA file writer names. This package file stays lig
 torch, so `engine.config` can name the network types without paying for peft.
 """
 
-NETWORK_TYPES = ("lora", "locon", "loha", "lokr")
+NETWORK_TYPES = ("lora", "locon", "loha", "lokr", "dylora")
 COMPONENTS = ("unet", "text_encoder", "text_encoder_2")

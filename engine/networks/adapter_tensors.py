@@ -194,15 +194,16 @@ def _load_layer(layer: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
     kind = layer_kind(layer)
     rank = int(layer.r[ADAPTER_NAME])
     if kind == "lora":
-        targets = {
-            "lora_down.weight": layer.lora_A[ADAPTER_NAME].weight,
-            "lora_up.weight": layer.lora_B[ADAPTER_NAME].weight,
-        }
+        for key, module in (("lora_down.weight", layer.lora_A[ADAPTER_NAME]), ("lora_up.weight", layer.lora_B[ADAPTER_NAME])):
+            if hasattr(module, "load_weight"):  # a DyLoRA projection: its weight is joined from parts
+                module.load_weight(tensors[key])
+            else:
+                module.weight.copy_(tensors[key].reshape(module.weight.shape).to(module.weight.dtype))
     else:
         names = _LOHA_KEYS if kind == "loha" else _LOKR_KEYS
         targets = {name: getattr(layer, name)[ADAPTER_NAME] for name in names if ADAPTER_NAME in getattr(layer, name)}
-    for key, parameter in targets.items():
-        parameter.copy_(tensors[key].reshape(parameter.shape).to(parameter.dtype))
+        for key, parameter in targets.items():
+            parameter.copy_(tensors[key].reshape(parameter.shape).to(parameter.dtype))
 
     # The file's scale: alpha over the rank its loaders read (missing alpha means scale 1).
     file_rank = _tensors_rank(kind, tensors)

@@ -44,21 +44,36 @@ def apply_network(
     rank_dropout: float = 0.0,
     module_dropout: float = 0.0,
     use_tucker: bool = False,
+    lokr_factor: int = -1,
+    lokr_decompose_both: bool = False,
+    lokr_full_matrix: bool = False,
+    rank_dropout_scale: bool = False,
+    dylora_unit: int = 1,
     dtype: torch.dtype | None = torch.float32,
     targets: list[str] | None = None,
 ) -> list[str]:
     """Inject the adapter in place, freeze the base weights and return the adapted module paths.
 
     conv_rank 0 leaves wide convolutions out (Kohya's meaning of conv_dim 0). `use_tucker` selects
-    LyCORIS' Tucker (CP) form for wide convolutions in loha/lokr. Adapter weights are kept in
+    LyCORIS' Tucker (CP) form for wide convolutions in loha/lokr. The lokr_* options and
+    rank_dropout_scale are LyCORIS' LoKr `factor`, `decompose_both`, `full_matrix` and
+    `rank_dropout_scale` (see engine.config.settings_lycoris). dylora is a LoRA on lora's layers
+    trained as sd-scripts' DyLoRA (engine.networks.dylora) in steps of `dylora_unit` ranks.
+    Adapter weights are kept in
     `dtype` (float32 by default) whatever the base model's dtype; None keeps peft's choice.
     """
     if component not in COMPONENTS:
         raise ValueError(f"component must be one of {COMPONENTS}, got {component!r}")
     _check_settings(network_type, rank, alpha, conv_rank, conv_alpha, dropout, rank_dropout, module_dropout)
+    if lokr_factor == 0 or lokr_factor < -1 or int(lokr_factor) != lokr_factor:
+        raise ProblemError([error("network.lokr_factor", f"{lokr_factor} is not a LoKr factor",
+                                  "use -1 (automatic) or a whole number ≥ 1")])
     if adapter_layers(model):
         raise ValueError(f"the {component} already carries a network; apply_network runs once per model")
 
+    if network_type == "dylora":
+        _check_dylora(rank, dylora_unit, dropout, rank_dropout, module_dropout)
+        conv_rank = 0  # sd-scripts' DyLoRA trains lora's layers; tui-lora has no conv DyLoRA
     # a family may name its layers itself (FLUX.1: sd-scripts' list); otherwise they are found by block
     targets = {path: False for path in targets} if targets is not None else select_targets(model, component, network_type)
     wide_convs = [path for path, wide in targets.items() if wide]
@@ -76,6 +91,12 @@ def apply_network(
             ]
         )
 
+    if network_type == "lokr" and lokr_full_matrix:
+        # peft keeps a LoKr factor full once the rank reaches half its size (as LyCORIS did before
+        # its full_matrix switch): a rank of the widest layer size makes every factor full.
+        widest = max(max(_layer_sizes(model.get_submodule(path))) for path in targets)
+        rank = conv_rank = max(rank, conv_rank, widest)
+        alpha = conv_alpha = float(rank)
     config = _peft_config(
         network_type,
         sorted(targets),
@@ -84,6 +105,8 @@ def apply_network(
         alpha=alpha,
         conv_rank=conv_rank,
         conv_alpha=conv_alpha,
+        lokr_factor=int(lokr_factor),
+        lokr_decompose_both=lokr_decompose_both,
         rank_dropout=rank_dropout,
         module_dropout=module_dropout,
         use_tucker=use_tucker,
@@ -95,6 +118,13 @@ def apply_network(
     if network_type == "loha":
         for layer in layers.values():
             _init_loha_like_lycoris(layer)
+    if network_type == "lokr":
+        for layer in layers.values():
+            _full_lokr_at_scale_one(layer)
+    if network_type == "dylora":
+        from engine.networks.dylora import make_dynamic
+
+        make_dynamic(model, int(dylora_unit))
 
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -105,7 +135,8 @@ def apply_network(
 
     from engine.networks.regularizers import install_dropouts
 
-    install_dropouts(model, dropout=dropout, rank_dropout=rank_dropout, module_dropout=module_dropout)
+    install_dropouts(model, dropout=dropout, rank_dropout=rank_dropout, module_dropout=module_dropout,
+                     rank_dropout_scale=rank_dropout_scale)
     return sorted(layers)
 
 
@@ -161,7 +192,8 @@ def network_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def layer_kind(layer: nn.Module) -> Literal["lora", "loha", "lokr"]:
-    """Which adapter family a peft layer belongs to (locon layers are lora layers on convolutions)."""
+    """Which adapter family a peft layer belongs to (locon layers are lora layers on convolutions,
+    DyLoRA layers are lora layers trained in rank steps)."""
     from peft.tuners.loha import LoHaLayer
     from peft.tuners.lokr import LoKrLayer
     from peft.tuners.lora import LoraLayer
@@ -191,7 +223,7 @@ def _container_types(component: str, network_type: str) -> tuple[type, ...]:
         from diffusers.models.transformers.transformer_2d import Transformer2DModel
         from diffusers.models.upsampling import Upsample2D
 
-        if network_type == "lora":
+        if network_type in ("lora", "dylora"):
             return (Transformer2DModel,)
         return (Transformer2DModel, ResnetBlock2D, Downsample2D, Upsample2D)
     # CLIPSdpaAttention / CLIPFlashAttention2 of older transformers subclass CLIPAttention.
@@ -212,6 +244,8 @@ def _peft_config(
     rank_dropout: float,
     module_dropout: float,
     use_tucker: bool,
+    lokr_factor: int = -1,
+    lokr_decompose_both: bool = False,
 ):
     # One alternation pattern keeps peft's per-layer pattern lookup to a single regex.
     rank_pattern: dict[str, int] = {}
@@ -221,7 +255,7 @@ def _peft_config(
         rank_pattern[pattern] = int(conv_rank)
         alpha_pattern[pattern] = float(conv_alpha)
     common = dict(target_modules=targets, rank_pattern=rank_pattern, alpha_pattern=alpha_pattern)
-    if network_type in ("lora", "locon"):
+    if network_type in ("lora", "locon", "dylora"):
         from peft import LoraConfig
 
         # lora_dropout stays 0: peft drops the layer's input; Kohya's dropout acts on lora_down's output.
@@ -247,13 +281,27 @@ def _peft_config(
         alpha=float(alpha),
         rank_dropout=float(rank_dropout),
         module_dropout=float(module_dropout),
-        rank_dropout_scale=True,
+        rank_dropout_scale=False,  # install_dropouts sets the run's choice
         use_effective_conv2d=use_tucker,
-        decompose_both=False,
-        decompose_factor=-1,
+        decompose_both=lokr_decompose_both,
+        decompose_factor=lokr_factor,
         init_weights="lycoris",
         **common,
     )
+
+
+def _layer_sizes(layer: nn.Module) -> tuple[int, int]:
+    if isinstance(layer, nn.Conv2d):
+        return layer.in_channels, layer.out_channels
+    return layer.in_features, layer.out_features
+
+
+def _full_lokr_at_scale_one(layer: nn.Module) -> None:
+    """LyCORIS' LokrModule applies a LoKr with both factors full at scale 1 (it sets alpha to the
+    rank there), whatever alpha says; peft would scale it by alpha / r."""
+    if ADAPTER_NAME in layer.lokr_w1 and ADAPTER_NAME in layer.lokr_w2:
+        layer.alpha[ADAPTER_NAME] = float(layer.r[ADAPTER_NAME])
+        layer.scaling[ADAPTER_NAME] = 1.0
 
 
 @torch.no_grad()
@@ -266,6 +314,18 @@ def _init_loha_like_lycoris(layer: nn.Module) -> None:
     nn.init.normal_(layer.hada_w1_b[ADAPTER_NAME], std=1.0)
     nn.init.zeros_(layer.hada_w2_a[ADAPTER_NAME])
     nn.init.normal_(layer.hada_w2_b[ADAPTER_NAME], std=1.0)
+
+
+def _check_dylora(rank: int, unit: int, dropout: float, rank_dropout: float, module_dropout: float) -> None:
+    problems = []
+    if int(unit) != unit or unit < 1 or rank % unit:
+        problems.append(error("network.dylora_unit", f"the rank ({rank}) must be a multiple of the DyLoRA unit ({unit})",
+                              "pick a unit that divides the rank, such as 1"))
+    if dropout or rank_dropout or module_dropout:
+        problems.append(error("network.dropout", "DyLoRA trains without dropouts (sd-scripts' DyLoRA has none)",
+                              "set network.dropout, rank_dropout and module_dropout to 0"))
+    if problems:
+        raise ProblemError(problems)
 
 
 def _check_settings(

@@ -6,9 +6,10 @@ The dropouts act only while the adapted model is in training mode.
   projection's output, as sd-scripts does: module dropout skips the whole adapter for that forward,
   network dropout is ordinary dropout on that output, rank dropout zeroes whole ranks per sample and
   scales the kept ones by 1/(1-p). peft's own `lora_dropout` (on the layer's input) stays unused.
-- loha / lokr: there is no down projection. Rank and module dropout use peft's options (as
-  LyCORIS: rank dropout zeroes whole output rows of ΔW and rescales the kept rows by the kept
-  fraction; module dropout skips the adapter). Network dropout, which LyCORIS leaves unimplemented
+- loha / lokr: there is no down projection. Rank and module dropout follow LyCORIS' get_weight:
+  rank dropout zeroes whole output rows of ΔW and, with rank_dropout_scale only, divides the kept
+  rows by the kept fraction (peft's LoKr option; peft's LoHa always rescales, so LoHa's drop is
+  ours); module dropout skips the adapter. Network dropout, which LyCORIS leaves unimplemented
   outside its bypass mode, is dropout on the adapter's added output ΔW·x, like LyCORIS' bypass mode.
 
 Max-norm follows sd-scripts' apply_max_norm_regularization: the Frobenius norm of each module's
@@ -60,7 +61,8 @@ class LoraDownDropout:
         return (keep.to(output.dtype) / (1.0 - self.rank_dropout)).reshape(shape)
 
 
-def install_dropouts(model: nn.Module, *, dropout: float, rank_dropout: float, module_dropout: float) -> int:
+def install_dropouts(model: nn.Module, *, dropout: float, rank_dropout: float, module_dropout: float,
+                     rank_dropout_scale: bool = False) -> int:
     """Set up the three dropouts on every adapter of `model`; returns the number of adapters.
 
     Called by apply_network; call it once per model.
@@ -75,7 +77,10 @@ def install_dropouts(model: nn.Module, *, dropout: float, rank_dropout: float, m
         layer.rank_dropout[ADAPTER_NAME] = rank_dropout
         layer.module_dropout[ADAPTER_NAME] = module_dropout
         if layer_kind(layer) == "lokr":
-            layer.rank_dropout_scale[ADAPTER_NAME] = True
+            layer.rank_dropout_scale[ADAPTER_NAME] = rank_dropout_scale
+        elif rank_dropout:
+            layer.rank_dropout_scale = rank_dropout_scale
+            layer.get_delta_weight = types.MethodType(_loha_delta_with_rank_dropout, layer)
         if dropout:
             layer.network_dropout = dropout
             # A bound method (not a closure) so copy.deepcopy rebinds it to the copied layer.
@@ -86,6 +91,16 @@ def install_dropouts(model: nn.Module, *, dropout: float, rank_dropout: float, m
 def _delta_with_dropout(layer: nn.Module, adapter_name: str, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     delta = type(layer)._get_delta_activations(layer, adapter_name, x, *args, **kwargs)
     return F.dropout(delta, p=layer.network_dropout, training=layer.training)
+
+
+def _loha_delta_with_rank_dropout(layer: nn.Module, adapter_name: str, *, apply_rank_dropout: bool = False) -> torch.Tensor:
+    weight = type(layer).get_delta_weight(layer, adapter_name, apply_rank_dropout=False)
+    if not apply_rank_dropout:
+        return weight
+    drop = (torch.rand(weight.size(0)) > layer.rank_dropout[adapter_name]).to(weight.dtype)
+    if layer.rank_dropout_scale:
+        drop = drop / drop.mean().clamp_min(1e-12)  # every row dropped: a zero change, not 0/0
+    return weight * drop.view(-1, *[1] * (weight.ndim - 1)).to(weight.device)
 
 
 @torch.no_grad()

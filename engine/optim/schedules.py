@@ -25,8 +25,13 @@ CURVE_POINTS = 200
 
 def build_scheduler(optimizer: torch.optim.Optimizer, *, name: str, total_steps: int,
                     warmup_percent: float = 0.0, num_cycles: int = 1, power: float = 1.0,
-                    step_rules: str = "") -> LRScheduler:
-    """The scheduler for `name`, to be stepped once per optimizer step over `total_steps` steps."""
+                    step_rules: str = "", scheduler_type: str = "", scheduler_args=()) -> LRScheduler:
+    """The scheduler for `name`, to be stepped once per optimizer step over `total_steps` steps;
+    a `scheduler_type` (a torch class, see custom_schedule) replaces it."""
+    if scheduler_type:
+        from .custom_schedule import build_custom_scheduler
+
+        return build_custom_scheduler(optimizer, scheduler_type, scheduler_args)
     if name not in SCHEDULERS:
         raise ProblemError([error("optimizer.scheduler", f"'{name}' is not a known schedule",
                                   "choose one of: " + ", ".join(SCHEDULERS))])
@@ -62,8 +67,8 @@ def _adafactor_schedule(optimizer: torch.optim.Optimizer) -> LRScheduler:
 
 
 def lr_curve(name: str, base_lrs: Mapping[str, float], total_steps: int, *, warmup_percent: float = 0.0,
-             num_cycles: int = 1, power: float = 1.0, step_rules: str = "",
-             max_points: int = CURVE_POINTS) -> dict[str, list[tuple[int, float]]]:
+             num_cycles: int = 1, power: float = 1.0, step_rules: str = "", scheduler_type: str = "",
+             scheduler_args=(), max_points: int = CURVE_POINTS) -> dict[str, list[tuple[int, float]]]:
     """The whole schedule per group as (step, lr) points, step 1 … total_steps, lr the rate that step uses.
 
     At most about `max_points` points: evenly spaced plus the steps on both sides of every corner
@@ -73,6 +78,8 @@ def lr_curve(name: str, base_lrs: Mapping[str, float], total_steps: int, *, warm
     """
     if total_steps <= 0 or not base_lrs:
         return {group: [] for group in base_lrs}
+    if scheduler_type:
+        return _stepped_curve(base_lrs, total_steps, scheduler_type, scheduler_args, max_points)
     warmup = warmup_steps(name, warmup_percent, total_steps)
     steps = _curve_steps(name, total_steps, warmup, num_cycles, step_rules, max_points)
     if name == "adafactor":
@@ -88,6 +95,27 @@ def lr_curve(name: str, base_lrs: Mapping[str, float], total_steps: int, *, warm
         group: [(step, scheduler.base_lrs[i] * scheduler.lr_lambdas[i](step - 1)) for step in steps]
         for i, group in enumerate(groups)
     }
+
+
+def _stepped_curve(base_lrs: Mapping[str, float], total_steps: int, scheduler_type: str, scheduler_args,
+                   max_points: int) -> dict[str, list[tuple[int, float]]]:
+    """A scheduler class has no formula to sample: step it on a dummy optimizer and keep evenly
+    spaced points (stepping costs microseconds; the curve is drawn once per run)."""
+    from .custom_schedule import build_custom_scheduler
+
+    groups = list(base_lrs)
+    dummies = [{"params": [torch.zeros(1, requires_grad=True)], "lr": float(base_lrs[g])} for g in groups]
+    optimizer = torch.optim.AdamW(dummies, lr=max(float(lr) for lr in base_lrs.values()))
+    scheduler = build_custom_scheduler(optimizer, scheduler_type, scheduler_args)
+    every = max(1, math.ceil(total_steps / max_points))
+    curve: dict[str, list[tuple[int, float]]] = {group: [] for group in groups}
+    for step in range(1, total_steps + 1):
+        if step % every == 1 % every or step == total_steps:
+            for group, param_group in zip(groups, optimizer.param_groups):
+                curve[group].append((step, float(param_group["lr"])))
+        optimizer.step()  # no gradients: nothing moves, but torch wants a step before the scheduler's
+        scheduler.step()
+    return curve
 
 
 def _curve_steps(name: str, total: int, warmup: int, num_cycles: int, step_rules: str, max_points: int) -> list[int]:

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..dataset.images import image_to_tensor_array, load_training_image
+from ..dataset.images import ResizedImage, cut_to_bucket, decode_resized, image_to_tensor_array
 from ..dataset.scan import ImageItem
 
 
@@ -63,9 +63,13 @@ class LatentEncoder:
         self.misses = 0
         self._vae_id = vae_fingerprint(vae) if disk else ""
 
-    def pixels(self, item: ImageItem, flip: bool, *, random_crop: bool = False, rng=None):
-        loaded = load_training_image(item.path, tuple(item.bucket), resized_size=tuple(item.resized_size),
-                                     random_crop=random_crop, flip=flip, rng=rng)
+    def pixels(self, item: ImageItem, flip: bool, *, random_crop: bool = False, rng=None,
+               decoded: ResizedImage | None = None):
+        """The item's pixel tensor and SDXL size conditioning; `decoded` is its image already
+        decoded and resized (by a loading worker), else it is decoded here."""
+        if decoded is None:
+            decoded = decode_resized(item.path, tuple(item.bucket), resized_size=tuple(item.resized_size))
+        loaded = cut_to_bucket(decoded, tuple(item.bucket), random_crop=random_crop, flip=flip, rng=rng)
         return torch.from_numpy(image_to_tensor_array(loaded.pixels)), loaded.sdxl_size_conditioning()
 
     @torch.no_grad()
@@ -75,24 +79,31 @@ class LatentEncoder:
         latents = dist.sample(generator=generator) if generator is not None else dist.mode()
         return (latents - self.shift_factor) * self.scaling_factor
 
-    def fill(self, items: list[ImageItem], flips: list[bool], progress: Callable[[int, int], None] | None = None) -> None:
-        """Encode every (item, flip) once, from disk when possible."""
+    def fill(self, items: list[ImageItem], flips: list[bool], progress: Callable[[int, int], None] | None = None,
+             loader=None) -> None:
+        """Encode every (item, flip) once, from disk when possible; `loader` (an ImageLoader)
+        decodes the images still to encode ahead, in its workers."""
         todo = [(i, f) for i in range(len(items)) for f in flips]
         cache_dir = latent_cache_root()
-        for done, (index, flip) in enumerate(todo, start=1):
+        paths = [cache_dir / f"{cache_key(items[i], f, self._vae_id)}.safetensors" if self.disk else None
+                 for i, f in todo]
+        misses = [path is None or not path.exists() for path in paths]  # decided once: the loop writes files
+        to_encode = [items[i] for (i, _), miss in zip(todo, misses) if miss]
+        decoded = iter(loader.each(to_encode)) if loader is not None and to_encode else None
+        for done, ((index, flip), path, predicted_miss) in enumerate(zip(todo, paths, misses), start=1):
             item = items[index]
             latent = None
-            path = None
-            if self.disk:
-                path = cache_dir / f"{cache_key(item, flip, self._vae_id)}.safetensors"
-                if path.exists():
+            if path is not None:
+                if not predicted_miss:
                     try:
                         latent = load_file(str(path))["latent"]
                         self.hits += 1
                     except Exception:  # a torn cache file is just a miss  # noqa: BLE001
                         latent = None
             if latent is None:
-                pixels, _ = self.pixels(item, flip)
+                # a torn cache file is a miss nobody predicted: decoded here, not by the loader
+                ready = next(decoded) if decoded is not None and predicted_miss else None
+                pixels, _ = self.pixels(item, flip, decoded=ready)
                 generator = torch.Generator(device="cpu").manual_seed(self.seed + index * 2 + int(flip))
                 with torch.no_grad():
                     dist = self.vae.encode(pixels[None].to(self.device, dtype=self.dtype)).latent_dist

@@ -22,6 +22,7 @@ from ..dataset.captions import process_caption
 from ..events import EventWriter
 from ..plan import RunPlan
 from .batches import Draw, epoch_batches
+from .image_loader import ImageLoader
 from .checkpoints import Checkpointing
 from .control import RunControl
 from .failure import TrainingFailure
@@ -101,6 +102,8 @@ class Trainer(RunReporting, Checkpointing):
         set_seed((self.seed + self.accelerator.process_index) % 2**32)  # numpy takes seeds below 2^32 only
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed + 7919 * self.accelerator.process_index)
         self.caption_rng = random.Random(self.seed + 104729 * self.accelerator.process_index)
+        self.images = ImageLoader(cfg.training.max_data_loader_n_workers,
+                                  persistent=cfg.training.persistent_data_loader_workers)
 
         self.weight_dtype = weight_dtype_for(self.mixed_precision)
         # the file is read once the base model is known: SDXL names and the family check need it
@@ -138,7 +141,8 @@ class Trainer(RunReporting, Checkpointing):
         self.lr_scheduler = build_scheduler(
             self.optimizer, name=cfg.optimizer.scheduler, total_steps=self.plan.total_steps,
             warmup_percent=cfg.optimizer.warmup_percent, num_cycles=cfg.optimizer.num_cycles,
-            power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules)
+            power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules,
+            scheduler_type=cfg.optimizer.scheduler_type, scheduler_args=cfg.optimizer.scheduler_args)
 
     # -- caching --------------------------------------------------------------------------------
     def cache_latents(self) -> None:
@@ -162,7 +166,8 @@ class Trainer(RunReporting, Checkpointing):
                 self.emit("caching", stage="latents", done=done, total=total, reused=self.encoder.hits,
                           encoded=self.encoder.misses)
 
-        self.encoder.fill(self.plan.dataset.items, flips, progress)
+        self.encoder.fill(self.plan.dataset.items, flips, progress, loader=self.images)
+        self.images.end_epoch()  # the caching pass counts as one round of the workers
         if self.encoder.disk:
             self.emit("log", message=f"latent cache: reused {self.encoder.hits} cached latents, "
                       f"encoded {self.encoder.misses}", reused=self.encoder.hits, encoded=self.encoder.misses)
@@ -175,6 +180,7 @@ class Trainer(RunReporting, Checkpointing):
         items = self.plan.dataset.items
         cfg = self.cfg
         latents, size_conds = [], []
+        decoded = [] if cfg.training.cache_latents else self.images.images_for(batch)
         for draw in batch:
             item = items[draw.item_index]
             if cfg.training.cache_latents:
@@ -182,7 +188,7 @@ class Trainer(RunReporting, Checkpointing):
                 size_conds.append(self.encoder.conditioning[(draw.item_index, draw.flip)])
             else:
                 pixels, cond = self.encoder.pixels(item, draw.flip, random_crop=cfg.augment.random_crop,
-                                                   rng=self.caption_rng)
+                                                   rng=self.caption_rng, decoded=decoded.pop(0))
                 latents.append(self.encoder.encode(pixels[None])[0])
                 size_conds.append(cond if cfg.augment.random_crop else centre_crop_conditioning(item, draw.flip))
         captions = [process_caption(items[d.item_index].caption, shuffle=cfg.captions.shuffle,
@@ -277,6 +283,7 @@ class Trainer(RunReporting, Checkpointing):
                                     flip=cfg.augment.flip, num_processes=self.accelerator.num_processes,
                                     process_index=self.accelerator.process_index)
             start_batch = self.progress.batch_in_epoch
+            self.images.start_epoch(plan.dataset.items, batches)
             group_began = None
             for batch_index in range(start_batch, len(batches)):
                 if self.progress.step >= total:
@@ -312,6 +319,7 @@ class Trainer(RunReporting, Checkpointing):
                 if self.control.stop_requested.is_set():
                     status = "stopped"
                     break
+            self.images.end_epoch()
             if status == "stopped":
                 break
             self.progress.epoch = epoch + 1
@@ -340,6 +348,7 @@ class Trainer(RunReporting, Checkpointing):
             self.accelerator.step = n - 1 if batch_index == batches - 1 else batch_index % n
 
     def finish(self, status: str = "completed") -> None:
+        self.images.close()
         self.call_extensions("on_finish", status)
         if self.accelerator is not None and self.accelerator.trackers:
             self.accelerator.end_training()

@@ -116,6 +116,10 @@ def _package_problems(cfg: RunConfig) -> list[Problem]:
                                          scheduler=cfg.optimizer.scheduler)
     except ProblemError as exc:
         problems += exc.problems
+    if cfg.optimizer.scheduler_type:
+        from ..optim.custom_schedule import scheduler_problems
+
+        problems += scheduler_problems(cfg.optimizer.scheduler_type, cfg.optimizer.scheduler_args)
     problems += attention_problems(cfg)
     if cfg.training.fp8_base:
         import torch

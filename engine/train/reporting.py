@@ -43,7 +43,8 @@ class RunReporting:
 
     def _init_trackers(self) -> None:
         """One TensorBoard folder (W&B run) per run under folders.logging, with the settings as hparams."""
-        name = f"{self.cfg.folders.output_name}-{self.run_id or time.strftime('%Y%m%d-%H%M%S')}"
+        # sd-scripts puts --log_prefix in front of its log folder's name the same way
+        name = f"{self.cfg.logging.log_prefix}{self.cfg.folders.output_name}-{self.run_id or time.strftime('%Y%m%d-%H%M%S')}"
         # trackers accept only scalars and text as hyperparameters
         settings = {key: value if isinstance(value, (bool, int, float, str)) else str(value)
                     for key, value in self.cfg.values.items() if value is not None}
@@ -94,7 +95,8 @@ class RunReporting:
                     else self.optimizer.param_groups[i]["lr"] for i, name in enumerate(self.group_names)}
             cfg = self.cfg
             curve = lr_curve(cfg.optimizer.scheduler, base, self.plan.total_steps, warmup_percent=cfg.optimizer.warmup_percent,
-                             num_cycles=cfg.optimizer.num_cycles, power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules)
+                             num_cycles=cfg.optimizer.num_cycles, power=cfg.optimizer.power, step_rules=cfg.optimizer.step_rules,
+                             scheduler_type=cfg.optimizer.scheduler_type, scheduler_args=cfg.optimizer.scheduler_args)
             return {k: [list(p) for p in v] for k, v in curve.items()}
         except Exception:  # noqa: BLE001 - the curve is a display aid only
             return {}

@@ -43,17 +43,31 @@ def network_module_and_args(cfg: RunConfig, shape) -> tuple[str, dict]:
     args: dict = {}
     if shape.network_type == "lora":
         module = "networks.lora"
+    elif shape.network_type == "dylora":
+        module = "networks.dylora"
+        args["unit"] = cfg.network.dylora_unit
     elif shape.network_type == "locon":
         module = "networks.lora"
         args.update(conv_dim=shape.conv_rank, conv_alpha=shape.conv_alpha)
     else:
         module = "lycoris.kohya"
         args.update(algo=shape.network_type, conv_dim=shape.conv_rank, conv_alpha=shape.conv_alpha)
+        args.update(lycoris_args(cfg, shape.network_type))
     if cfg.network.rank_dropout:
         args["rank_dropout"] = cfg.network.rank_dropout
     if cfg.network.module_dropout:
         args["module_dropout"] = cfg.network.module_dropout
     return module, args
+
+
+def lycoris_args(cfg: RunConfig, network_type: str) -> dict:
+    """The LyCORIS options that differ from LyCORIS' defaults, under its network_args names."""
+    n = cfg.network
+    wanted = {"use_tucker": n.use_tucker, "rank_dropout_scale": n.rank_dropout_scale}
+    if network_type == "lokr":
+        wanted.update(factor=n.lokr_factor, decompose_both=n.lokr_decompose_both, full_matrix=n.lokr_full_matrix)
+    defaults = {"factor": -1}
+    return {key: value for key, value in wanted.items() if value != defaults.get(key, False)}
 
 
 def extra_metadata(cfg: RunConfig, family: families.ModelFamily | None = None) -> dict[str, str]:

@@ -75,15 +75,16 @@ def trainable_text_encoders(base: BaseModel) -> list[torch.nn.Module]:
 
 def network_shape(cfg: RunConfig, continue_from=None, unet=None) -> NetworkShape:
     """Rank/alpha from the settings, or from the file being continued when dim_from_weights is on."""
-    shape = NetworkShape(cfg.network.rank, cfg.network.alpha,
-                         cfg.network.conv_rank if cfg.network.type != "lora" else 0,
-                         cfg.network.conv_alpha if cfg.network.type != "lora" else 0.0, cfg.network.type)
+    convs = cfg.network.type not in ("lora", "dylora")
+    shape = NetworkShape(cfg.network.rank, cfg.network.alpha, cfg.network.conv_rank if convs else 0,
+                         cfg.network.conv_alpha if convs else 0.0, cfg.network.type)
     if continue_from is not None and cfg.network.dim_from_weights:
         merged = {}
         for modules in continue_from.weights.values():
             merged.update(modules)
         rank, alpha, conv_rank, conv_alpha, network_type = infer_rank_alpha(merged, unet)
-        if network_type != cfg.network.type and not (network_type == "lora" and cfg.network.type == "locon"):
+        plain_lora_into = {"locon", "dylora"}  # a plain LoRA file continues as either
+        if network_type != cfg.network.type and not (network_type == "lora" and cfg.network.type in plain_lora_into):
             raise ProblemError([error("network.weights", f"the file holds a {network_type} network, the run trains {cfg.network.type}",
                                       f"set network.type: {network_type}")])
         shape = NetworkShape(rank, alpha, conv_rank or 0, conv_alpha or 0.0, cfg.network.type)
@@ -106,7 +107,10 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
     model = TrainedModel(base, shape, train_te, continued_from=continue_from)
     common = dict(network_type=shape.network_type, rank=shape.rank, alpha=shape.alpha, conv_rank=shape.conv_rank,
                   conv_alpha=shape.conv_alpha, dropout=cfg.network.dropout, rank_dropout=cfg.network.rank_dropout,
-                  module_dropout=cfg.network.module_dropout)
+                  module_dropout=cfg.network.module_dropout, use_tucker=cfg.network.use_tucker,
+                  lokr_factor=cfg.network.lokr_factor, lokr_decompose_both=cfg.network.lokr_decompose_both,
+                  lokr_full_matrix=cfg.network.lokr_full_matrix, rank_dropout_scale=cfg.network.rank_dropout_scale,
+                  dylora_unit=cfg.network.dylora_unit)
     base.vae.to(device, dtype=torch.float32)  # the VAE stays fp32: SDXL's overflows in fp16
     base.unet.to(device, dtype=weight_dtype)
     model.adapted["unet"] = apply_network(base.unet, component="unet", targets=base.spec.lora_targets(base.unet), **common)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from . import activations as act
 from .counts import denoiser_parameters, text_encoder_parameters, vae_parameters
-from .lora_params import denoiser_layers, network_shapes, text_encoder_layers
+from .lora_params import LokrSplit, denoiser_layers, network_shapes, text_encoder_layers
 from .optimizer_state import optimizer_state_bytes
 from .parts import ModelParts, model_parts
 
@@ -94,7 +94,7 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
     train_te = text_encoder_trained(values)
     network_type = values.get("network.type") or "lora"
     rank = int(values.get("network.rank") or 8)
-    conv_rank = int(values.get("network.conv_rank") or 0) if network_type != "lora" else 0
+    conv_rank = int(values.get("network.conv_rank") or 0) if network_type not in ("lora", "dylora") else 0
     optimizer = values.get("optimizer.name") or "AdamW8bit"
     width, height = largest_area(values, buckets)
     estimate = VramEstimate(family=parts.family, source=parts.source, resolution=(width, height))
@@ -121,12 +121,15 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
                       "off the GPU once latents are cached" if vae_leaves else f"{vae / 1e6:,.0f}M parameters in fp32"))
 
     # -- the network and its training state
+    unit = int(values.get("network.dylora_unit") or 1)
+    lokr = LokrSplit(int(values.get("network.lokr_factor") or -1), bool(values.get("network.lokr_decompose_both")),
+                     bool(values.get("network.lokr_full_matrix")))
     shapes = network_shapes(denoiser_layers(parts.denoiser, network_type), rank=rank, conv_rank=conv_rank,
-                            network_type=network_type)
+                            network_type=network_type, lokr=lokr, dylora_unit=unit)
     if train_te:
         for config in parts.text_encoders:
             shapes += network_shapes(text_encoder_layers(config), rank=rank, conv_rank=conv_rank,
-                                     network_type=network_type)
+                                     network_type=network_type, lokr=lokr, dylora_unit=unit)
     numbers = sum(math.prod(shape) for shape, _ in shapes)
     lines.append(Line("LoRA parameters", 4 * numbers, f"{numbers / 1e6:,.2f}M numbers in fp32, {network_type} rank {rank}"))
     lines.append(Line("LoRA gradients", 4 * numbers, "fp32, one per parameter"))
@@ -177,7 +180,7 @@ def _activations(parts: ModelParts, values: Mapping[str, Any], width: int, heigh
         text_tokens = 75 * windows + 2
         model = act.unet_activations(parts.denoiser, latent_tokens=latent_tokens, batch=batch,
                                      text_tokens=text_tokens, checkpointing=checkpointing, lora_rank=rank,
-                                     lora_on_resnets=network_type != "lora")
+                                     lora_on_resnets=network_type not in ("lora", "dylora"))
     if train_te:
         for config in parts.text_encoders:
             if "hidden_size" not in config:

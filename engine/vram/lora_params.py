@@ -11,6 +11,7 @@ module names: q/k/v split, the adaLN modulation included), as the sd-scripts Flu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .counts import cross_dim, unet_walk
@@ -63,59 +64,83 @@ def clip_layers(config: Mapping[str, Any]) -> list[Layer]:
 def denoiser_layers(config: Mapping[str, Any], network_type: str) -> list[Layer]:
     if config.get("_class_name") == "FluxTransformer2DModel":
         return flux_layers(config)
-    return unet_layers(config, with_resnets=network_type != "lora")
+    return unet_layers(config, with_resnets=network_type not in ("lora", "dylora"))
 
 
-def factorization(dimension: int) -> tuple[int, int]:
-    """peft's LoKr split of a dimension (decompose_factor -1): the divisor pair nearest √n."""
+@dataclass(frozen=True)
+class LokrSplit:
+    """The LoKr options that change its shapes (network.lokr_factor, _decompose_both, _full_matrix)."""
+
+    factor: int = -1
+    decompose_both: bool = False
+    full_matrix: bool = False
+
+
+def factorization(dimension: int, factor: int = -1) -> tuple[int, int]:
+    """LyCORIS' / peft's LoKr split of a dimension: the divisor pair nearest √n, the smaller at most
+    `factor` (-1: no bound); a factor that divides the dimension is taken as it is."""
+    if factor > 0 and dimension % factor == 0:
+        m, n = factor, dimension // factor
+        return (n, m) if m > n else (m, n)
+    bound = dimension if factor < 0 else factor
     m, n = 1, dimension
     while m < n:
         new_m = m + 1
         while dimension % new_m != 0:
             new_m += 1
         new_n = dimension // new_m
-        if new_m + new_n > m + n:
+        if new_m + new_n > m + n or new_m > bound:
             break
         m, n = new_m, new_n
     return (n, m) if m > n else (m, n)
 
 
-def layer_shapes(layer: Layer, rank: int, network_type: str) -> list[tuple[Shape, bool]]:
+def layer_shapes(layer: Layer, rank: int, network_type: str,
+                 lokr: LokrSplit = LokrSplit()) -> list[tuple[Shape, bool]]:
     """(shape, starts at zero) of each parameter peft creates for one adapted layer."""
-    shapes = _shapes(layer, rank, network_type)
+    shapes = _shapes(layer, rank, network_type, lokr)
     # the factor that starts at zero, so a new network changes nothing: LoRA's B (up), LoHa's
     # w2_a (engine's LyCORIS-style init), LoKr's second factor (w2, or w2_b)
-    zero = {"lora": 1, "locon": 1, "loha": 2}.get(network_type, len(shapes) - 1)
+    zero = {"lora": 1, "locon": 1, "dylora": 1, "loha": 2}.get(network_type, len(shapes) - 1)
     return [(shape, index == zero) for index, shape in enumerate(shapes)]
 
 
-def _shapes(layer: Layer, rank: int, network_type: str) -> list[Shape]:
+def _shapes(layer: Layer, rank: int, network_type: str, lokr: LokrSplit = LokrSplit()) -> list[Shape]:
     fan_in, fan_out, kernel, is_conv = layer
     area = kernel * kernel
-    if network_type in ("lora", "locon"):
+    if network_type in ("lora", "locon", "dylora"):
         if is_conv:
             return [(rank, fan_in, kernel, kernel), (fan_out, rank, 1, 1)]
         return [(rank, fan_in), (fan_out, rank)]
     if network_type == "loha":
         return [(fan_out, rank), (rank, fan_in * area)] * 2
-    out_l, out_k = factorization(fan_out)
-    in_m, in_n = factorization(fan_in)
-    shapes: list[Shape] = [(out_l, in_m)]
-    if rank >= max(out_k, in_n) / 2:
+    out_l, out_k = factorization(fan_out, lokr.factor)
+    in_m, in_n = factorization(fan_in, lokr.factor)
+    if lokr.decompose_both and not lokr.full_matrix and rank < max(out_l, in_m) / 2:
+        shapes: list[Shape] = [(out_l, rank), (rank, in_m)]
+    else:
+        shapes = [(out_l, in_m)]
+    if lokr.full_matrix or rank >= max(out_k, in_n) / 2:
         shapes.append((out_k, in_n, kernel, kernel) if is_conv else (out_k, in_n))
     else:
         shapes += [(out_k, rank), (rank, in_n * area)]
     return shapes
 
 
-def network_shapes(layers: list[Layer], *, rank: int, conv_rank: int,
-                   network_type: str) -> list[tuple[Shape, bool]]:
+def network_shapes(layers: list[Layer], *, rank: int, conv_rank: int, network_type: str,
+                   lokr: LokrSplit = LokrSplit(), dylora_unit: int = 1) -> list[tuple[Shape, bool]]:
     shapes: list[tuple[Shape, bool]] = []
     for layer in layers:
         wide = layer[2] > 1
         if wide and conv_rank <= 0:
             continue  # conv_rank 0 leaves wide convolutions out, as the engine does
-        shapes += layer_shapes(layer, conv_rank if wide else rank, network_type)
+        layer_params = layer_shapes(layer, conv_rank if wide else rank, network_type, lokr)
+        if network_type == "dylora":  # one tensor per unit of ranks (engine.networks.dylora)
+            down, up = layer_params
+            parts = down[0][0] // dylora_unit
+            layer_params = ([((dylora_unit, *down[0][1:]), down[1])] * parts
+                            + [((up[0][0], dylora_unit, *up[0][2:]), up[1])] * parts)
+        shapes += layer_params
     return shapes
 
 
