@@ -156,9 +156,9 @@ PRESETS.update({
         conv_dim=8, conv_alpha=4, optimizer="Prodigy", learning_rate=1, use_cp=True, caption_extension=".none-use-foldername",
         optimizer_args="decouple=True weight_decay=0.5 betas=0.9,0.99 use_bias_correction=False", sdxl_no_half_vae=False),
 })
-# Refused on purpose (an error, not a warning): iA3 (see kohya_tables) and Flux.1.
-REFUSED = {"iA3-Prodigy-sd15": dict(LoRA_type="LyCORIS/iA3"), "ia3-sd15": dict(LoRA_type="LyCORIS/iA3"),
-           "flux1D - adamw8bit fp8": dict(LoRA_type="Flux1", flux1_checkbox=True)}
+# Refused on purpose (an error, not a warning): iA3 (see kohya_tables). The FLUX.1 preset imports:
+# tests/test_kohya_import_flux.py checks it from the preset file itself.
+REFUSED = {"iA3-Prodigy-sd15": dict(LoRA_type="LyCORIS/iA3"), "ia3-sd15": dict(LoRA_type="LyCORIS/iA3")}
 
 def preset(name):
     """The preset as the GUI saved it (these presets give every part the main learning rate unless they say otherwise)."""

@@ -126,11 +126,11 @@ async def test_while_stopping_the_screen_offers_abort_and_a_second_s_sends_the_s
         await pilot.press("s")
         await wait_for_text(pilot, "Stop the run?")
         await pilot.press("y")
-        assert await asyncio.to_thread(wait_for_file, marks / "SIGINT1")
+        assert await asyncio.to_thread(wait_for_file, marks / "SIGINT1", 30)
         await wait_for_text(pilot, "STOPPING… s again: abort")
         assert not (marks / "SIGINT2").exists()
         await pilot.press("s")  # no second question: the first stop was already confirmed
-        assert await asyncio.to_thread(wait_for_file, marks / "SIGINT2")
+        assert await asyncio.to_thread(wait_for_file, marks / "SIGINT2", 30)
         await wait_for_text(pilot, "ABORTING")
     writer.close()
 

@@ -47,4 +47,4 @@ def test_gui_presets_keep_their_lycoris_loader_and_scheduler_options():
 def test_presets_of_network_types_tui_lora_refuses_say_why(name):
     with pytest.raises(ProblemError) as refused:
         convert_kohya_settings({**preset("SDXL - LoRA AI_characters standard v1.1"), **REFUSED[name]})
-    assert {p.field for p in refused.value.problems} & {"LoRA_type", "flux1_checkbox"}
+    assert {p.field for p in refused.value.problems} & {"LoRA_type"}
