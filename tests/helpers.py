@@ -73,3 +73,21 @@ def errors_of(tmp_path, text: str) -> list[str]:
     with pytest.raises(ProblemError) as info:
         load_text(tmp_path, text)
     return [f"{p.field}: {p.message}" for p in info.value.errors]
+
+
+def small_run(root: Path, quick_pick: str, **changes):
+    """A few steps on a built-in tiny model at 64 px from `root/images`; (result, events).
+    `changes` use `__` for the dots of setting keys."""
+    from engine.config import RunConfig
+    from engine.train.entry import run_config
+
+    values = {"model.quick_pick": quick_pick, "folders.images": str(root / "images"),
+              "folders.output": str(root / "out"), "folders.output_name": "lora", "network.rank": 4,
+              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_core": 1, "buckets.step": 32,
+              "training.max_resolution": [64, 64], "optimizer.name": "AdamW", "optimizer.text_encoder_lr": 0.0,
+              "optimizer.scheduler": "constant", "optimizer.warmup_percent": 0.0, "overwrite": True}
+    values.update({k.replace("__", "."): v for k, v in changes.items()})
+    events: list[dict] = []
+    result = run_config(RunConfig.from_values(values), on_event=events.append)
+    assert result.status == "completed", (result.message, result.hint)
+    return result, events

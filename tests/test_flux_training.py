@@ -24,7 +24,7 @@ from engine.problems import ProblemError
 from engine.train.entry import run_config
 from engine.train.flux_step import FlowMatchingObjective, FlowOptions, apply_prediction_type, sample_sigmas, shifted
 from engine.train.setup import build_model
-from tests.helpers import load_lora_noting_complaints, write_small_concepts
+from tests.helpers import load_lora_noting_complaints, small_run, write_small_concepts
 
 pytestmark = pytest.mark.slow
 
@@ -233,15 +233,7 @@ def test_each_flux_option_changes_the_loss_on_the_same_draws(run, change):
 
 
 def _small_run(root, **changes):
-    values = {"model.quick_pick": "builtin-tiny-flux1", "folders.images": str(root / "images"),
-              "folders.output": str(root / "out"), "folders.output_name": "lora", "network.rank": 4,
-              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_core": 1, "buckets.step": 32,
-              "training.max_resolution": [64, 64], "optimizer.name": "AdamW", "optimizer.text_encoder_lr": 0.0,
-              "optimizer.scheduler": "constant", "optimizer.warmup_percent": 0.0, "overwrite": True}
-    values.update({k.replace("__", "."): v for k, v in changes.items()})
-    events = []
-    result = run_config(RunConfig.from_values(values), on_event=events.append)
-    assert result.status == "completed", (result.message, result.hint)
+    result, events = small_run(root, "builtin-tiny-flux1", **changes)
     return result, events
 
 

@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import RunConfig
-from engine.train.entry import run_config
-from tests.helpers import write_small_concepts
+from tests.helpers import small_run, write_small_concepts
 
 pytestmark = pytest.mark.slow
 
 
 def _run(root, **changes):
-    values = {"model.quick_pick": "builtin-tiny-sd1", "folders.images": str(root / "images"),
-              "folders.output": str(root / "out"), "folders.output_name": "lora", "network.rank": 4,
-              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_core": 1, "buckets.step": 32,
-              "training.max_resolution": [64, 64], "optimizer.name": "AdamW", "optimizer.text_encoder_lr": 0.0,
-              "optimizer.scheduler": "constant", "optimizer.warmup_percent": 0.0, "overwrite": True}
-    values.update({k.replace("__", "."): v for k, v in changes.items()})
-    events = []
-    result = run_config(RunConfig.from_values(values), on_event=events.append)
-    assert result.status == "completed", (result.message, result.hint)
+    result, events = small_run(root, "builtin-tiny-sd1", **changes)
     return result, [e["loss"] for e in events if e["type"] == "step"], [
         (e["reused"], e["encoded"]) for e in events if e["type"] == "log" and "text encoder cache" in e["message"]]
 
