@@ -22,12 +22,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.models.tiny import STAMP_FILE, _move_into_place, _nest_text_encoder_keys, _read_stamp, builtin_model_dir
+from engine.models.tiny import STAMP_FILE, _move_into_place, _read_stamp, builtin_model_dir
 from engine.models.tokenizer import END_TOKEN, MAX_LENGTH, clip_vocab_and_merges, write_clip_tokenizer
 
 NAME = "builtin-tiny-sd35"
 SEED = 1006
-BUILDER_VERSION = 1  # bump when the builder changes, so cached folders are rebuilt
+# Bump when the builder changes, so cached folders are rebuilt. (CLIPTextModelWithProjection is saved as
+# transformers writes it: `text_model.…` plus a top-level `text_projection`, the layout of SD3 repos.)
+BUILDER_VERSION = 2
 
 CLIP_L_WIDTH = 32
 CLIP_G_WIDTH = 48
@@ -85,8 +87,6 @@ def ensure_tiny_sd35_model(cache_dir: str | os.PathLike[str] | None = None) -> P
         write_clip_tokenizer(staging / "tokenizer", pad_token=END_TOKEN)
         write_clip_tokenizer(staging / "tokenizer_2", pad_token="!")  # OpenCLIP's pad, as CLIP-G's tokenizer
         _finish_t5_tokenizer(staging / "tokenizer_3")
-        for folder in ("text_encoder", "text_encoder_2"):
-            _nest_text_encoder_keys(staging / folder)
         (staging / STAMP_FILE).write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
         _move_into_place(staging, target, expected)
     finally:
