@@ -15,6 +15,8 @@ FLUX.1 [dev] (`flux1`, and `flux1-fp8` with `training.fp8_base`) is built on the
 materialised straight on the GPU in bf16 (12B + 4.7B parameters: a CPU init would take minutes),
 then trained at 512 px, LoRA rank 16, AdamW8bit, gradient checkpointing, text-encoder outputs
 cached, as sd-scripts' Flux guides set it up. Both entries share one saved model folder.
+SD 3.5 Medium (`sd35-medium`) and Large with an fp8 base (`sd35-large-fp8`) are built the same way
+from the SD 3.5 family's reference configs and trained at 1024 px with the same memory settings.
 """
 
 from __future__ import annotations
@@ -193,9 +195,69 @@ def build_flux1_fp8(folder: Path) -> dict:
     return {**build_flux1(folder), "training.fp8_base": True}
 
 
+def sd35_pipeline(configs: dict, device: str, dtype=None):
+    """A StableDiffusion3Pipeline at the sizes of `configs` (the SD 3.5 family's reference configs:
+    {"denoiser", "text_encoders" [CLIP-L, CLIP-G, T5-XXL], "vae"}, or smaller ones)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    from engine.families.sd35.tiny import build_t5_tokenizer
+    from engine.models.tokenizer import END_TOKEN, build_clip_tokenizer
+
+    dtype = dtype or torch.bfloat16
+    strip = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    clip_l, clip_g, t5_config = configs["text_encoders"]
+    transformer = _materialise(SD3Transformer2DModel, strip(configs["denoiser"]), dtype, device)
+    vae = _materialise(AutoencoderKL, strip(configs["vae"]), dtype, device)
+    encoders = [_materialise(CLIPTextModelWithProjection, _clip_config(config, pad), dtype, device)
+                for config, pad in ((clip_l, END_TOKEN), (clip_g, "!"))]
+    t5 = _materialise(T5EncoderModel, T5Config(**strip(t5_config), is_encoder_decoder=False, use_cache=False,
+                                               pad_token_id=0, eos_token_id=1), dtype, device)
+    return StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0), vae=vae,
+        text_encoder=encoders[0], tokenizer=build_clip_tokenizer(END_TOKEN), text_encoder_2=encoders[1],
+        tokenizer_2=build_clip_tokenizer("!"), text_encoder_3=t5, tokenizer_3=build_t5_tokenizer())
+
+
+def save_sd35_folder(pipe, folder: Path) -> None:
+    from engine.families.sd35.tiny import _finish_t5_tokenizer
+    from engine.models.tokenizer import END_TOKEN, write_clip_tokenizer
+
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    write_clip_tokenizer(folder / "tokenizer", pad_token=END_TOKEN)
+    write_clip_tokenizer(folder / "tokenizer_2", pad_token="!")
+    _finish_t5_tokenizer(folder / "tokenizer_3")
+
+
+# SD 3.5 as sd-scripts' SD3 guides set it up: 1024 px, rank 16, AdamW8bit, checkpointing, cached text encoders.
+SD35_SETTINGS = {"model.family": "sd35", "training.max_resolution": [1024, 1024], "optimizer.name": "AdamW8bit",
+                 "network.rank": 16, "network.alpha": 16.0, "optimizer.text_encoder_lr": 0.0,
+                 "training.gradient_checkpointing": True, "training.cache_text_encoder_outputs": True,
+                 "sd35.weighting_scheme": "logit_normal"}
+
+
+def _sd35_builder(variant: str, **extra):
+    def build(folder: Path) -> dict:
+        import torch
+
+        from engine.families.sd35.reference import reference_config
+
+        shared = folder.parent.parent / f"sd35-{variant}-shared" / "model"  # one saved folder per variant
+        if not (shared / "model_index.json").exists():
+            pipe = sd35_pipeline(reference_config(variant), DEVICE)
+            save_sd35_folder(pipe, shared)
+            del pipe
+            gc.collect()
+            torch.cuda.empty_cache()
+        return {**SD35_SETTINGS, "model.path": str(shared), **extra}
+    return build
+
+
 # name -> (builder writing a diffusers folder and returning the run's settings, trained side)
 MODELS = {"sd15": (build_sd15, 512), "sdxl": (build_sdxl, 1024), "flux1": (build_flux1, 512),
-          "flux1-fp8": (build_flux1_fp8, 512)}
+          "flux1-fp8": (build_flux1_fp8, 512), "sd35-medium": (_sd35_builder("5-medium"), 1024),
+          "sd35-large-fp8": (_sd35_builder("5-large", **{"training.fp8_base": True}), 1024)}
 
 
 def run_one(name: str, work: Path) -> dict:
