@@ -66,7 +66,7 @@ def test_the_sd35_options_are_disabled_with_the_reason_for_another_family():
 def test_file_size_counts_fused_qkv_as_written():
     large = ref.reference_config("5-large")["denoiser"]
     kohya, modules = sizes.file_numbers(large, 16)
-    diffusers, layers = sizes.file_numbers(large, 16, "diffusers")
+    diffusers, layers = sizes.file_numbers(large, 16, {"sd35.lora_format": "diffusers"})
     assert layers == len(sizes.lora_layers(large)) and modules < layers  # q/k/v: one module instead of three
     assert kohya > diffusers  # the block-diagonal up of a fused qkv stores its zeros too
     medium = ref.reference_config("5-medium")["denoiser"]

@@ -1,5 +1,8 @@
 """SD 3.5's numbers for the memory and file-size estimates, torch-free, from a transformer config.
 
+The family hands this module to the estimates (`SD35Family.estimate_counts`); everything here is
+plain numbers, so it needs nothing from the estimate code that calls it.
+
 Counted the way diffusers builds `SD3Transformer2DModel` (checked against the real module on the
 meta device): patch embedding, timestep and pooled-text embedders, the caption projection, then per
 joint block the image half (adaLN-Zero with 6 vectors, 9 with MMDiT-X dual attention; q/k/v/out;
@@ -11,10 +14,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from engine.vram.activations import ActivationModel, Slots
-from engine.vram.counts import linear
-
 Layer = tuple[int, int, int, bool]  # (in, out, kernel side, is a convolution), as engine.vram.lora_params
+Slots = dict[str, float]  # elements by dtype class: compute, norm, stat, cast (see engine.vram.activations)
+
+
+def linear(fan_in: int, fan_out: int, bias: bool = True) -> int:
+    return fan_in * fan_out + (fan_out if bias else 0)
 
 
 def _width(config: Mapping[str, Any]) -> int:
@@ -77,16 +82,18 @@ def file_modules(config: Mapping[str, Any], key_format: str = "kohya") -> list[t
     return modules
 
 
-def file_numbers(config: Mapping[str, Any], rank: int, key_format: str = "kohya") -> tuple[int, int]:
-    """(numbers stored including one alpha per module, modules) of the transformer part of a file."""
+def file_numbers(config: Mapping[str, Any], rank: int, values: Mapping[str, Any] | None = None) -> tuple[int, int]:
+    """(numbers stored including one alpha per module, modules) of the transformer part of a file,
+    in the key form `sd35.lora_format` of `values` asks for (sd-scripts' by default)."""
+    key_format = str((values or {}).get("sd35.lora_format") or "kohya")
     modules = file_modules(config, key_format)
     numbers = sum(parts * rank * (fan_in + fan_out) for fan_in, fan_out, parts in modules)
     return numbers + (len(modules) if key_format == "kohya" else 0), len(modules)
 
 
-def text_tokens(t5_max_tokens: int) -> int:
-    """Tokens the transformer's text stream carries: 77 CLIP positions, then T5's."""
-    return 77 + int(t5_max_tokens)
+def text_tokens(values: Mapping[str, Any]) -> int:
+    """Tokens the transformer's text stream carries: 77 CLIP positions, then T5's (`sd35.t5xxl_max_token_length`)."""
+    return 77 + int(values.get("sd35.t5xxl_max_token_length") or 256)
 
 
 def image_tokens(config: Mapping[str, Any], latent_width: int, latent_height: int) -> int:
@@ -94,30 +101,36 @@ def image_tokens(config: Mapping[str, Any], latent_width: int, latent_height: in
     return (latent_width // patch) * (latent_height // patch)
 
 
+def _slots(compute: float = 0.0, norm: float = 0.0, stat: float = 0.0, cast: float = 0.0) -> Slots:
+    return {"compute": compute, "norm": norm, "stat": stat, "cast": cast}
+
+
+def _add(total: Slots, more: Slots) -> Slots:
+    return {key: total[key] + more[key] for key in total}
+
+
 def activations(config: Mapping[str, Any], *, image_tokens: float, text_tokens: int, batch: int,
-                checkpointing: bool, lora_rank: int) -> ActivationModel:
+                checkpointing: bool, lora_rank: int) -> dict[str, Slots]:
     """Saved tensors per joint block, counted as for FLUX.1's double blocks (same layer kinds over the
     joint sequence: ~30·d per token), plus an MMDiT-X block's second attention over the image tokens."""
     d, heads, blocks = _width(config), int(config["num_attention_heads"]), int(config["num_layers"])
     img, txt = batch * image_tokens, batch * text_tokens
     joint = img + txt
     lora_copies = 9 * d * joint if lora_rank else 0.0
-    joint_block = Slots(compute=joint * 30 * d + lora_rank * 12 * joint, norm=2 * joint * d,
-                        stat=2 * heads * joint, cast=lora_copies)
-    second = Slots(compute=img * 10 * d + lora_rank * 4 * img, norm=img * d, stat=heads * img,
-                   cast=4 * d * img if lora_rank else 0.0)
+    joint_block = _slots(compute=joint * 30 * d + lora_rank * 12 * joint, norm=2 * joint * d,
+                         stat=2 * heads * joint, cast=lora_copies)
+    second = _slots(compute=img * 10 * d + lora_rank * 4 * img, norm=img * d, stat=heads * img,
+                    cast=4 * d * img if lora_rank else 0.0)
     dual = _dual(config)
-    if checkpointing:
-        largest = Slots(**vars(joint_block))
-        if dual:
-            largest += second
-        return ActivationModel(Slots(compute=blocks * joint * d), largest)
-    kept = Slots()
+    if checkpointing:  # only each block's input stays; the largest block is rebuilt at a time
+        largest = _add(joint_block, second) if dual else joint_block
+        return {"kept": _slots(compute=blocks * joint * d), "recompute": largest}
+    kept = _slots()
     for i in range(blocks):
-        kept += joint_block
+        kept = _add(kept, joint_block)
         if i in dual:
-            kept += second
-    return ActivationModel(kept, Slots())
+            kept = _add(kept, second)
+    return {"kept": kept, "recompute": _slots()}
 
 
 def backward_scratch(config: Mapping[str, Any], *, image_tokens: float, text_tokens: int, batch: int,
