@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import RunConfig, check_rules
 from engine.config.yamlio import config_from_document, load_yaml_text
-from engine.models import families
+from engine import families
 from engine.problems import ProblemError
 
 from . import wizard_support

@@ -122,7 +122,7 @@ def test_schnell_is_told_by_its_config_in_metadata_and_t5_length():
     from types import SimpleNamespace
 
     from engine.config import RunConfig
-    from engine.models import families
+    from engine import families
 
     flux = families.get("flux1")
     cfg = RunConfig.from_values(FLUX)

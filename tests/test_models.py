@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from engine.models import family as fam
+from engine.families import detect as fam
 from engine.models.loading import BaseModel, describe_model_path, load_base_model
 from engine.models.tiny import (
     BUILTIN_MODELS as ALL_BUILTIN_MODELS,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import SETTINGS
-from engine.models import families
+from engine import families
 from engine.problems import Problem, error
 
 

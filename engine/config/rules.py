@@ -11,9 +11,9 @@ import re
 from typing import Any, Mapping
 
 from ..problems import Problem, error, warning
-from ..models import families
+from .. import families
 from .settings_model import LEGACY_FLAGS, QUICK_PICKS
-from .settings_flux import flux_rules
+from ..families.flux1.settings import flux_rules
 from .settings_objective import objective_rules
 from .settings_step_saves import step_save_rules
 from .settings_lycoris import lycoris_rules

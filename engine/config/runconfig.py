@@ -17,7 +17,7 @@ from .settings_network import NETWORK_SETTINGS
 from .settings_lycoris import LYCORIS_SETTINGS
 from .settings_dylora import DYLORA_SETTINGS
 from .settings_dataset import DATASET_SETTINGS
-from .settings_flux import FLUX_MODEL_SETTINGS, FLUX_SETTINGS, FLUX_TRAINING_SETTINGS, with_flux_exclusions
+from ..families.flux1.settings import FLUX_MODEL_SETTINGS, FLUX_SETTINGS, FLUX_TRAINING_SETTINGS, with_flux_exclusions
 from .settings_objective import OBJECTIVE_SETTINGS
 from .settings_step_saves import STEP_SAVE_SETTINGS
 from .settings_loading import LOADING_SETTINGS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..models import families
+from .. import families
 from .schema import Setting
 
 _PICKS = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .schema import Setting
-from ..models.families import native_resolution_of
+from ..families.native import native_resolution_of
 from .settings_model import is_tiny, model_family
 
 

@@ -17,7 +17,7 @@ import json
 import time
 from typing import Any, Mapping, TypedDict
 
-from engine.models import families
+from engine import families
 
 MODELSPEC_VERSION = "1.0.1"
 class RunFacts(TypedDict, total=False):

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from engine.models import families
-from engine.models import family as fam
+from engine import families
+from engine.families import detect as fam
 from engine.models.tiny import BUILTIN_MODELS, builtin_family, ensure_builtin_model
 from engine.problems import Problem, ProblemError, error, warning
 
@@ -262,7 +262,7 @@ def load_base_model(
     if kind == "missing":
         raise ProblemError([_missing_problem(path)])
 
-    from engine.models.loading_flux import is_flux_source, load_flux_base
+    from engine.families.flux1.loading import is_flux_source, load_flux_base
 
     if is_flux_source(kind, location, family):
         return load_flux_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,

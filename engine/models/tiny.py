@@ -73,7 +73,7 @@ def ensure_builtin_model(name: str, cache_dir: str | os.PathLike[str] | None = N
     if name not in _SPECS:
         raise KeyError(f"unknown built-in model {name!r}; known: {', '.join(BUILTIN_MODELS)}")
     if _SPECS[name].family == "flux1":  # its own builder: two tokenizers of different kinds
-        from engine.models.tiny_flux import ensure_tiny_flux_model
+        from engine.families.flux1.tiny import ensure_tiny_flux_model
 
         return ensure_tiny_flux_model(cache_dir)
     target = builtin_model_dir(name, cache_dir)
@@ -164,7 +164,7 @@ def build_pipeline(name: str):
 
     spec = _SPECS[name]
     if spec.family == "flux1":
-        from engine.models.tiny_flux import build_flux_pipeline
+        from engine.families.flux1.tiny import build_flux_pipeline
 
         return build_flux_pipeline()
     with torch.random.fork_rng(devices=[]):

@@ -87,8 +87,8 @@ def _family_flag_problems(cfg: RunConfig, kind: str, family: str | None) -> list
     Checked here, before anything is written, as well as when the weights load. Where the
     prediction type cannot be read (single files, hub SD 1.x/SDXL), the flag is taken as given.
     """
-    from ..models import families
-    from ..models import family as fam
+    from .. import families
+    from ..families import detect as fam
 
     requested = families.requested_family(cfg.values)
     if family is None or requested == families.AUTO:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..config import SETTINGS, RunConfig
-from ..models import families
+from .. import families
 from ..lorafile.metadata import build_metadata
 from ..networks.adapter_tensors import export_network
 from ..output_names import step_save_stem

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import RunConfig
-from ..models import families
-from ..models.families import requested_family
+from .. import families
+from ..families import requested_family
 from ..models.loading import BaseModel, load_base_model
 from ..networks.inject import apply_network, network_parameters
 from ..networks.adapter_tensors import import_network, infer_rank_alpha

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.models import families
-from engine.models import family as fam
+from engine import families
+from engine.families import detect as fam
 from engine.problems import Problem, ProblemError, error
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")

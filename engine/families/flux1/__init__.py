@@ -1,7 +1,7 @@
 """FLUX.1 [dev] / [schnell]: a flow-matching transformer over 2×2-packed 16-channel latents.
 
 Conditioning is CLIP-L's pooled vector plus T5-XXL's per-token states; [dev] also takes the
-guidance scale as an input. The facts come from `flux1_reference.py` (sd-scripts' strings and
+guidance scale as an input. The facts come from `reference.py` (sd-scripts' strings and
 defaults); the torch parts (objective, denoiser call, text encoding, pipeline) live in
 `engine/train/flux_step.py` and are reached through the methods below, imported lazily.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import flux1_reference as ref
-from .base import ModelFamily
+from engine.families.flux1 import reference as ref
+from engine.families.base import ModelFamily
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,7 +37,7 @@ class FluxFamily(ModelFamily):
     # ------------------------------------------------------------------ training (torch inside)
 
     def objective(self, cfg: Any, base: Any, *, generator: Any, weight_dtype: Any, device: Any) -> Any:
-        from engine.train.flux_step import FlowMatchingObjective
+        from engine.families.flux1.objective import FlowMatchingObjective
 
         return FlowMatchingObjective(cfg, base, generator=generator, weight_dtype=weight_dtype, device=device)
 
@@ -48,13 +48,13 @@ class FluxFamily(ModelFamily):
 
     def encode_text(self, tokenizers: list[Any], encoders: list[Any], captions: list[str], *, device: Any,
                     t5_max_tokens: int = 512, t5_mask: bool = False) -> Any:
-        from engine.train.flux_step import encode_flux_captions
+        from engine.families.flux1.objective import encode_flux_captions
 
         return encode_flux_captions(tokenizers, encoders, captions, t5_max_tokens=t5_max_tokens,
                                     t5_mask=t5_mask, device=device)
 
     def run_problems(self, values: Any) -> list[Any]:
-        from engine.config.settings_flux import flux_rules
+        from engine.families.flux1.settings import flux_rules
 
         return [p for p in flux_rules({**values, "model.family": self.name}) if p.is_error]
 
@@ -68,12 +68,12 @@ class FluxFamily(ModelFamily):
         return metadata
 
     def write_lora(self, path: Any, weights: Any, *, base: Any, metadata: Any, save_dtype: Any, fmt: str) -> None:
-        from engine.lorafile.flux_io import save_flux_lora
+        from engine.families.flux1.lora_io import save_flux_lora
 
         save_flux_lora(path, weights, metadata=metadata, save_dtype=save_dtype, fmt=fmt)
 
     def read_lora(self, path: Any, base: Any) -> Any:
-        from engine.lorafile.flux_io import read_flux_lora
+        from engine.families.flux1.lora_io import read_flux_lora
 
         return read_flux_lora(path)
 
@@ -82,7 +82,7 @@ class FluxFamily(ModelFamily):
 
     def lora_targets(self, denoiser: Any) -> list[str]:
         """sd-scripts' default Flux targets: every linear layer of every double and single block."""
-        from engine.lorafile.flux_names import default_targets
+        from engine.families.flux1.lora_names import default_targets
 
         return default_targets(len(denoiser.transformer_blocks), len(denoiser.single_transformer_blocks))
 

@@ -18,7 +18,7 @@ import struct
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from engine.models import families
+from engine import families
 from engine.problems import Problem, error
 
 Family = Literal["sd1", "sd2", "sd2-v", "sdxl", "flux1"]
@@ -151,7 +151,7 @@ _SD1_MARKERS = ("cond_stage_model.transformer.",)
 
 def family_of_single_file_keys(keys: list[str] | set[str]) -> str | None:
     """`sd1`, `sd2` (v-prediction unknown), `sdxl` or `flux1` from a checkpoint's tensor names; None if unknown."""
-    from engine.models.families.flux1_reference import is_bfl_transformer
+    from engine.families.flux1.reference import is_bfl_transformer
 
     if is_bfl_transformer(keys):
         return "flux1"

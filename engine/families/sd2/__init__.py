@@ -2,8 +2,8 @@
 
 from dataclasses import replace
 
-from .base import ModelFamily
-from .sd_reference import SD_UNET
+from engine.families.base import ModelFamily
+from engine.families.common.sd_reference import SD_UNET
 
 # diffusers' SD 2.x text encoder keeps 23 of OpenCLIP-H's 24 layers
 _REFERENCE = {"unet": {**SD_UNET, "cross_attention_dim": 1024},

@@ -1,7 +1,7 @@
 """SDXL: two text encoders (CLIP-L and OpenCLIP-bigG, pooled output), size conditioning, 1024 px."""
 
-from .base import ModelFamily
-from .sd_reference import CLIP_L
+from engine.families.base import ModelFamily
+from engine.families.common.sd_reference import CLIP_L
 
 SDXL = ModelFamily(
     name="sdxl",

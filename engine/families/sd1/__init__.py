@@ -1,7 +1,7 @@
 """SD 1.x: one CLIP-L text encoder, ε-prediction, 512 px."""
 
-from .base import ModelFamily
-from .sd_reference import CLIP_L, SD_UNET
+from engine.families.base import ModelFamily
+from engine.families.common.sd_reference import CLIP_L, SD_UNET
 
 SD1 = ModelFamily(
     name="sd1",

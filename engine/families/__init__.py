@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .base import ModelFamily
-from .native import native_resolution_of, native_resolution_of_folder
-from .sd1 import SD1
-from .sd2 import SD2, SD2_V
-from .sdxl import SDXL
-from .flux1 import FLUX1
+from engine.families.base import ModelFamily
+from engine.families.native import native_resolution_of, native_resolution_of_folder
+from engine.families.sd1 import SD1
+from engine.families.sd2 import SD2, SD2_V
+from engine.families.sdxl import SDXL
+from engine.families.flux1 import FLUX1
 
 REGISTRY: dict[str, ModelFamily] = {family.name: family for family in (SD1, SD2, SD2_V, SDXL, FLUX1)}
 FAMILY_NAMES: tuple[str, ...] = tuple(REGISTRY)
