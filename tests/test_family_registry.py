@@ -108,7 +108,8 @@ def test_sd15_at_1024_warns_but_sdxl_at_1024_does_not():
 
 
 def test_every_family_names_its_metadata_as_sd_scripts_does():
-    from engine.lorafile.metadata import architecture, base_model_version, read_family
+    from engine.families import for_file, read_family
+    from engine.lorafile.metadata import architecture, base_model_version
 
     expected = {("sd1", False): ("sd_v1", "stable-diffusion-v1/lora"),
                 ("sd1", True): ("sd_v1_v", "stable-diffusion-v1/lora"),
@@ -116,7 +117,8 @@ def test_every_family_names_its_metadata_as_sd_scripts_does():
                 ("sd2", True): ("sd_v2_v", "stable-diffusion-v2-768-v/lora"),
                 ("sdxl", False): ("sdxl_base_v1-0", "stable-diffusion-xl-v1-base/lora")}
     for (naming, v), (version, arch) in expected.items():
-        assert (base_model_version(naming, v), architecture(naming, v)) == (version, arch)
+        family = for_file(naming, v)
+        assert (base_model_version(family, v), architecture(family)) == (version, arch)
         assert read_family({"ss_base_model_version": version}) == naming
         assert read_family({"modelspec.architecture": arch}) == naming
 

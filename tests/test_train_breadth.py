@@ -513,7 +513,7 @@ def test_a_frozen_text_encoder_encodes_each_caption_once(tiny_config):
 
 
 def test_conditioning_cache_keeps_captions_within_its_byte_budget():
-    from engine.train.text import Conditioning, ConditioningCache
+    from engine.diffusion.text import Conditioning, ConditioningCache
 
     encoded: list[list[str]] = []
 

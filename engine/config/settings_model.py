@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import families
-from .schema import Setting
+from ..schema import Setting
 
 _PICKS = {
     # pick: hub id or builtin name, and the family it is

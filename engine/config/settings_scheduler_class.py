@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..problems import Problem, error, warning
-from .schema import Setting
+from ..schema import Setting
 
 TORCH_PREFIX = "torch.optim.lr_scheduler."
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

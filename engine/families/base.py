@@ -39,6 +39,7 @@ class ModelFamily:
     ldm_unet_names: bool = False
     writes_prediction_type: bool = True  # modelspec.prediction_type (sd-scripts writes none for Flux)
     settings_section: str = ""  # the run-file section of settings only this family uses ("flux")
+    has_legacy_flags: bool = True  # the old v2/v_parameterization/sdxl booleans can name it (SD families)
     trainable_text_encoders: int | None = None  # how many of its text encoders (first ones) a LoRA may train; None: all
 
     # ------------------------------------------------------------------ legacy flags and words
@@ -53,6 +54,36 @@ class ModelFamily:
         return {"v2": self.naming == "sd2", "v_parameterization": prediction == "v_prediction",
                 "sdxl": self.naming == "sdxl"}
 
+    def matches_legacy_flags(self, *, v2: bool, v_parameterization: bool, sdxl: bool) -> bool:
+        """Whether the old booleans name this family (read once, when a YAML or Kohya file is loaded)."""
+        if not self.has_legacy_flags:
+            return False
+        mine = self.legacy_flags()
+        if sdxl or mine["sdxl"]:
+            return sdxl and mine["sdxl"]
+        if v2 != mine["v2"]:
+            return False
+        return not v2 or v_parameterization == mine["v_parameterization"]
+
+    # ------------------------------------------------------------------ settings (torch-free)
+
+    def settings_sections(self) -> Mapping[str, list[Any]]:
+        """The family's own settings (`engine.schema.Setting`s), by where they go in the schema:
+        "model" (after the Model screen's settings), "loading" (after the loading settings) or
+        "objective" (after the objective's). The schema (`engine.config.runconfig`) collects them
+        from every registered family. SD families: none."""
+        return {}
+
+    def adjust_settings(self, settings: list[Any]) -> list[Any]:
+        """The whole schema, with the generic settings this family cannot use marked (their
+        `applies` says why for this family). Called once when the schema is built."""
+        return settings
+
+    def settings_rules(self, values: Mapping[str, Any], settings: Any) -> list[Any]:
+        """Problems (`engine.problems.Problem`) of a complete run's values that concern this family's
+        settings; called for every registered family on every run (`settings` is the schema table)."""
+        return []
+
     # ------------------------------------------------------------------ metadata
 
     def modelspec_architecture(self) -> str:
@@ -64,9 +95,10 @@ class ModelFamily:
             return self.base_model_version + "_v"
         return self.base_model_version
 
-    def run_problems(self, values: Mapping[str, Any]) -> list[Any]:
+    def run_problems(self, values: Mapping[str, Any], settings: Any) -> list[Any]:
         """Settings this family cannot train with, checked once the model is loaded (`model.family: auto`
-        learns the family only then). SD families: none beyond the validation rules."""
+        learns the family only then; `settings` is the schema table). SD families: none beyond the
+        validation rules."""
         return []
 
     def finish_metadata(self, metadata: dict[str, str], cfg: Any, base: Any) -> dict[str, str]:
@@ -86,8 +118,11 @@ class ModelFamily:
         """A LoRA file to continue from, as the neutral structure (its `family_guess` is a naming)."""
         from engine.lorafile.io import read_lora_file
 
+        from engine.families.registry import read_family
+
         # SDXL files use LDM block numbers, which only this UNet's config turns into its module paths
-        return read_lora_file(path, unet_config=base.unet.config if self.ldm_unet_names else None)
+        return read_lora_file(path, unet_config=base.unet.config if self.ldm_unet_names else None,
+                              read_name=read_family)
 
     # ------------------------------------------------------------------ native resolution
 
@@ -109,7 +144,7 @@ class ModelFamily:
 
     def objective(self, cfg: Any, base: Any, *, generator: Any, weight_dtype: Any, device: Any) -> Any:
         """The run's training objective: an object whose `loss(...)` the loop calls once per batch."""
-        from engine.train.objective import DiffusionObjective
+        from engine.diffusion.objective import DiffusionObjective
 
         return DiffusionObjective(cfg, base, generator=generator, weight_dtype=weight_dtype, device=device)
 
@@ -133,7 +168,7 @@ class ModelFamily:
     def training_target(self, scheduler: Any, latents: Any, noise: Any, timesteps: Any,
                         prediction_type: str | None = None) -> Any:
         """What the denoiser is trained to output: the noise (ε) or the velocity (v)."""
-        from engine.train.loss import training_target
+        from engine.diffusion.loss import training_target
 
         return training_target(scheduler, latents, noise, timesteps,
                                (prediction_type or self.prediction_type) == "v_prediction")
@@ -141,7 +176,7 @@ class ModelFamily:
     def encode_text(self, tokenizers: list[Any], encoders: list[Any], captions: list[str], *, clip_skip: int,
                     max_token_length: int, device: Any) -> Any:
         """The captions' conditioning (hidden states, and a pooled vector where the family uses one)."""
-        from engine.train.text import encode_captions
+        from engine.diffusion.text import encode_captions
 
         return encode_captions(tokenizers, encoders, captions, sdxl=self.text_conditioning == "clip_pair_pooled",
                                clip_skip=clip_skip, max_token_length=max_token_length, device=device)
@@ -156,7 +191,7 @@ class ModelFamily:
 
     def sample_scheduler(self, sampler: str, base: Any) -> Any:
         """The diffusers scheduler samples are drawn with (`sampling.sampler` over the model's config)."""
-        from engine.train.sampling import build_sampler
+        from engine.diffusion.samplers import build_sampler
 
         return build_sampler(sampler, base.scheduler_config, base.prediction_type)
 

@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .text import Conditioning, ConditioningCache
+from ..diffusion.text import Conditioning, ConditioningCache
 
 
 def text_cache_root() -> Path:

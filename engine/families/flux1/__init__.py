@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.families.flux1 import reference as ref
+from engine.families.flux1 import settings
 from engine.families.base import ModelFamily
 
 
@@ -53,10 +54,18 @@ class FluxFamily(ModelFamily):
         return encode_flux_captions(tokenizers, encoders, captions, t5_max_tokens=t5_max_tokens,
                                     t5_mask=t5_mask, device=device)
 
-    def run_problems(self, values: Any) -> list[Any]:
-        from engine.families.flux1.settings import flux_rules
+    def settings_sections(self) -> dict[str, list[Any]]:
+        return {"model": settings.FLUX_MODEL_SETTINGS, "loading": settings.FLUX_TRAINING_SETTINGS,
+                "objective": settings.FLUX_SETTINGS}
 
-        return [p for p in flux_rules({**values, "model.family": self.name}) if p.is_error]
+    def adjust_settings(self, table: list[Any]) -> list[Any]:
+        return settings.with_flux_exclusions(table)
+
+    def settings_rules(self, values: Any, table: Any) -> list[Any]:
+        return settings.flux_rules(values, table)
+
+    def run_problems(self, values: Any, table: Any) -> list[Any]:
+        return [p for p in settings.flux_rules({**values, "model.family": self.name}, table) if p.is_error]
 
     def finish_metadata(self, metadata: dict[str, str], cfg: Any, base: Any) -> dict[str, str]:
         """sd-scripts' Flux keys: base version, the variant's architecture and the flux: options."""
@@ -122,5 +131,7 @@ FLUX1 = FluxFamily(
     marks_v_in_version=False,
     writes_prediction_type=ref.WRITES_PREDICTION_TYPE,
     settings_section="flux",
+    has_legacy_flags=False,
     trainable_text_encoders=1,  # CLIP-L only: T5 stays frozen (diffusers' loader drops T5 LoRA keys)
 )
+FAMILIES = (FLUX1,)

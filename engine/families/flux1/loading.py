@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import families
-from engine.families import detect as fam
+import engine.families.detect as fam
 from engine.problems import Problem, ProblemError, error
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 
 from engine.problems import ProblemError, error
-from engine.families.flux1 import lora_names as flux_names
+import engine.families.flux1.lora_names as flux_names
 from engine.lorafile.io import LoraFile, _load_safetensors, _serialize, write_atomically
 
 _FIELD = "network.weights"

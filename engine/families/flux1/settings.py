@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Mapping
 
-from engine import families
-from engine.families.flux1 import reference as ref
+from engine.families.registry import REGISTRY, label
+import engine.families.flux1.reference as ref
 from engine.problems import Problem, error, warning
-from engine.config.schema import Setting
+from engine.schema import Setting
 
 FLUX = "flux1"
 
@@ -27,8 +27,8 @@ def is_flux(values: Mapping[str, Any]) -> bool:
 def _known_other_family(values: Mapping[str, Any]) -> str | None:
     """The label of the family the run names when it is not FLUX.1 (None for flux1 and auto)."""
     name = values.get("model.family")
-    if name in families.REGISTRY and name != FLUX:
-        return families.label(name)
+    if name in REGISTRY and name != FLUX:
+        return label(name)
     return None
 
 
@@ -223,10 +223,9 @@ def with_flux_exclusions(settings: list[Setting]) -> list[Setting]:
             for s in settings]
 
 
-def flux_rules(v: Mapping[str, Any]) -> list[Problem]:
-    """Refuse what a FLUX.1 run cannot use, and note Flux options set for another family."""
-    from engine.config.runconfig import SETTINGS
-
+def flux_rules(v: Mapping[str, Any], SETTINGS: Any) -> list[Problem]:
+    """Refuse what a FLUX.1 run cannot use, and note Flux options set for another family
+    (`SETTINGS`: the whole schema table, for the defaults of the SD-only settings)."""
     out: list[Problem] = []
     if is_flux(v):
         for key, reason in SD_ONLY.items():

@@ -18,3 +18,4 @@ SD1 = ModelFamily(
     pipeline_class="StableDiffusionPipeline",
     reference_configs={"unet": {**SD_UNET, "cross_attention_dim": 768}, "text_encoders": [CLIP_L]},
 )
+FAMILIES = (SD1,)

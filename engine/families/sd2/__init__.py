@@ -36,3 +36,4 @@ SD2_V = replace(
     config_repo="stabilityai/stable-diffusion-2-1",
     native_side=768,
 )
+FAMILIES = (SD2, SD2_V)

@@ -34,3 +34,4 @@ SDXL = ModelFamily(
     marks_v_in_version=False,
     text_conditioning="clip_pair_pooled",
 )
+FAMILIES = (SDXL,)
