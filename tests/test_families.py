@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from engine.config import RunConfig
-from engine.models.tiny import ensure_builtin_model
+from engine.families.builtin import ensure_builtin_model
 from engine.problems import ProblemError
 from engine.train.entry import run_config
 from tests.helpers import load_lora_noting_complaints, write_small_concepts

@@ -124,7 +124,7 @@ def test_every_family_names_its_metadata_as_sd_scripts_does():
 
 
 def test_auto_accepts_whatever_family_the_model_is_and_a_named_one_is_checked(model_cache):
-    from engine.models.loading import load_base_model
+    from engine.families.load import load_base_model
 
     assert load_base_model("builtin-tiny-sdxl", family="auto").family == "sdxl"
     with pytest.raises(ProblemError) as caught:

@@ -39,6 +39,7 @@ class ModelFamily:
     ldm_unet_names: bool = False
     writes_prediction_type: bool = True  # modelspec.prediction_type (sd-scripts writes none for Flux)
     settings_section: str = ""  # the run-file section of settings only this family uses ("flux")
+    tiny_model: Any = None  # its built-in tiny model (`engine.models.tiny.TinyModel`), if it has one
     has_legacy_flags: bool = True  # the old v2/v_parameterization/sdxl booleans can name it (SD families)
     trainable_text_encoders: int | None = None  # how many of its text encoders (first ones) a LoRA may train; None: all
 
@@ -104,6 +105,21 @@ class ModelFamily:
     def finish_metadata(self, metadata: dict[str, str], cfg: Any, base: Any) -> dict[str, str]:
         """The family's own metadata on top of the common keys (SD: nothing to add)."""
         return metadata
+
+    # ------------------------------------------------------------------ loading (torch inside)
+
+    def claims_source(self, kind: str, location: str, requested: str | None) -> bool:
+        """Whether this family loads `model.path` itself (`kind`: builtin, folder, single_file or hub;
+        `requested`: the run's `model.family`). SD families: no, the shared diffusers/single-file
+        loader in `engine.families.load` does; a family with other components (FLUX.1) says yes."""
+        return False
+
+    def load_base(self, kind: str, location: str, path: str, *, family: str | None, config_dir: str | None,
+                  dtype: Any, cache_dir: str | None, companions: Mapping[str, str | None]) -> Any:
+        """Load a model this family claimed, as an `engine.models.base_model.BaseModel` (with `spec=self`).
+        `companions`: the single-file companions by setting name (`model.clip_l`, …); raise
+        `ProblemError` for anything the user can fix."""
+        raise NotImplementedError(f"{self.label} claims no model source")
 
     # ------------------------------------------------------------------ LoRA files (torch inside)
 

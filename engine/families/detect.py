@@ -18,7 +18,7 @@ import struct
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from engine import families
+import engine.families.registry as families
 from engine.problems import Problem, error
 
 Family = Literal["sd1", "sd2", "sd2-v", "sdxl", "flux1"]

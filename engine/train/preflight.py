@@ -71,7 +71,7 @@ def package_problems(cfg: RunConfig, plan: RunPlan) -> list[Problem]:
 
 
 def _model_problems(cfg: RunConfig) -> list[Problem]:
-    from ..models.loading import describe_model_path
+    from ..families.load import describe_model_path
 
     try:
         description = describe_model_path(cfg.model.path, cfg.model.config_dir)
@@ -162,7 +162,7 @@ PROBE_TIMEOUT_S = 2.0
 def download_problems(cfg: RunConfig) -> list[Problem]:
     """A hub model missing from the local cache needs a download: an error when HF_HUB_OFFLINE is
     set (the loader will not even try), a warning when huggingface.co cannot be reached."""
-    from ..models.loading import describe_model_path
+    from ..families.load import describe_model_path
 
     try:
         description = describe_model_path(cfg.model.path, cfg.model.config_dir or None)

@@ -13,7 +13,8 @@ import torch
 from ..config import SETTINGS, RunConfig
 from .. import families
 from ..families import requested_family
-from ..models.loading import BaseModel, load_base_model
+from ..families.load import load_base_model
+from ..models.base_model import BaseModel
 from ..networks.inject import apply_network, network_parameters
 from ..networks.adapter_tensors import import_network, infer_rank_alpha
 from ..problems import ProblemError, error

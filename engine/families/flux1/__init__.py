@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.families.flux1 import reference as ref
 from engine.families.flux1 import settings
+from engine.families.flux1.tiny import TINY_MODEL
 from engine.families.base import ModelFamily
 
 
@@ -76,6 +77,18 @@ class FluxFamily(ModelFamily):
             metadata.pop(key, None)  # flow matching is neither ε nor v; CLIP skip does not apply
         return metadata
 
+    def claims_source(self, kind: str, location: str, requested: str | None) -> bool:
+        from engine.families.flux1.loading import is_flux_source
+
+        return is_flux_source(kind, location, requested)
+
+    def load_base(self, kind: str, location: str, path: str, *, family: str | None, config_dir: str | None,
+                  dtype: Any, cache_dir: str | None, companions: Any) -> Any:
+        from engine.families.flux1.loading import load_flux_base
+
+        return load_flux_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
+                              cache_dir=cache_dir, **companions)
+
     def write_lora(self, path: Any, weights: Any, *, base: Any, metadata: Any, save_dtype: Any, fmt: str) -> None:
         from engine.families.flux1.lora_io import save_flux_lora
 
@@ -132,6 +145,7 @@ FLUX1 = FluxFamily(
     writes_prediction_type=ref.WRITES_PREDICTION_TYPE,
     settings_section="flux",
     has_legacy_flags=False,
+    tiny_model=TINY_MODEL,
     trainable_text_encoders=1,  # CLIP-L only: T5 stays frozen (diffusers' loader drops T5 LoRA keys)
 )
 FAMILIES = (FLUX1,)

@@ -1,6 +1,7 @@
 """SD 1.x: one CLIP-L text encoder, ε-prediction, 512 px."""
 
 from engine.families.base import ModelFamily
+from engine.families.common import tiny_sd
 from engine.families.common.sd_reference import CLIP_L, SD_UNET
 
 SD1 = ModelFamily(
@@ -17,5 +18,7 @@ SD1 = ModelFamily(
     metadata_prefixes=("sd_v1", "stable-diffusion-v1"),
     pipeline_class="StableDiffusionPipeline",
     reference_configs={"unet": {**SD_UNET, "cross_attention_dim": 768}, "text_encoders": [CLIP_L]},
+    tiny_model=tiny_sd.tiny_sd_model("builtin-tiny-sd1", "sd1", 1001, "SD 1.x-shaped (CLIP-L style text encoder, epsilon)",
+                                     tiny_sd.build_sd1, second_tokenizer=None),
 )
 FAMILIES = (SD1,)

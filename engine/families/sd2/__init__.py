@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 from engine.families.base import ModelFamily
+from engine.families.common import tiny_sd
 from engine.families.common.sd_reference import SD_UNET
 
 # diffusers' SD 2.x text encoder keeps 23 of OpenCLIP-H's 24 layers
@@ -35,5 +36,8 @@ SD2_V = replace(
     architecture="stable-diffusion-v2-768-v",
     config_repo="stabilityai/stable-diffusion-2-1",
     native_side=768,
+    tiny_model=tiny_sd.tiny_sd_model("builtin-tiny-sd2-v", "sd2-v", 1002,
+                                     "SD 2.x-shaped (OpenCLIP style text encoder, v-prediction)",
+                                     tiny_sd.build_sd2_v, second_tokenizer="tokenizer"),
 )
 FAMILIES = (SD2, SD2_V)

@@ -1,6 +1,7 @@
 """SDXL: two text encoders (CLIP-L and OpenCLIP-bigG, pooled output), size conditioning, 1024 px."""
 
 from engine.families.base import ModelFamily
+from engine.families.common import tiny_sd
 from engine.families.common.sd_reference import CLIP_L
 
 SDXL = ModelFamily(
@@ -33,5 +34,7 @@ SDXL = ModelFamily(
     ldm_unet_names=True,
     marks_v_in_version=False,
     text_conditioning="clip_pair_pooled",
+    tiny_model=tiny_sd.tiny_sd_model("builtin-tiny-sdxl", "sdxl", 1003, "SDXL-shaped (two text encoders, size conditioning)",
+                                     tiny_sd.build_sdxl, second_tokenizer="tokenizer_2"),
 )
 FAMILIES = (SDXL,)
