@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_check.py [--steps-dir /tmp/gpu_check] [--only sd15,sdxl]
 
-Each model is built from the configs shipped in engine/vram/configs with random weights (nothing
+Each model is built from the configs each family ships (engine/families/<name>/vram_reference.json) with random weights (nothing
 is downloaded), saved as a diffusers folder, and trained for one short epoch (25 steps on the
 generated dataset) through the real engine (`engine.train.entry.run_config`) at its native
 resolution in bf16 with the settings people typically use. The table shows the median s/step,

@@ -1,14 +1,46 @@
 """`ModelFamily`: everything that differs between base-model families, in one object per family.
 
-The facts (names, metadata strings, reference configs, native size) are plain values so the wizard,
-`validate` and the VRAM/size estimates can use them without torch. The behaviour that needs torch
-(the training target, the denoiser call, the sample pipeline) lives in methods that import it lazily.
-Adding a family means one module in this package that builds a `ModelFamily` (or a subclass).
+This is the interface a new family implements (SD 3.5, Z-Image, ...). A family is one package
+`engine/families/<name>/` whose `__init__.py` builds its `ModelFamily` (or a subclass, when its
+behaviour differs: FLUX.1 is the worked example of a transformer family with flow matching) and
+lists it in `FAMILIES`; `engine/families/__init__.py` registers it with one `register(...)` line.
+Nothing else in engine/ or tui_lora/ changes: they ask the family object (found by its
+`model.family` name in `engine.families.REGISTRY`) and never branch on a family name.
+
+Two kinds of members:
+
+- Facts, plain dataclass fields, torch-free, so the wizard, `validate` and the estimates use them
+  at start-up: names and UI words, the Kohya naming and metadata strings, reference configs,
+  native size, quick picks, the built-in tiny model, the VRAM reference file.
+- Hooks, methods. The settings hooks are torch-free; every other hook imports torch, diffusers and
+  the family's own modules inside the method (the wizard must start without torch), and may import
+  only the generic layers below the families (engine.diffusion, engine.lorafile, engine.models,
+  engine.networks, engine.dataset, engine.schema, engine.problems) and its own package, never a
+  sibling family (shared code: engine/families/common/) and never what runs it (config, train, vram).
+
+Hook contracts, grouped as in the class below:
+
+  settings      settings_sections / adjust_settings / settings_rules: the family's own `Setting`s and
+                where they go, generic settings it cannot use, its validation rules.
+  old flags     matches_legacy_flags: whether the old v2/v_parameterization/sdxl booleans name it
+                (only the YAML reader and the Kohya importer use them).
+  loading       claims_source / load_base: a family whose models need their own loader (other
+                components, single-file companions such as FLUX.1's clip_l/t5xxl/ae) claims them;
+                SD-shaped families use the shared loader in engine/families/load.py.
+  files         write_lora / read_lora (Kohya key names both ways), finish_metadata (its ss_* and
+                modelspec.* keys on top of the common ones), version_for, modelspec_architecture.
+  run checks    run_problems: settings it cannot train with, checked once the model is loaded.
+  training      objective (an object with `loss(...)` per batch), text_options / encode_text
+                (captions -> conditioning, and what may be cached), denoise, lora_targets,
+                prepare_denoiser, training_target.
+  samples       sample_scheduler, sample_options, pipeline.
+  estimates     native_resolution, vram_reference, guessed_from_path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 
@@ -39,7 +71,15 @@ class ModelFamily:
     ldm_unet_names: bool = False
     writes_prediction_type: bool = True  # modelspec.prediction_type (sd-scripts writes none for Flux)
     settings_section: str = ""  # the run-file section of settings only this family uses ("flux")
+    # The wizard's quick picks of this family: (pick name, hub id or built-in model name), in menu order.
+    quick_picks: tuple[tuple[str, str], ...] = ()
+    # Families listed together in the quick-pick menu (the SD families: "sd"); "" means its own group.
+    # Within a group the real models come first, then the built-in tiny ones.
+    menu_group: str = ""
     tiny_model: Any = None  # its built-in tiny model (`engine.models.tiny.TinyModel`), if it has one
+    # The real-size layer configs the VRAM estimate counts from (a JSON file in the family's folder:
+    # {"source", "denoiser", "text_encoders", "vae"}); None: no estimate without the model's own configs.
+    vram_reference_file: Any = None
     has_legacy_flags: bool = True  # the old v2/v_parameterization/sdxl booleans can name it (SD families)
     trainable_text_encoders: int | None = None  # how many of its text encoders (first ones) a LoRA may train; None: all
 
@@ -84,6 +124,29 @@ class ModelFamily:
         """Problems (`engine.problems.Problem`) of a complete run's values that concern this family's
         settings; called for every registered family on every run (`settings` is the schema table)."""
         return []
+
+    def vram_reference(self) -> dict[str, Any]:
+        """The family's real-size configs for the VRAM estimate (read from `vram_reference_file`)."""
+        import json
+
+        if self.vram_reference_file is None:
+            raise ValueError(f"{self.label} ships no reference configs for the VRAM estimate")
+        return json.loads(Path(self.vram_reference_file).read_text(encoding="utf-8"))
+
+    def detects_folder(self, model_index: Mapping[str, Any]) -> bool:
+        """Whether a diffusers folder's `model_index.json` shows this family by itself (its pipeline
+        or denoiser class). SD families: no, `engine.families.detect` tells them apart by their configs."""
+        return False
+
+    def detects_single_file(self, keys: Any) -> bool:
+        """Whether a single file's tensor names show this family (names only: no widths, no torch).
+        SD families: no, `engine.families.detect` reads the original SD checkpoints' markers."""
+        return False
+
+    def guessed_from_path(self, path: str) -> bool:
+        """Whether a model path names this family when nothing else says (`model.family: auto` before
+        the model is read: the VRAM estimate's guess). SD families: no; FLUX.1: "flux" in the path."""
+        return False
 
     # ------------------------------------------------------------------ metadata
 

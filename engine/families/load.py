@@ -114,8 +114,8 @@ def _folder_problems(folder: Path) -> list[Problem]:
             else "point model.path at a diffusers model folder (it holds model_index.json, unet/, vae/, …)"
         )
         return [error("model.path", f"{folder} has no model_index.json, so it is not a diffusers model folder", hint)]
-    if fam.is_flux_index(index):
-        return []  # a FluxPipeline: its parts are checked as they load
+    if fam.family_of_index(index) is not None:
+        return []  # a pipeline a family claims (FluxPipeline): its parts are checked as they load
     if not fam.component_present(index, "unet") or index.get("unet", [None, None])[1] != "UNet2DConditionModel":
         kind = index.get("_class_name", "this pipeline")
         return [

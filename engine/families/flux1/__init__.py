@@ -3,12 +3,13 @@
 Conditioning is CLIP-L's pooled vector plus T5-XXL's per-token states; [dev] also takes the
 guidance scale as an input. The facts come from `reference.py` (sd-scripts' strings and
 defaults); the torch parts (objective, denoiser call, text encoding, pipeline) live in
-`engine/train/flux_step.py` and are reached through the methods below, imported lazily.
+`objective.py` beside this module and are reached through the methods below, imported lazily.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.families.flux1 import reference as ref
@@ -76,6 +77,16 @@ class FluxFamily(ModelFamily):
         for key in ("modelspec.prediction_type", "modelspec.encoder_layer", "ss_clip_skip"):
             metadata.pop(key, None)  # flow matching is neither ε nor v; CLIP skip does not apply
         return metadata
+
+    def detects_folder(self, model_index: Any) -> bool:
+        transformer = model_index.get("transformer")  # a FluxPipeline's denoiser is a Flux transformer
+        return isinstance(transformer, list) and len(transformer) == 2 and transformer[1] == "FluxTransformer2DModel"
+
+    def detects_single_file(self, keys: Any) -> bool:
+        return ref.is_bfl_transformer(keys)
+
+    def guessed_from_path(self, path: str) -> bool:
+        return "flux" in path.lower()
 
     def claims_source(self, kind: str, location: str, requested: str | None) -> bool:
         from engine.families.flux1.loading import is_flux_source
@@ -145,6 +156,9 @@ FLUX1 = FluxFamily(
     writes_prediction_type=ref.WRITES_PREDICTION_TYPE,
     settings_section="flux",
     has_legacy_flags=False,
+    quick_picks=(("flux1-dev", ref.HUB_IDS["dev"]), ("flux1-schnell", ref.HUB_IDS["schnell"]),
+                 ("builtin-tiny-flux1", "builtin-tiny-flux1")),
+    vram_reference_file=Path(__file__).parent / "vram_reference.json",
     tiny_model=TINY_MODEL,
     trainable_text_encoders=1,  # CLIP-L only: T5 stays frozen (diffusers' loader drops T5 LoRA keys)
 )

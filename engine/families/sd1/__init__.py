@@ -1,5 +1,7 @@
 """SD 1.x: one CLIP-L text encoder, ε-prediction, 512 px."""
 
+from pathlib import Path
+
 from engine.families.base import ModelFamily
 from engine.families.common import tiny_sd
 from engine.families.common.sd_reference import CLIP_L, SD_UNET
@@ -18,6 +20,9 @@ SD1 = ModelFamily(
     metadata_prefixes=("sd_v1", "stable-diffusion-v1"),
     pipeline_class="StableDiffusionPipeline",
     reference_configs={"unet": {**SD_UNET, "cross_attention_dim": 768}, "text_encoders": [CLIP_L]},
+    menu_group="sd",
+    quick_picks=(("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5"), ("builtin-tiny-sd1", "builtin-tiny-sd1")),
+    vram_reference_file=Path(__file__).parent / "vram_reference.json",
     tiny_model=tiny_sd.tiny_sd_model("builtin-tiny-sd1", "sd1", 1001, "SD 1.x-shaped (CLIP-L style text encoder, epsilon)",
                                      tiny_sd.build_sd1, second_tokenizer=None),
 )
