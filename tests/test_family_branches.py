@@ -1,5 +1,7 @@
 """The generic engine does not grow new family branches, and the family layers hold (issue 22).
 
+(Import cycles, also through imports inside functions, are checked by tests/test_import_contracts.py.)
+
 A "family branch" outside `engine/families/` is a comparison with a family name, a test of an old
 family flag (`model.v2`, `model.v_parameterization`, `model.sdxl`, `is_sdxl`, `is_flux`) or a
 comparison with a denoiser class name. What differs between families belongs behind a hook of
@@ -77,95 +79,6 @@ def test_the_branch_count_sees_each_kind_of_branch(tmp_path):
     inside.mkdir(parents=True)
     (inside / "y.py").write_text('if family == "sdxl":\n    pass\n')
     assert family_branches(tmp_path) == {"engine/train/x.py": 3}
-
-
-def _import_graph() -> dict[str, set[str]]:
-    """Every import between the project's modules, also inside functions (TYPE_CHECKING skipped)."""
-    import ast
-
-    modules = {}
-    for package in ("engine", "tui_lora"):
-        for path in (ROOT / package).rglob("*.py"):
-            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-            modules[name.removesuffix(".__init__")] = path
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        targets: set[str] = set()
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-                   and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
-        for node in ast.walk(tree):
-            if id(node) in skipped or not isinstance(node, (ast.Import, ast.ImportFrom)):
-                continue
-            if isinstance(node, ast.Import):
-                candidates = [alias.name for alias in node.names]
-            else:
-                base = node.module or ""
-                if node.level:
-                    parts = name.split(".")
-                    keep = len(parts) - node.level + (1 if path.name == "__init__.py" else 0)
-                    base = ".".join(parts[:keep] + ([base] if base else []))
-                candidates = [base] + [f"{base}.{alias.name}" for alias in node.names]
-            for target in candidates:
-                while target and target not in modules:
-                    target = target.rpartition(".")[0]
-                if target and target != name:
-                    targets.add(target)
-        graph[name] = targets
-    return graph
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
-    """Strongly connected components with more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[set[str]] = []
-    for start in graph:
-        if start in index:
-            continue
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = len(index)
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph[child]))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.add(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    found.append(component)
-    return found
-
-
-def test_no_import_cycle_goes_through_a_family_module():
-    graph = _import_graph()
-    assert graph["engine.families"] >= {"engine.families.sd1", "engine.families.flux1"}  # the walk sees imports
-    through_families = [sorted(c) for c in _cycles(graph) if any(m.startswith("engine.families") for m in c)]
-    assert through_families == []
-
-
-def test_cycle_finder_finds_a_cycle_made_by_an_import_inside_a_function():
-    assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [{"a", "b"}]
 
 
 @pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter is not installed")
