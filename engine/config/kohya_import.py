@@ -61,7 +61,7 @@ from .kohya_tables import (
 )
 from .kohya_tables import number as _number
 from .prompt_options import OPTIONS_HINT, parse_prompt_line
-from .settings_flux import FLUX, FLUX_MODEL_SETTINGS, FLUX_SETTINGS, SD_ONLY
+from ..families.flux1.settings import FLUX, FLUX_MODEL_SETTINGS, FLUX_SETTINGS, SD_ONLY
 from .settings_model import QUICK_PICKS
 from .settings_optimizer import NO_WARMUP_SCHEDULERS, OPTIMIZERS, SCHEDULERS
 from .validation import validate_values

@@ -1,7 +1,10 @@
 """SDXL: two text encoders (CLIP-L and OpenCLIP-bigG, pooled output), size conditioning, 1024 px."""
 
-from .base import ModelFamily
-from .sd_reference import CLIP_L
+from pathlib import Path
+
+from engine.families.base import ModelFamily
+from engine.families.common import tiny_sd
+from engine.families.common.sd_reference import CLIP_L
 
 SDXL = ModelFamily(
     name="sdxl",
@@ -33,4 +36,10 @@ SDXL = ModelFamily(
     ldm_unet_names=True,
     marks_v_in_version=False,
     text_conditioning="clip_pair_pooled",
+    menu_group="sd",
+    quick_picks=(("sdxl-base", "stabilityai/stable-diffusion-xl-base-1.0"), ("builtin-tiny-sdxl", "builtin-tiny-sdxl")),
+    vram_reference_file=Path(__file__).parent / "vram_reference.json",
+    tiny_model=tiny_sd.tiny_sd_model("builtin-tiny-sdxl", "sdxl", 1003, "SDXL-shaped (two text encoders, size conditioning)",
+                                     tiny_sd.build_sdxl, second_tokenizer="tokenizer_2"),
 )
+FAMILIES = (SDXL,)

@@ -2,7 +2,7 @@
 
 The family builds its objective once per run (`ModelFamily.objective`); the loop's step only calls
 `loss`. This is the SD step as it always was: same draws in the same order, so a seeded SD run is
-unchanged. FLUX.1's flow-matching objective is in `flux_step.py`.
+unchanged. FLUX.1's flow-matching objective is in `engine/families/flux1/objective.py`.
 """
 
 from __future__ import annotations

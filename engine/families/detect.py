@@ -16,15 +16,12 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
-from engine.models import families
+import engine.families.registry as families
 from engine.problems import Problem, error
 
-Family = Literal["sd1", "sd2", "sd2-v", "sdxl", "flux1"]
-FAMILIES: tuple[Family, ...] = ("sd1", "sd2", "sd2-v", "sdxl", "flux1")
-
-FAMILY_NAMES: dict[str, str] = {name: families.label(name) for name in FAMILIES}
+Family = str  # a `model.family` name from the registry
 
 # Activations of the text encoders as transformers configures them.
 _CLIP_L_ACTIVATIONS = {"quick_gelu"}
@@ -101,8 +98,9 @@ def family_of_folder(folder: str | Path) -> Family | None:
     index = read_json(root / "model_index.json")
     if index is None:
         return None
-    if is_flux_index(index):
-        return "flux1"
+    claimed = family_of_index(index)
+    if claimed is not None:
+        return claimed
     encoders = [name for name in ("text_encoder", "text_encoder_2") if component_present(index, name)]
     encoder_configs = [config for name in encoders if (config := read_json(root / name / "config.json"))]
     unet_config = read_json(root / "unet" / "config.json")
@@ -122,10 +120,9 @@ def prediction_type_of_folder(folder: str | Path) -> str | None:
     return prediction_type_of(config) if config is not None else None
 
 
-def is_flux_index(index: Mapping[str, Any]) -> bool:
-    """Whether a `model_index.json` describes a FLUX.1 pipeline: its denoiser is a Flux transformer."""
-    transformer = index.get("transformer")
-    return isinstance(transformer, list) and len(transformer) == 2 and transformer[1] == "FluxTransformer2DModel"
+def family_of_index(index: Mapping[str, Any]) -> str | None:
+    """The family whose pipeline a `model_index.json` shows by itself (a family's `detects_folder`), if any."""
+    return next((family.name for family in families.REGISTRY.values() if family.detects_folder(index)), None)
 
 
 def component_present(index: Mapping[str, Any], name: str) -> bool:
@@ -150,11 +147,11 @@ _SD1_MARKERS = ("cond_stage_model.transformer.",)
 
 
 def family_of_single_file_keys(keys: list[str] | set[str]) -> str | None:
-    """`sd1`, `sd2` (v-prediction unknown), `sdxl` or `flux1` from a checkpoint's tensor names; None if unknown."""
-    from engine.models.families.flux1_reference import is_bfl_transformer
-
-    if is_bfl_transformer(keys):
-        return "flux1"
+    """The family from a checkpoint's tensor names (SD 2.x: v-prediction unknown); None if unknown.
+    A family that knows its own files says so first (`detects_single_file`), then the SD markers."""
+    for family in families.REGISTRY.values():
+        if family.detects_single_file(keys):
+            return family.name
     if any(key.startswith(_SDXL_MARKERS) for key in keys):
         return "sdxl"
     if any(key.startswith(_SD2_MARKERS) for key in keys):
@@ -210,7 +207,7 @@ def check_family_flags(
     expected = spec.legacy_flags(prediction_type)
     is_sd2, is_sdxl = expected["v2"], expected["sdxl"]
     is_v = prediction_type == "v_prediction"
-    name = FAMILY_NAMES[family]
+    name = families.label(family)
     problems: list[Problem] = []
 
     if sdxl != is_sdxl:

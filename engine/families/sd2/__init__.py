@@ -1,9 +1,11 @@
 """SD 2.x: one OpenCLIP-H text encoder; the 512 px base predicts ε, the 768 px model v."""
 
 from dataclasses import replace
+from pathlib import Path
 
-from .base import ModelFamily
-from .sd_reference import SD_UNET
+from engine.families.base import ModelFamily
+from engine.families.common import tiny_sd
+from engine.families.common.sd_reference import SD_UNET
 
 # diffusers' SD 2.x text encoder keeps 23 of OpenCLIP-H's 24 layers
 _REFERENCE = {"unet": {**SD_UNET, "cross_attention_dim": 1024},
@@ -23,6 +25,9 @@ SD2 = ModelFamily(
     metadata_prefixes=("sd_v2", "stable-diffusion-v2"),
     pipeline_class="StableDiffusionPipeline",
     reference_configs=_REFERENCE,
+    vram_reference_file=Path(__file__).parent / "vram_reference.json",
+    menu_group="sd",
+    quick_picks=(("sd21-base", "stabilityai/stable-diffusion-2-1-base"),),
 )
 
 # The 768 px model differs only in what it predicts and what it is called.
@@ -35,4 +40,9 @@ SD2_V = replace(
     architecture="stable-diffusion-v2-768-v",
     config_repo="stabilityai/stable-diffusion-2-1",
     native_side=768,
+    quick_picks=(("sd21-768-v", "stabilityai/stable-diffusion-2-1"),),
+    tiny_model=tiny_sd.tiny_sd_model("builtin-tiny-sd2-v", "sd2-v", 1002,
+                                     "SD 2.x-shaped (OpenCLIP style text encoder, v-prediction)",
+                                     tiny_sd.build_sd2_v, second_tokenizer="tokenizer"),
 )
+FAMILIES = (SD2, SD2_V)

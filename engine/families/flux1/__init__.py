@@ -1,18 +1,21 @@
 """FLUX.1 [dev] / [schnell]: a flow-matching transformer over 2×2-packed 16-channel latents.
 
 Conditioning is CLIP-L's pooled vector plus T5-XXL's per-token states; [dev] also takes the
-guidance scale as an input. The facts come from `flux1_reference.py` (sd-scripts' strings and
+guidance scale as an input. The facts come from `reference.py` (sd-scripts' strings and
 defaults); the torch parts (objective, denoiser call, text encoding, pipeline) live in
-`engine/train/flux_step.py` and are reached through the methods below, imported lazily.
+`objective.py` beside this module and are reached through the methods below, imported lazily.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from . import flux1_reference as ref
-from .base import ModelFamily
+from engine.families.flux1 import reference as ref
+from engine.families.flux1 import settings
+from engine.families.flux1.tiny import TINY_MODEL
+from engine.families.base import ModelFamily
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,7 +40,7 @@ class FluxFamily(ModelFamily):
     # ------------------------------------------------------------------ training (torch inside)
 
     def objective(self, cfg: Any, base: Any, *, generator: Any, weight_dtype: Any, device: Any) -> Any:
-        from engine.train.flux_step import FlowMatchingObjective
+        from engine.families.flux1.objective import FlowMatchingObjective
 
         return FlowMatchingObjective(cfg, base, generator=generator, weight_dtype=weight_dtype, device=device)
 
@@ -48,15 +51,23 @@ class FluxFamily(ModelFamily):
 
     def encode_text(self, tokenizers: list[Any], encoders: list[Any], captions: list[str], *, device: Any,
                     t5_max_tokens: int = 512, t5_mask: bool = False) -> Any:
-        from engine.train.flux_step import encode_flux_captions
+        from engine.families.flux1.objective import encode_flux_captions
 
         return encode_flux_captions(tokenizers, encoders, captions, t5_max_tokens=t5_max_tokens,
                                     t5_mask=t5_mask, device=device)
 
-    def run_problems(self, values: Any) -> list[Any]:
-        from engine.config.settings_flux import flux_rules
+    def settings_sections(self) -> dict[str, list[Any]]:
+        return {"model": settings.FLUX_MODEL_SETTINGS, "loading": settings.FLUX_TRAINING_SETTINGS,
+                "objective": settings.FLUX_SETTINGS}
 
-        return [p for p in flux_rules({**values, "model.family": self.name}) if p.is_error]
+    def adjust_settings(self, table: list[Any]) -> list[Any]:
+        return settings.with_flux_exclusions(table)
+
+    def settings_rules(self, values: Any, table: Any) -> list[Any]:
+        return settings.flux_rules(values, table)
+
+    def run_problems(self, values: Any, table: Any) -> list[Any]:
+        return [p for p in settings.flux_rules({**values, "model.family": self.name}, table) if p.is_error]
 
     def finish_metadata(self, metadata: dict[str, str], cfg: Any, base: Any) -> dict[str, str]:
         """sd-scripts' Flux keys: base version, the variant's architecture and the flux: options."""
@@ -67,13 +78,35 @@ class FluxFamily(ModelFamily):
             metadata.pop(key, None)  # flow matching is neither ε nor v; CLIP skip does not apply
         return metadata
 
+    def detects_folder(self, model_index: Any) -> bool:
+        transformer = model_index.get("transformer")  # a FluxPipeline's denoiser is a Flux transformer
+        return isinstance(transformer, list) and len(transformer) == 2 and transformer[1] == "FluxTransformer2DModel"
+
+    def detects_single_file(self, keys: Any) -> bool:
+        return ref.is_bfl_transformer(keys)
+
+    def guessed_from_path(self, path: str) -> bool:
+        return "flux" in path.lower()
+
+    def claims_source(self, kind: str, location: str, requested: str | None) -> bool:
+        from engine.families.flux1.loading import is_flux_source
+
+        return is_flux_source(kind, location, requested)
+
+    def load_base(self, kind: str, location: str, path: str, *, family: str | None, config_dir: str | None,
+                  dtype: Any, cache_dir: str | None, companions: Any) -> Any:
+        from engine.families.flux1.loading import load_flux_base
+
+        return load_flux_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
+                              cache_dir=cache_dir, **companions)
+
     def write_lora(self, path: Any, weights: Any, *, base: Any, metadata: Any, save_dtype: Any, fmt: str) -> None:
-        from engine.lorafile.flux_io import save_flux_lora
+        from engine.families.flux1.lora_io import save_flux_lora
 
         save_flux_lora(path, weights, metadata=metadata, save_dtype=save_dtype, fmt=fmt)
 
     def read_lora(self, path: Any, base: Any) -> Any:
-        from engine.lorafile.flux_io import read_flux_lora
+        from engine.families.flux1.lora_io import read_flux_lora
 
         return read_flux_lora(path)
 
@@ -82,7 +115,7 @@ class FluxFamily(ModelFamily):
 
     def lora_targets(self, denoiser: Any) -> list[str]:
         """sd-scripts' default Flux targets: every linear layer of every double and single block."""
-        from engine.lorafile.flux_names import default_targets
+        from engine.families.flux1.lora_names import default_targets
 
         return default_targets(len(denoiser.transformer_blocks), len(denoiser.single_transformer_blocks))
 
@@ -122,5 +155,11 @@ FLUX1 = FluxFamily(
     marks_v_in_version=False,
     writes_prediction_type=ref.WRITES_PREDICTION_TYPE,
     settings_section="flux",
+    has_legacy_flags=False,
+    quick_picks=(("flux1-dev", ref.HUB_IDS["dev"]), ("flux1-schnell", ref.HUB_IDS["schnell"]),
+                 ("builtin-tiny-flux1", "builtin-tiny-flux1")),
+    vram_reference_file=Path(__file__).parent / "vram_reference.json",
+    tiny_model=TINY_MODEL,
     trainable_text_encoders=1,  # CLIP-L only: T5 stays frozen (diffusers' loader drops T5 LoRA keys)
 )
+FAMILIES = (FLUX1,)

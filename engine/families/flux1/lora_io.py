@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 import torch
 
-from ..problems import ProblemError, error
-from . import flux_names
-from .io import LoraFile, _load_safetensors, _serialize, write_atomically
+from engine.problems import ProblemError, error
+import engine.families.flux1.lora_names as flux_names
+from engine.lorafile.io import LoraFile, _load_safetensors, _serialize, write_atomically
 
 _FIELD = "network.weights"
 _COMPONENTS = {"unet": 0, "text_encoder": 1}  # the transformer, CLIP-L (T5 is never trained)

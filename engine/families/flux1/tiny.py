@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
 
-from engine.models.tiny import STAMP_FILE, _move_into_place, _nest_text_encoder_keys, _read_stamp, builtin_model_dir
+from engine.models.tiny import TinyModel, ensure_built
 from engine.models.tokenizer import END_TOKEN, MAX_LENGTH, clip_vocab_and_merges, write_clip_tokenizer
 
 NAME = "builtin-tiny-flux1"
@@ -78,29 +75,12 @@ def build_t5_tokenizer():
 
 def ensure_tiny_flux_model(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Return the FluxPipeline folder of the tiny Flux model, building it first if needed."""
-    target = builtin_model_dir(NAME, cache_dir)
-    expected = _stamp()
-    if _read_stamp(target) == expected:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=target.parent))
-    os.chmod(staging, 0o755)
-    try:
-        build_flux_pipeline().save_pretrained(str(staging), safe_serialization=True)
-        write_clip_tokenizer(staging / "tokenizer", pad_token=END_TOKEN)
-        _finish_t5_tokenizer(staging / "tokenizer_2")
-        _nest_text_encoder_keys(staging / "text_encoder")
-        (staging / STAMP_FILE).write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
-        _move_into_place(staging, target, expected)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return ensure_built(TINY_MODEL, cache_dir)
 
 
-def _stamp() -> dict[str, Any]:
-    import transformers
-
-    return {"name": NAME, "builder_version": BUILDER_VERSION, "seed": SEED, "transformers": transformers.__version__}
+def _finish_tokenizers(folder: Path) -> None:
+    write_clip_tokenizer(folder / "tokenizer", pad_token=END_TOKEN)
+    _finish_t5_tokenizer(folder / "tokenizer_2")
 
 
 def _finish_t5_tokenizer(folder: Path) -> None:
@@ -166,3 +146,7 @@ def build_flux_pipeline():
             scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=build_clip_tokenizer(END_TOKEN),
             text_encoder_2=t5, tokenizer_2=tokenizer_2, transformer=transformer,
         )
+
+
+TINY_MODEL = TinyModel(name=NAME, family="flux1", seed=SEED, description="FLUX.1 [dev]-shaped (CLIP-L + T5, flow matching)",
+                       builder_version=BUILDER_VERSION, build=build_flux_pipeline, finish=_finish_tokenizers)

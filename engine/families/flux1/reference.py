@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .sd_reference import CLIP_L
+from engine.families.common.sd_reference import CLIP_L
 
 BASE_MODEL_VERSION = "flux1"  # ss_base_model_version (sd-scripts' MODEL_VERSION_FLUX_V1)
 # modelspec.architecture of the base by variant; a LoRA's adds "/lora". "flux-1" when unknown.

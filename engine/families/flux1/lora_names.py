@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .names import UnknownKeyError, clip_kohya_path, split_underscored
+from engine.lorafile.names import UnknownKeyError, clip_kohya_path, split_underscored
 
 UNET_PREFIX = "lora_unet_"
 CLIP_PREFIX = "lora_te1_"

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.models import families
-from engine.models import family as fam
+import engine.families.registry as registry
+from engine.models import hub as hf
+from engine.models.base_model import BaseModel
+import engine.families.detect as fam
 from engine.problems import Problem, ProblemError, error
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
@@ -22,13 +24,11 @@ def load_flux_parts(source: str, *, hub: bool, local_only: bool, dtype: Any):
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
-    from engine.models.loading import _dtype_kwarg
-
     common = {"local_files_only": local_only} if hub else {}
     transformer = FluxTransformer2DModel.from_pretrained(source, subfolder="transformer", torch_dtype=dtype, **common)
     vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype, **common)
-    clip = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **_dtype_kwarg(dtype), **common)
-    t5 = T5EncoderModel.from_pretrained(source, subfolder="text_encoder_2", **_dtype_kwarg(dtype), **common)
+    clip = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **hf.dtype_kwarg(dtype), **common)
+    t5 = T5EncoderModel.from_pretrained(source, subfolder="text_encoder_2", **hf.dtype_kwarg(dtype), **common)
     tokenizers = [CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **common),
                   T5TokenizerFast.from_pretrained(source, subfolder="tokenizer_2", **common)]
     scheduler_config = FlowMatchEulerDiscreteScheduler.load_config(source, subfolder="scheduler", **common)
@@ -117,18 +117,16 @@ def load_flux_single_file(path: str, *, clip_l: str | None, t5xxl: str | None, a
 
 def is_flux_source(kind: str, location: str, requested: str | None) -> bool:
     """Whether `model.path` is a FLUX.1 model, from its structure (hub ids: the name asked for)."""
-    from engine.models.tiny import builtin_family
+    from engine.families.flux1.tiny import NAME
 
     if kind == "builtin":
-        return builtin_family(location) == "flux1"
+        return location == NAME
     if kind == "folder":
         return fam.family_of_folder(location) == "flux1"
     if kind == "single_file":
         keys = fam.safetensors_keys(location) if location.lower().endswith((".safetensors", ".sft")) else None
         return keys is not None and fam.family_of_single_file_keys(keys) == "flux1"
-    from engine.models.loading import _cached_hub_snapshot
-
-    snapshot = _cached_hub_snapshot(location)
+    snapshot = hf.cached_hub_snapshot(location)
     if snapshot is not None:
         return fam.family_of_folder(snapshot) == "flux1"
     return requested == "flux1"
@@ -136,25 +134,24 @@ def is_flux_source(kind: str, location: str, requested: str | None) -> bool:
 
 def load_flux_base(kind: str, location: str, path: str, *, family: str | None, config_dir: str | None, dtype: Any,
                    cache_dir: str | None, clip_l: str | None, t5xxl: str | None, ae: str | None) -> Any:
-    from engine.models.loading import (BaseModel, _first_line, _hub_download_problem, _hub_offline, _is_not_found,
-                                       ensure_builtin_model)
+    from engine.families.flux1.tiny import ensure_tiny_flux_model
 
-    if family not in (None, families.AUTO, "flux1"):
+    if family not in (None, registry.AUTO, "flux1"):
         raise ProblemError([error("model.family", f"model.family is {family} but {path} is FLUX.1",
                                   "set model.family: flux1 (or auto)")])
     if kind == "single_file":
         source = location
         parts = load_flux_single_file(location, clip_l=clip_l, t5xxl=t5xxl, ae=ae, config_dir=config_dir, dtype=dtype)
     else:
-        source = str(ensure_builtin_model(location, cache_dir)) if kind == "builtin" else location
+        source = str(ensure_tiny_flux_model(cache_dir)) if kind == "builtin" else location
         hub = kind == "hub"
         try:
-            parts = load_flux_parts(source, hub=hub, local_only=hub and _hub_offline(), dtype=dtype)
+            parts = load_flux_parts(source, hub=hub, local_only=hub and hf.hub_offline(), dtype=dtype)
         except Exception as exc:  # library errors at the boundary with user files become problems
-            if hub and _is_not_found(exc):
-                offline = _hub_offline()
-                raise ProblemError([_hub_download_problem(source, offline, "" if offline else _first_line(exc))]) from None
-            raise ProblemError([error("model.path", f"could not load {source}: {_first_line(exc)}",
+            if hub and hf.is_not_found(exc):
+                offline = hf.hub_offline()
+                raise ProblemError([hf.hub_download_problem(source, offline, "" if offline else hf.first_line(exc))]) from None
+            raise ProblemError([error("model.path", f"could not load {source}: {hf.first_line(exc)}",
                                       "check that the FLUX.1 model is complete")]) from None
     transformer, vae, encoders, tokenizers, scheduler_config = parts
     for module in (transformer, vae, *encoders):
@@ -165,7 +162,7 @@ def load_flux_base(kind: str, location: str, path: str, *, family: str | None, c
     return BaseModel(
         unet=transformer, vae=vae, text_encoders=encoders, tokenizers=tokenizers,
         noise_scheduler=FlowMatchEulerDiscreteScheduler.from_config(scheduler_config),
-        family="flux1", prediction_type="flow_matching",
+        family="flux1", spec=registry.get("flux1"), prediction_type="flow_matching",
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
         scaling_factor=float(vae.config.scaling_factor), source=source, kind=kind,
         scheduler_config=dict(scheduler_config),

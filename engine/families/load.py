@@ -11,60 +11,21 @@ can call `describe_model_path` freely.
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from engine.models import families
-from engine.models import family as fam
-from engine.models.tiny import BUILTIN_MODELS, builtin_family, ensure_builtin_model
+from engine import families
+import engine.families.detect as fam
+from engine.families.builtin import builtin_family, builtin_names, ensure_builtin_model
+from engine.models import hub as hf
+from engine.models.base_model import BaseModel
 from engine.problems import Problem, ProblemError, error, warning
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _TEXT_ENCODER_CLASSES = {"CLIPTextModel", "CLIPTextModelWithProjection"}
 
-
-
-@dataclass
-class BaseModel:
-    """A loaded base model: frozen components in eval mode, plus what training needs to know."""
-
-    unet: Any
-    vae: Any
-    text_encoders: list[Any]  # one (SD 1.x/2.x) or two (SDXL: CLIPTextModel, CLIPTextModelWithProjection)
-    tokenizers: list[Any]  # CLIPTokenizer per text encoder, model_max_length 77
-    noise_scheduler: Any  # DDPMScheduler for training, with the model's betas and prediction type
-    family: fam.Family
-    prediction_type: str  # "epsilon" or "v_prediction"
-    vae_scale_factor: int  # image side / latent side
-    scaling_factor: float  # latents = vae.encode(x).latent_dist.sample() * scaling_factor
-    source: str  # what was loaded: a folder, a file or a hub id
-    kind: str  # "builtin", "folder", "single_file" or "hub"
-    scheduler_config: dict[str, Any] = field(default_factory=dict)  # the model's own, for samplers
-    warnings: list[Problem] = field(default_factory=list)
-
-    @property
-    def spec(self) -> families.ModelFamily:
-        """The family object: everything that differs between families."""
-        return families.get(self.family)
-
-    @property
-    def is_sdxl(self) -> bool:
-        return self.spec.naming == "sdxl"
-
-    @property
-    def is_v_prediction(self) -> bool:
-        return self.prediction_type == "v_prediction"
-
-    def to_pipeline(self, scheduler: Any | None = None):
-        """A diffusers pipeline over these components (for sampling); `scheduler` defaults to the training one."""
-
-        scheduler = scheduler if scheduler is not None else self.noise_scheduler
-        return self.spec.pipeline(vae=self.vae, text_encoders=self.text_encoders, tokenizers=self.tokenizers,
-                                  denoiser=self.unet, scheduler=scheduler)
 
 
 class PathDescription(NamedTuple):
@@ -93,7 +54,7 @@ def describe_model_path(path: str, config_dir: str | None = None) -> PathDescrip
         file_family, recorded_v, problems = _single_file_facts(location, config_dir)
         if file_family and recorded_v:
             file_family = _with_v_prediction(file_family)
-        if not config_dir and _hub_offline():
+        if not config_dir and hf.hub_offline():
             problems.append(
                 warning(
                     "model.config_dir",
@@ -105,10 +66,10 @@ def describe_model_path(path: str, config_dir: str | None = None) -> PathDescrip
         return PathDescription(kind, file_family, problems)
 
     # hub id: look only in the local cache
-    snapshot = _cached_hub_snapshot(location)
+    snapshot = hf.cached_hub_snapshot(location)
     if snapshot is None:
-        if _hub_offline():
-            problems.append(_hub_download_problem(location, offline=True))
+        if hf.hub_offline():
+            problems.append(hf.hub_download_problem(location, offline=True))
         else:
             problems.append(
                 warning("model.path", f"{location} is not in the local Hugging Face cache; it will be downloaded")
@@ -119,7 +80,7 @@ def describe_model_path(path: str, config_dir: str | None = None) -> PathDescrip
 
 def _classify(path: str) -> tuple[str, str]:
     text = (path or "").strip()
-    if text in BUILTIN_MODELS:
+    if text in builtin_names():
         return "builtin", text
     local = Path(text).expanduser()
     if text and local.is_dir():
@@ -139,7 +100,7 @@ def _missing_problem(path: str) -> Problem:
         "model.path",
         f"{path} does not exist",
         "give a diffusers folder, a .safetensors/.ckpt file, a hub id such as "
-        f"stable-diffusion-v1-5/stable-diffusion-v1-5, or one of: {', '.join(BUILTIN_MODELS)}",
+        f"stable-diffusion-v1-5/stable-diffusion-v1-5, or one of: {', '.join(builtin_names())}",
     )
 
 
@@ -153,8 +114,8 @@ def _folder_problems(folder: Path) -> list[Problem]:
             else "point model.path at a diffusers model folder (it holds model_index.json, unet/, vae/, …)"
         )
         return [error("model.path", f"{folder} has no model_index.json, so it is not a diffusers model folder", hint)]
-    if fam.is_flux_index(index):
-        return []  # a FluxPipeline: its parts are checked as they load
+    if fam.family_of_index(index) is not None:
+        return []  # a pipeline a family claims (FluxPipeline): its parts are checked as they load
     if not fam.component_present(index, "unet") or index.get("unet", [None, None])[1] != "UNet2DConditionModel":
         kind = index.get("_class_name", "this pipeline")
         return [
@@ -196,34 +157,6 @@ def _config_dir_problems(config_dir: str | None) -> list[Problem]:
     return []
 
 
-def _hub_offline() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
-        return True
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
-def _cached_hub_snapshot(repo_id: str) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(repo_id, "model_index.json")
-    except Exception:  # an id the cache layout cannot hold is simply not cached
-        return None
-    return str(Path(found).parent) if isinstance(found, str) else None
-
-
-def _hub_download_problem(repo_id: str, offline: bool, detail: str = "") -> Problem:
-    reason = "this machine is offline (HF_HUB_OFFLINE)" if offline else "it could not be downloaded"
-    return error(
-        "model.path",
-        f"{repo_id} is not in the local Hugging Face cache and {reason}" + (f": {detail}" if detail else ""),
-        f"on a machine with internet run `hf download {repo_id}` (older: `huggingface-cli download {repo_id}`) "
-        "and copy its Hugging Face cache here, or download the model folder and set model.path to it",
-    )
-
-
 # ----------------------------------------------------------------------------- loading
 
 
@@ -262,11 +195,10 @@ def load_base_model(
     if kind == "missing":
         raise ProblemError([_missing_problem(path)])
 
-    from engine.models.loading_flux import is_flux_source, load_flux_base
-
-    if is_flux_source(kind, location, family):
-        return load_flux_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
-                              cache_dir=cache_dir, clip_l=clip_l, t5xxl=t5xxl, ae=ae)
+    for spec in families.REGISTRY.values():  # a family with its own loader claims its models first
+        if spec.claims_source(kind, location, family):
+            return spec.load_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
+                                  cache_dir=cache_dir, companions={"clip_l": clip_l, "t5xxl": t5xxl, "ae": ae})
     warnings: list[Problem] = []
     if kind == "single_file":
         parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, auto)
@@ -278,9 +210,9 @@ def load_base_model(
             source = location
         else:
             source = location
-            _raise_errors(_folder_problems(Path(location)))
+            hf.raise_errors(_folder_problems(Path(location)))
         if not auto:
-            _precheck_folder_flags(source if kind != "hub" else _cached_hub_snapshot(source), flags, path, family)
+            _precheck_folder_flags(source if kind != "hub" else hf.cached_hub_snapshot(source), flags, path, family)
         parts = _load_diffusers(source, hub=kind == "hub", dtype=dtype)
         prediction_type = fam.prediction_type_of(parts[4])
 
@@ -291,7 +223,7 @@ def load_base_model(
         scheduler_config={"prediction_type": prediction_type},
     )
     if not auto:
-        _raise_errors(
+        hf.raise_errors(
             fam.check_family(detected, family, flags, prediction_type=prediction_type, source=_display(path, source))
         )
 
@@ -309,6 +241,7 @@ def load_base_model(
         tokenizers=tokenizers,
         noise_scheduler=noise_scheduler,
         family=detected,
+        spec=families.get(detected),
         prediction_type=prediction_type,
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
         scaling_factor=float(vae.config.scaling_factor),
@@ -320,12 +253,7 @@ def load_base_model(
 
 
 def _display(path: str, source: str) -> str:
-    return path if path in BUILTIN_MODELS else source
-
-
-def _raise_errors(problems: list[Problem]) -> None:
-    if any(p.is_error for p in problems):
-        raise ProblemError(problems)
+    return path if path in builtin_names() else source
 
 
 def _precheck_folder_flags(folder: str | None, flags: dict[str, bool], path: str, requested: str | None) -> None:
@@ -335,7 +263,7 @@ def _precheck_folder_flags(folder: str | None, flags: dict[str, bool], path: str
     family = fam.family_of_folder(folder)
     if family is not None:
         prediction = fam.prediction_type_of_folder(folder)
-        _raise_errors(fam.check_family(family, requested, flags, prediction_type=prediction, source=path))
+        hf.raise_errors(fam.check_family(family, requested, flags, prediction_type=prediction, source=path))
 
 
 def _load_diffusers(source: str, *, hub: bool, dtype: Any):
@@ -344,7 +272,7 @@ def _load_diffusers(source: str, *, hub: bool, dtype: Any):
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTokenizer
 
-    local_only = hub and _hub_offline()
+    local_only = hub and hf.hub_offline()
     common = {"local_files_only": local_only} if hub else {}
     try:
         index_file = Path(source) / "model_index.json"
@@ -352,7 +280,7 @@ def _load_diffusers(source: str, *, hub: bool, dtype: Any):
             from huggingface_hub import hf_hub_download
 
             index_file = Path(hf_hub_download(source, "model_index.json", local_files_only=local_only))
-            _raise_errors(_folder_problems(index_file.parent))
+            hf.raise_errors(_folder_problems(index_file.parent))
         index = fam.read_json(index_file) or {}
         encoder_names = [n for n in ("text_encoder", "text_encoder_2") if fam.component_present(index, n)]
         unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype, **common)
@@ -361,53 +289,29 @@ def _load_diffusers(source: str, *, hub: bool, dtype: Any):
         tokenizers = []
         for name in encoder_names:
             encoder_class = getattr(transformers, index[name][1])
-            encoders.append(encoder_class.from_pretrained(source, subfolder=name, **_dtype_kwarg(dtype), **common))
+            encoders.append(encoder_class.from_pretrained(source, subfolder=name, **hf.dtype_kwarg(dtype), **common))
             tokenizer_name = name.replace("text_encoder", "tokenizer")
             tokenizers.append(CLIPTokenizer.from_pretrained(source, subfolder=tokenizer_name, **common))
         scheduler_config = DDPMScheduler.load_config(source, subfolder="scheduler", **common)
     except ProblemError:
         raise
     except Exception as exc:  # library errors at the boundary with user files become problems
-        if hub and _is_not_found(exc):
-            offline = _hub_offline()
-            detail = "" if offline else _first_line(exc)
-            raise ProblemError([_hub_download_problem(source, offline, detail)]) from None
+        if hub and hf.is_not_found(exc):
+            offline = hf.hub_offline()
+            detail = "" if offline else hf.first_line(exc)
+            raise ProblemError([hf.hub_download_problem(source, offline, detail)]) from None
         raise ProblemError(
-            [error("model.path", f"could not load {source}: {_first_line(exc)}", "check that the model is complete")]
+            [error("model.path", f"could not load {source}: {hf.first_line(exc)}", "check that the model is complete")]
         ) from None
     for encoder, tokenizer in zip(encoders, tokenizers):
         _fix_tokenizer_length(tokenizer, encoder)
     return unet, vae, encoders, tokenizers, dict(scheduler_config)
 
 
-def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
-    # transformers renamed `torch_dtype` to `dtype` in 4.56.
-    import transformers
-    from packaging.version import Version
-
-    return {"dtype": dtype} if Version(transformers.__version__) >= Version("4.56") else {"torch_dtype": dtype}
-
-
 def _fix_tokenizer_length(tokenizer: Any, encoder: Any) -> None:
     # Without a recorded model_max_length, from_pretrained reports an effectively infinite one.
     if tokenizer.model_max_length > 100_000:
         tokenizer.model_max_length = int(encoder.config.max_position_embeddings)
-
-
-def _is_not_found(exc: Exception) -> bool:
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    chain: BaseException | None = exc
-    while chain is not None:
-        if isinstance(chain, (LocalEntryNotFoundError, EntryNotFoundError, RepositoryNotFoundError, OSError)):
-            return True
-        chain = chain.__cause__ or chain.__context__
-    return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 # ----------------------------------------------------------------------------- single files
@@ -420,7 +324,7 @@ def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool],
     Returns the parts and the prediction type to train with.
     """
     file_family, recorded_v, problems = _single_file_facts(path, config_dir)
-    _raise_errors(problems)
+    hf.raise_errors(problems)
     config_family = fam.family_of_folder(config_dir) if config_dir else None
     # The file's own structure first, then the configs, then the user's flags.
     spec = families.get(file_family or config_family or families.from_flags(**flags))
@@ -428,12 +332,12 @@ def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool],
     prediction_type = "v_prediction" if recorded_v or flags["v_parameterization"] else "epsilon"
     if file_family and not auto:  # wrong flags fail before the weights are read
         expected = _with_v_prediction(file_family) if prediction_type == "v_prediction" else file_family
-        _raise_errors(fam.check_family_flags(expected, **flags, prediction_type=prediction_type, source=path))
+        hf.raise_errors(fam.check_family_flags(expected, **flags, prediction_type=prediction_type, source=path))
 
     import diffusers
 
     pipeline_class = getattr(diffusers, spec.pipeline_class)
-    offline = _hub_offline()
+    offline = hf.hub_offline()
     kwargs: dict[str, Any] = {"torch_dtype": dtype}
     if config_dir:
         kwargs.update(config=str(Path(config_dir).expanduser()), local_files_only=True)
@@ -520,13 +424,13 @@ def _single_file_problem(
         where = "this machine is offline" if offline else "they could not be fetched"
         return error(
             "model.config_dir",
-            f"loading {path} needs the model's diffusers configs and {where} ({_first_line(exc)})",
+            f"loading {path} needs the model's diffusers configs and {where} ({hf.first_line(exc)})",
             f"on a machine with internet run `hf download {repo} --exclude '*.safetensors' '*.bin' '*.ckpt'`, "
             "copy that folder here and set model.config_dir to it (any diffusers folder of the same family works)",
         )
     return error(
         "model.path",
-        f"could not load {path} with the configs in {config_dir}: {_first_line(exc)}",
+        f"could not load {path} with the configs in {config_dir}: {hf.first_line(exc)}",
         "check that model.config_dir holds configs of the same model (same family and sizes)",
     )
 

@@ -1,7 +1,7 @@
 """FLUX.1 settings: the separate model files, the `flux:` objective options, text-encoder caching, fp8.
 
 The `flux:` options follow sd-scripts' `flux_train_network.py` (same names, same defaults, kept in
-`engine/models/families/flux1_reference.py`). Each setting says, through `applies`, when it does
+`engine/families/flux1/reference.py`). Each setting says, through `applies`, when it does
 not apply; `flux_rules` refuses a value set where it would do nothing, and the SD-only options a
 Flux run cannot use (sd-scripts' Flux trainer ignores them too).
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Mapping
 
-from ..models import families
-from ..models.families import flux1_reference as ref
-from ..problems import Problem, error, warning
-from .schema import Setting
+from engine.families.registry import REGISTRY, label
+import engine.families.flux1.reference as ref
+from engine.problems import Problem, error, warning
+from engine.schema import Setting
 
 FLUX = "flux1"
 
@@ -27,8 +27,8 @@ def is_flux(values: Mapping[str, Any]) -> bool:
 def _known_other_family(values: Mapping[str, Any]) -> str | None:
     """The label of the family the run names when it is not FLUX.1 (None for flux1 and auto)."""
     name = values.get("model.family")
-    if name in families.REGISTRY and name != FLUX:
-        return families.label(name)
+    if name in REGISTRY and name != FLUX:
+        return label(name)
     return None
 
 
@@ -223,10 +223,9 @@ def with_flux_exclusions(settings: list[Setting]) -> list[Setting]:
             for s in settings]
 
 
-def flux_rules(v: Mapping[str, Any]) -> list[Problem]:
-    """Refuse what a FLUX.1 run cannot use, and note Flux options set for another family."""
-    from .runconfig import SETTINGS
-
+def flux_rules(v: Mapping[str, Any], SETTINGS: Any) -> list[Problem]:
+    """Refuse what a FLUX.1 run cannot use, and note Flux options set for another family
+    (`SETTINGS`: the whole schema table, for the defaults of the SD-only settings)."""
     out: list[Problem] = []
     if is_flux(v):
         for key, reason in SD_ONLY.items():
