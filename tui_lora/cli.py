@@ -9,6 +9,23 @@ import sys
 from . import __version__
 
 
+IMPORT_DESCRIPTION = "convert a Kohya SS GUI config, sd-scripts TOML or command line into a run file"
+IMPORT_FILE_HELP = ("Kohya SS GUI config or preset (.json), sd-scripts --config_file or --dataset_config (.toml), "
+                    "or a file holding an `accelerate launch … train_network.py --…` command line")
+
+
+EXPORT_DESCRIPTION = "write a run file as a Kohya SS GUI LoRA config (.json) or as sd-scripts TOML files and command"
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="run file (.yaml)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("-o", "--output", help="Kohya SS GUI config to write (.json, the LoRA tab's)")
+    target.add_argument("--toml", metavar="DIR", help="folder for sd-scripts' config.toml, dataset.toml, "
+                                                      "prompts.txt and train.sh (the accelerate launch line)")
+    parser.add_argument("--force", action="store_true", help="replace output files that exist")
+
+
 def _demo_families() -> list[str]:
     from .commands.demo import tiny_picks  # schema only: no torch
 
@@ -32,10 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a run file and its dataset, print the plan")
     validate.add_argument("file", help="run file (.yaml)")
 
-    kohya = commands.add_parser("import-kohya", help="convert a Kohya SS GUI .json config into a run file")
-    kohya.add_argument("config", help="Kohya SS GUI config or preset (.json)")
+    kohya = commands.add_parser("import-kohya", help=IMPORT_DESCRIPTION)
+    kohya.add_argument("config", help=IMPORT_FILE_HELP)
     kohya.add_argument("-o", "--output", required=True, help="run file to write (.yaml)")
     kohya.add_argument("--force", action="store_true", help="replace the output file if it exists")
+
+    add_export_arguments(commands.add_parser("export-kohya", help=EXPORT_DESCRIPTION))
 
     train = commands.add_parser("train", help="train a LoRA from a run file (headless)")
     train.add_argument("file", help="run file (.yaml)")
@@ -94,6 +113,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands.import_kohya import main_import_kohya
 
         return main_import_kohya(args)
+    if args.command == "export-kohya":
+        from .commands.export_kohya import main_export_kohya
+
+        return main_export_kohya(args)
     if args.command == "train":
         from .commands.train import train_command
 

@@ -1,0 +1,162 @@
+"""What a Kohya file is, and its import: a GUI .json, sd-scripts options in a .json, a
+`--config_file` TOML, a `--dataset_config` TOML, or a saved command line.
+
+`read_source` only reads and recognises the file (errors: the file cannot be read as any of
+them); `convert_source` imports it (errors: it is not a LoRA config, or it trains a model
+tui-lora has no family for). Every kind ends in the one Kohya GUI conversion
+(`engine.config.kohya_import`), so a value means the same whichever way it came in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..atomic import read_regular_file
+from ..config.kohya_import import MAX_KOHYA_FILE_BYTES, ImportResult, convert_kohya_settings, read_kohya_file
+from ..config.runconfig import RunConfig
+from ..models.families import REGISTRY
+from ..problems import Problem, ProblemError, error, warning
+from .command_line import LAUNCHER_KEYS, looks_like_command, parse_command
+from .dataset_config import DatasetImport, is_dataset_config, read_dataset_config
+from .script_options import Translation, translate
+from .tables import LORA_GUI_KEYS, NOT_LORA_GUI_KEYS, SCRIPT_FAMILIES
+from .toml_config import flatten_config, parse_toml, read_toml
+
+GUI_JSON, SCRIPT_JSON, CONFIG_TOML, DATASET_TOML, COMMAND = "gui", "script_json", "config_toml", "dataset_toml", "command"
+KIND_NAMES = {GUI_JSON: "Kohya SS GUI config", SCRIPT_JSON: "sd-scripts options (JSON)",
+              CONFIG_TOML: "sd-scripts --config_file TOML", DATASET_TOML: "sd-scripts --dataset_config TOML",
+              COMMAND: "sd-scripts command line"}
+# Keys only the GUI saves, and option names only sd-scripts uses: together they tell the two JSONs apart.
+_GUI_MARKERS = ("LoRA_type", "max_resolution", "optimizer", "epoch", "model_list", "lr_warmup")
+_SCRIPT_MARKERS = ("network_module", "optimizer_type", "resolution", "network_args", "dataset_config")
+
+
+@dataclass
+class Source:
+    kind: str
+    path: Path
+    document: Any = None  # the JSON object, the TOML document or the command text
+    script: str = ""
+    notes: list[Problem] = field(default_factory=list)
+
+
+def read_source(path: str | Path) -> Source:
+    """Read and recognise a Kohya file; ProblemError naming it when it is none of the known kinds."""
+    path = Path(path)
+    name = str(path)
+    raw = read_regular_file(path, MAX_KOHYA_FILE_BYTES, what="Kohya config",
+                            too_large=f"is larger than {MAX_KOHYA_FILE_BYTES // 1_000_000} MB",
+                            hint="a Kohya config is a few kB; is this the right file?")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ProblemError([error(name, "is not UTF-8 text", "give the .json, .toml or command file Kohya uses")]) from None
+    start = text.lstrip()[:1]
+    if path.suffix.lower() == ".json" or start in ("{", "["):
+        document = read_kohya_file(path)  # its errors name JSON's line and column
+        kind = SCRIPT_JSON if _is_script_json(document) else GUI_JSON
+        return Source(kind, path, document)
+    if path.suffix.lower() != ".toml" and looks_like_command(text):
+        return Source(COMMAND, path, text)
+    try:
+        document = parse_toml(text, name)
+    except ProblemError:
+        if path.suffix.lower() == ".toml":
+            raise
+        raise ProblemError([error(name, "is not a Kohya GUI .json, an sd-scripts .toml, or a command line "
+                                        "naming train_network.py", "give the file Kohya or sd-scripts reads")]) from None
+    return Source(DATASET_TOML if is_dataset_config(document) else CONFIG_TOML, path, document)
+
+
+def _is_script_json(document: Mapping[str, Any]) -> bool:
+    return not any(key in document for key in _GUI_MARKERS) and any(key in document for key in _SCRIPT_MARKERS)
+
+
+def convert_source(source: Source) -> ImportResult:
+    """Import a recognised file; ProblemError when it cannot be imported (nothing is written then)."""
+    name = str(source.path)
+    if source.kind == GUI_JSON:
+        _refuse_other_tabs(source.document, name)
+        result = convert_kohya_settings(source.document, source=name)
+        result.kind = KIND_NAMES[GUI_JSON]
+        return result
+    base = source.path.parent
+    options: dict[str, Any] = {}
+    script = ""
+    dataset: DatasetImport | None = None
+    launcher: dict[str, Any] = {}
+    if source.kind == COMMAND:
+        command = parse_command(source.document, name)
+        script, launcher = command.script, command.launcher
+        options = dict(command.options)
+        if isinstance(options.get("config_file"), str):  # flags on the line win over the file (as in sd-scripts)
+            options = {**flatten_config(read_toml(_near(options["config_file"], base), "--config_file TOML")), **options}
+    elif source.kind == DATASET_TOML:
+        dataset = read_dataset_config(source.document, name)
+    else:
+        options = flatten_config(source.document) if source.kind == CONFIG_TOML else dict(source.document)
+        _refuse_text_inversion(options, name)
+    if isinstance(options.get("dataset_config"), str):
+        path = _near(options["dataset_config"], base)
+        dataset = read_dataset_config(read_toml(path, "--dataset_config TOML"), str(path))
+    _refuse_missing_family(script, name)
+    translation = Translation() if source.kind == DATASET_TOML else translate(options, script=script, base_dir=base)
+    gui = translation.gui
+    for key in LAUNCHER_KEYS:
+        if key in launcher and key != "mixed_precision":
+            gui.setdefault(key, launcher[key])
+    if dataset is not None:
+        gui.update(dataset.gui)  # sd-scripts: a dataset config replaces train_data_dir and its options
+    result = convert_kohya_settings(gui, source=name)
+    result.kind = KIND_NAMES[source.kind]
+    result.notes = translation.notes + (dataset.notes if dataset else []) + _renamed(result.notes, translation.renamed)
+    if dataset is not None and dataset.values:
+        result.config = RunConfig({**result.config.values, **dataset.values})
+    if "mixed_precision" in launcher and launcher["mixed_precision"] != gui.get("mixed_precision"):
+        result.notes.append(warning("mixed_precision", f"accelerate's --mixed_precision {launcher['mixed_precision']} "
+                                    "is overridden by the script's own (sd-scripts passes its value to accelerate)"))
+    return result
+
+
+def import_kohya_file(path: str | Path) -> ImportResult:
+    return convert_source(read_source(path))
+
+
+def _near(reference: str, base: Path) -> Path:
+    """A file a command or config names: as given when it exists, else beside the naming file."""
+    path = Path(reference).expanduser()
+    return path if path.is_absolute() or path.exists() else base / path
+
+
+def _renamed(notes: list[Problem], renamed: Mapping[str, str]) -> list[Problem]:
+    """The conversion's notes name GUI keys; name the sd-scripts option the value came from instead."""
+    return [Problem(renamed.get(n.field, n.field), n.message, n.hint, n.severity) if n.field in renamed else n
+            for n in notes]
+
+
+def _refuse_other_tabs(document: Mapping[str, Any], name: str) -> None:
+    if any(key in document for key in LORA_GUI_KEYS):
+        return
+    for key, what in NOT_LORA_GUI_KEYS.items():
+        if key in document:
+            raise ProblemError([error(name, f"is a config for {what}, not a LoRA (it has '{key}' and no LoRA_type)",
+                                      "save the settings from the GUI's LoRA tab, or set up the LoRA in the wizard "
+                                      "(`tui-lora`) with the same folders and model")])
+
+
+def _refuse_text_inversion(options: Mapping[str, Any], name: str) -> None:
+    for key in ("token_string", "init_word", "num_vectors_per_token"):
+        if key in options:
+            raise ProblemError([error(name, f"holds '{key}': it configures a textual inversion embedding, not a LoRA",
+                                      "tui-lora trains LoRAs; use train_network.py options")])
+
+
+def _refuse_missing_family(script: str, name: str) -> None:
+    family = SCRIPT_FAMILIES.get(script, ("", {}))[0]
+    if family and family not in REGISTRY:
+        raise ProblemError([error(name, f"{script}.py trains {family} models, which this tui-lora cannot train yet",
+                                  "tui-lora trains SD 1.x, SD 2.x, SDXL and FLUX.1 LoRAs: use train_network.py, "
+                                  "sdxl_train_network.py or flux_train_network.py")])
