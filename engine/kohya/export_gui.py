@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.kohya_tables import ZERO_MEANS_EMPTY
 from ..config.runconfig import SETTINGS, RunConfig
 from ..config.prompt_options import OPTIONS
 from ..config.settings_model import QUICK_PICKS
@@ -32,8 +33,6 @@ _SPECIAL = frozenset((
     "training.noise_offset", "training.adaptive_noise_scale", "training.noise_offset_random_strength",
     "training.multires_noise_iterations", "training.multires_noise_discount",
 ))
-# Settings with no Kohya key that are bookkeeping of tui-lora itself (never listed as left out).
-_OWN = frozenset(("overwrite", "queue.stop_on_failure", "hardware.vram_gb"))
 
 
 @dataclass
@@ -51,7 +50,9 @@ def export_gui(config: RunConfig) -> GuiExport:
         value = values[setting.key]
         if setting.kohya:
             out.data[setting.kohya] = _gui_value(value)
-        elif setting.key not in _OWN and value != setting.default_for(values):
+            if value == 0 and setting.kohya in ZERO_MEANS_EMPTY and setting.optional:
+                out.left_out.append(f"{setting.key}: 0 means 'not set' in Kohya; written as 0 all the same")
+        elif setting.key != "model.config_dir" and value != setting.default_for(values):
             out.left_out.append(f"{setting.key}: the Kohya GUI has no such setting ({value!r} is not written)")
     _model(config, out)
     _network(config, out)

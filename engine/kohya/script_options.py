@@ -96,6 +96,8 @@ def translate(options: Mapping[str, Any], *, script: str = "", base_dir: Path | 
         if gui_key != key:
             out.renamed[gui_key] = key
         out.gui[gui_key] = _scalar(value, key)
+    if (number(opts.get("multires_noise_iterations")) or 0) > 0:
+        out.gui["noise_offset_type"] = "Multires"  # sd-scripts refuses it together with noise_offset
     if _truthy(opts.get("cache_latents_to_disk")):
         out.gui["cache_latents"] = True  # sd-scripts turns caching on for it (verify_training_args)
     _network(opts, out, flux)

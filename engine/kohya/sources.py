@@ -16,7 +16,7 @@ from typing import Any
 
 from ..atomic import read_regular_file
 from ..config.kohya_import import MAX_KOHYA_FILE_BYTES, ImportResult, convert_kohya_settings, read_kohya_file
-from ..config.runconfig import RunConfig
+from ..config.runconfig import SETTINGS, RunConfig
 from ..models.families import REGISTRY
 from ..problems import Problem, ProblemError, error, warning
 from .command_line import LAUNCHER_KEYS, looks_like_command, parse_command
@@ -54,8 +54,9 @@ def read_source(path: str | Path) -> Source:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ProblemError([error(name, "is not UTF-8 text", "give the .json, .toml or command file Kohya uses")]) from None
-    start = text.lstrip()[:1]
-    if path.suffix.lower() == ".json" or start in ("{", "["):
+    start, suffix = text.lstrip()[:1], path.suffix.lower()
+    # '[' opens a JSON list and a TOML table: TOML when it parses as one
+    if suffix == ".json" or start == "{" or (start == "[" and suffix != ".toml" and not _is_toml(text)):
         document = read_kohya_file(path)  # its errors name JSON's line and column
         kind = SCRIPT_JSON if _is_script_json(document) else GUI_JSON
         return Source(kind, path, document)
@@ -69,6 +70,14 @@ def read_source(path: str | Path) -> Source:
         raise ProblemError([error(name, "is not a Kohya GUI .json, an sd-scripts .toml, or a command line "
                                         "naming train_network.py", "give the file Kohya or sd-scripts reads")]) from None
     return Source(DATASET_TOML if is_dataset_config(document) else CONFIG_TOML, path, document)
+
+
+def _is_toml(text: str) -> bool:
+    try:
+        parse_toml(text, "")
+    except ProblemError:
+        return False
+    return True
 
 
 def _is_script_json(document: Mapping[str, Any]) -> bool:
@@ -110,6 +119,8 @@ def convert_source(source: Source) -> ImportResult:
             gui.setdefault(key, launcher[key])
     if dataset is not None:
         gui.update(dataset.gui)  # sd-scripts: a dataset config replaces train_data_dir and its options
+    if source.kind == DATASET_TOML:  # only the dataset is known: the rest keeps tui-lora's defaults
+        gui.setdefault("optimizer", SETTINGS["optimizer.name"].default)
     result = convert_kohya_settings(gui, source=name)
     result.kind = KIND_NAMES[source.kind]
     result.notes = translation.notes + (dataset.notes if dataset else []) + _renamed(result.notes, translation.renamed)

@@ -1,0 +1,233 @@
+"""Importing what sd-scripts users have: a --config_file TOML, a --dataset_config TOML, a saved
+command line, sd-scripts options in a .json, and refusing what is not a LoRA config.
+
+The fixtures in tests/data/kohya/ are written from sd-scripts' documented option names the way
+people write them (grouped TOML tables, `accelerate launch … \\` lines, quoted optimizer args).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.config import load_run_file
+from engine.kohya import dataset_config
+from engine.kohya.sources import COMMAND, CONFIG_TOML, DATASET_TOML, GUI_JSON, SCRIPT_JSON, import_kohya_file, read_source
+from engine.problems import ProblemError
+from tui_lora.cli import main
+
+DATA = Path(__file__).parent / "data" / "kohya"
+
+
+def notes(result) -> dict[str, str]:
+    return {note.field: note.message for note in result.notes}
+
+
+def dropped(result) -> list[str]:
+    """Notes saying a value from the file was not imported."""
+    return [str(note) for note in result.notes if "not imported" in note.message]
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("sdscripts_config.toml", CONFIG_TOML), ("dataset_two_subsets.toml", DATASET_TOML), ("flux_train.sh", COMMAND),
+    ("sdxl_train.txt", COMMAND), ("sdscripts_options.json", SCRIPT_JSON), ("lora_sd15_full.json", GUI_JSON),
+])
+def test_each_kind_of_file_is_recognised(name, kind):
+    assert read_source(DATA / name).kind == kind
+
+
+def test_sd_scripts_config_toml_imports_every_option():
+    result = import_kohya_file(DATA / "sdscripts_config.toml")
+    cfg = result.config
+    assert result.kind == "sd-scripts --config_file TOML"
+    assert (cfg.model.quick_pick, cfg.model.path, cfg.model.family) == (
+        "custom", "/models/sd15/v1-5-pruned-emaonly.safetensors", "sd1")
+    # networks.lora with conv_dim in network_args is Kohya's LoCon
+    assert (cfg.network.type, cfg.network.rank, cfg.network.alpha, cfg.network.conv_rank, cfg.network.conv_alpha) == (
+        "locon", 32, 16.0, 8, 4.0)
+    assert (cfg.optimizer.name, cfg.optimizer.learning_rate, cfg.optimizer.unet_lr, cfg.optimizer.text_encoder_lr) == (
+        "AdamW8bit", 1e-4, 1e-4, 5e-5)
+    assert cfg.optimizer.extra_args == ["weight_decay=0.01", "betas=0.9,0.99"]
+    # lr_warmup_steps 0.05 is a share of the steps in sd-scripts
+    assert (cfg.optimizer.scheduler, cfg.optimizer.num_cycles, cfg.optimizer.warmup_percent) == ("cosine_with_restarts", 3, 5.0)
+    assert (cfg.training.max_resolution, cfg.training.epochs, cfg.training.batch_size) == ([768, 768], 10, 2)
+    assert (cfg.buckets.enabled, cfg.buckets.min_resolution, cfg.buckets.max_resolution) == (True, 320, 1280)
+    assert (cfg.training.caption_extension, cfg.captions.shuffle, cfg.captions.keep_tokens) == (".txt", True, 1)
+    assert (cfg.training.clip_skip, cfg.training.max_token_length, cfg.training.attention) == (2, 225, "xformers")
+    assert (cfg.training.noise_offset, cfg.training.min_snr_gamma, cfg.training.seed) == (0.05, 5.0, 42)
+    assert (cfg.folders.output, cfg.folders.output_name, cfg.folders.logging, cfg.logging.log_prefix) == (
+        "/out/ayaka", "ayaka_v2", "/out/ayaka/logs", "ayaka")
+    assert (cfg.sampling.every_n_epochs, cfg.sampling.sampler) == (2, "euler_a")
+    assert dropped(result) == []
+
+
+def test_options_left_out_take_sd_scripts_defaults_not_the_guis():
+    """A config that leaves options out trains as sd-scripts would: constant schedule, no buckets,
+    .caption files, AdamW, 1600 steps."""
+    result = import_kohya_file(DATA / "sdxl_train.txt")
+    cfg = result.config
+    assert cfg.training.max_train_steps == 2000 and cfg.optimizer.scheduler == "constant_with_warmup"
+    minimal = DATA.parent / "kohya_minimal.toml"
+    try:
+        minimal.write_text('pretrained_model_name_or_path = "/m/sd15.safetensors"\ntrain_data_dir = "/d"\n'
+                           'network_module = "networks.lora"\n')
+        cfg = import_kohya_file(minimal).config
+    finally:
+        minimal.unlink()
+    assert (cfg.optimizer.name, cfg.optimizer.scheduler, cfg.optimizer.warmup_percent) == ("AdamW", "constant", 0.0)
+    assert (cfg.optimizer.learning_rate, cfg.network.rank, cfg.network.alpha) == (2e-6, 4, 1.0)
+    assert (cfg.buckets.enabled, cfg.training.caption_extension, cfg.training.max_train_steps) == (False, ".caption", 1600)
+    assert cfg.training.cache_latents is False and cfg.training.mixed_precision == "no"
+
+
+def test_command_line_flags_override_its_config_file_read_beside_the_command():
+    result = import_kohya_file(DATA / "sd15_with_config.sh")
+    cfg = result.config
+    assert result.kind == "sd-scripts command line"
+    assert (cfg.optimizer.learning_rate, cfg.optimizer.unet_lr, cfg.network.rank) == (2e-4, 2e-4, 64)
+    assert (cfg.network.alpha, cfg.training.epochs, cfg.folders.output_name) == (16.0, 10, "ayaka_v2")  # from the TOML
+    assert (cfg.hardware.num_processes, cfg.hardware.gpu_ids) == (2, [0, 1])  # accelerate launch's options
+
+
+def test_flux_command_line_imports_as_flux1_with_its_companions_and_flux_options():
+    result = import_kohya_file(DATA / "flux_train.sh")
+    cfg = result.config
+    assert (cfg.model.family, cfg.model.path) == ("flux1", "/models/flux/flux1-dev.safetensors")
+    assert (cfg.model.clip_l, cfg.model.t5xxl, cfg.model.ae) == (
+        "/models/clip/clip_l.safetensors", "/models/clip/t5xxl_fp16.safetensors", "/models/vae/ae.safetensors")
+    assert cfg.training.fp8_base and cfg.training.cache_text_encoder_outputs_to_disk
+    assert (cfg.flux.guidance_scale, cfg.flux.timestep_sampling, cfg.flux.discrete_flow_shift) == (1.0, "shift", 3.1582)
+    assert (cfg.flux.model_prediction_type, cfg.flux.apply_t5_attn_mask, cfg.flux.t5xxl_max_token_length) == ("raw", True, 512)
+    assert (cfg.network.type, cfg.network.rank, cfg.optimizer.text_encoder_lr) == ("lora", 16, 0.0)  # unet only
+    assert (cfg.training.epochs, cfg.training.cpu_threads_per_core) == (16, 1)
+    # --dataset_config is read beside the command file: its two subsets are the two folders
+    assert (cfg.folders.images, cfg.folders.regularization, cfg.training.batch_size) == (
+        "/data/ayaka/img", "/data/ayaka/reg", 4)
+    said = notes(result)
+    for key in ("noise_offset", "min_snr_gamma"):  # sd-scripts' Flux trainer ignores them: said, not silent
+        assert "ignored by sd-scripts' FLUX.1 trainer too" in said[key]
+
+
+def test_flux_sd_scripts_json_is_flux1_not_sd1():
+    result = import_kohya_file(DATA / "flux_sdscripts.json")
+    cfg = result.config
+    assert result.kind == "sd-scripts options (JSON)"
+    assert (cfg.model.family, cfg.model.clip_l, cfg.model.ae) == (
+        "flux1", "/models/clip/clip_l.safetensors", "/models/vae/ae.safetensors")
+    assert (cfg.flux.guidance_scale, cfg.flux.apply_t5_attn_mask, cfg.flux.timestep_sampling) == (1.0, True, "sigmoid")
+    assert cfg.training.epochs == 12 and cfg.training.max_resolution == [1024, 1024]
+    said = notes(result)
+    assert all("FLUX.1 trainer too" in said[key] for key in ("noise_offset", "min_snr_gamma", "max_token_length"))
+
+
+def test_sd_scripts_json_is_read_with_sd_scripts_names():
+    result = import_kohya_file(DATA / "sdscripts_options.json")
+    cfg = result.config
+    assert (cfg.training.max_resolution, cfg.training.epochs) == ([768, 768], 10)
+    assert (cfg.optimizer.name, cfg.optimizer.warmup_percent, cfg.optimizer.scheduler) == ("Prodigy", 10.0, "cosine")
+    assert (cfg.network.type, cfg.network.rank, cfg.network.conv_rank, cfg.network.conv_alpha) == ("loha", 16, 4, 2.0)
+    assert "d_coef=2" in cfg.optimizer.extra_args and cfg.training.save_every_n_epochs == 5
+    assert dropped(result) == [] and not any("is not a Kohya LoRA setting" in str(n) for n in result.notes)
+
+
+def test_sdxl_command_line_selects_sdxl_and_unquotes_the_optimizer_argument():
+    cfg = import_kohya_file(DATA / "sdxl_train.txt").config
+    assert (cfg.model.family, cfg.model.quick_pick) == ("sdxl", "sdxl-base")
+    assert cfg.optimizer.name == "Lion8bit"
+    assert cfg.optimizer.extra_args == ["betas=0.95,0.98", "weight_decay=0.015"]  # the shell's quotes are gone
+    assert (cfg.optimizer.warmup_percent, cfg.optimizer.text_encoder_lr) == (5.0, 0.0)  # 100 of 2000 steps
+    assert (cfg.training.attention, cfg.buckets.enabled) == ("xformers", True)
+
+
+def test_gui_json_quoted_optimizer_argument_is_unquoted(tmp_path):
+    source = tmp_path / "lion.json"
+    source.write_text(json.dumps({"LoRA_type": "Standard", "optimizer": "Lion8bit",
+                                  "optimizer_args": "betas='0.95,0.98' weight_decay=0.01"}))
+    assert import_kohya_file(source).config.optimizer.extra_args == ["betas=0.95,0.98", "weight_decay=0.01"]
+
+
+def test_dataset_toml_subsets_become_concept_folders_and_differences_are_named():
+    result = import_kohya_file(DATA / "dataset_two_subsets.toml")
+    cfg = result.config
+    assert result.kind == "sd-scripts --dataset_config TOML"
+    assert (cfg.folders.images, cfg.folders.regularization) == ("/data/ayaka/img", "/data/ayaka/reg")
+    assert (cfg.training.max_resolution, cfg.training.batch_size, cfg.buckets.max_resolution) == ([1024, 1024], 4, 2048)
+    assert (cfg.buckets.enabled, cfg.buckets.no_upscale, cfg.training.caption_extension) == (True, True, ".txt")
+    # values every subset shares are the run's; the training subset's keep_tokens is the run's too
+    assert (cfg.augment.flip, cfg.captions.keep_tokens) == (True, 1)
+    # until the per-folder setting exists, the regularisation subset's own keep_tokens is named
+    assert "dataset.subsets" not in cfg.values
+    assert "tui-lora does not keep per-folder values yet" in notes(result)["subset '1_woman' keep_tokens"]
+
+
+def test_subsets_land_in_the_per_folder_setting_once_it_exists(monkeypatch):
+    from engine.kohya.toml_config import read_toml
+
+    monkeypatch.setattr(dataset_config, "SETTINGS", {dataset_config.SUBSETS_SETTING})
+    read = dataset_config.read_dataset_config(read_toml(DATA / "dataset_two_subsets.toml"), "d.toml")
+    subsets = read.values["dataset.subsets"]
+    assert [(s["image_dir"], s["num_repeats"], s["is_reg"], s["keep_tokens"]) for s in subsets] == [
+        ("/data/ayaka/img/10_ayaka woman", 10, False, 1), ("/data/ayaka/reg/1_woman", 1, True, 0)]
+    assert not [n for n in read.notes if n.field.startswith("subset ")]  # kept, so not warned about
+
+
+def test_a_subset_whose_folder_name_does_not_carry_its_repeats_is_named(tmp_path):
+    source = tmp_path / "ds.toml"
+    source.write_text('[[datasets]]\n[[datasets.subsets]]\nimage_dir = "/data/cat/images"\nnum_repeats = 12\n')
+    said = notes(import_kohya_file(source))
+    assert "does not carry its 12 repeats" in said["subset 'images' num_repeats"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("accelerate launch sd3_train_network.py --pretrained_model_name_or_path sd3.safetensors", "sd35 models"),
+    ("accelerate launch train_db.py --pretrained_model_name_or_path x", "DreamBooth"),
+    ("python sdxl_train_textual_inversion.py --token_string tok", "textual inversion"),
+    ("accelerate launch train_network.py --network_module networks.oft", "networks.oft"),
+    ("accelerate launch my_trainer.py --lr 1", "not an sd-scripts LoRA script"),
+])
+def test_commands_that_do_not_train_a_lora_tui_lora_can_train_are_refused(tmp_path, text, words):
+    source = tmp_path / "cmd.sh"
+    source.write_text(text + "\n")
+    with pytest.raises(ProblemError) as info:
+        import_kohya_file(source)
+    assert words in str(info.value) and str(source) in str(info.value) or words in str(info.value)
+
+
+def test_dreambooth_tab_config_is_refused_with_what_to_do(tmp_path, capsys):
+    out = tmp_path / "run.yaml"
+    assert main(["import-kohya", str(DATA / "dreambooth_gui.json"), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "DreamBooth" in err and "not a LoRA" in err and "LoRA tab" in err and not out.exists()
+
+
+def test_textual_inversion_sd_scripts_options_are_refused(tmp_path):
+    source = tmp_path / "ti.toml"
+    source.write_text('pretrained_model_name_or_path = "x"\ntoken_string = "mychar"\ninit_word = "girl"\n')
+    with pytest.raises(ProblemError, match="textual inversion"):
+        import_kohya_file(source)
+
+
+def test_cli_says_what_it_read_and_writes_a_run_file_that_loads(tmp_path, capsys):
+    out = tmp_path / "run.yaml"
+    assert main(["import-kohya", str(DATA / "sdxl_train.txt"), "-o", str(out)]) == 0
+    assert "as sd-scripts command line" in capsys.readouterr().out
+    assert out.read_text().startswith("# Imported from the sd-scripts command line")
+    cfg, _ = load_run_file(out)
+    assert cfg.model.family == "sdxl" and cfg.optimizer.extra_args == ["betas=0.95,0.98", "weight_decay=0.015"]
+
+
+def test_a_file_that_is_no_kohya_kind_exits_2(tmp_path, capsys):
+    source = tmp_path / "notes.txt"
+    source.write_text("remember to buy = milk = eggs\n")
+    assert main(["import-kohya", str(source), "-o", str(tmp_path / "r.yaml")]) == 2
+    assert "is not a Kohya GUI .json, an sd-scripts .toml, or a command line" in capsys.readouterr().err
+
+
+def test_a_missing_dataset_config_named_by_a_command_is_named(tmp_path):
+    source = tmp_path / "cmd.sh"
+    source.write_text("accelerate launch train_network.py --dataset_config nowhere.toml\n")
+    with pytest.raises(ProblemError) as info:
+        import_kohya_file(source)
+    assert "nowhere.toml" in info.value.errors[0].field and "not found" in info.value.errors[0].message
