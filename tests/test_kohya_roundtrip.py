@@ -157,7 +157,7 @@ def test_every_kohya_setting_survives_the_gui_json(tmp_path):
     for key, config in runs:
         export = export_gui(config)
         data = json.loads(json.dumps(export.data))  # as written to the file
-        if diff := same_run(convert_kohya_settings(data).config, config, export.left_out):
+        if diff := same_run(convert_kohya_settings(data).config, config, export.notes):
             failures[key] = diff
     assert not failures, "\n".join(f"{key}: {diff}" for key, diff in failures.items())
 
@@ -214,3 +214,14 @@ def test_export_cli_writes_gui_json_and_toml_and_never_replaces_without_force(tm
     assert main(["export-kohya", str(run), "--toml", str(folder), "--force"]) == 0
     assert main(["import-kohya", str(folder / "train.sh"), "-o", str(tmp_path / "back.yaml")]) == 0
     assert "read " in capsys.readouterr().out
+
+
+def test_offset_and_multires_noise_together_survive_sd_scripts_and_the_gui_says_what_it_loses(tmp_path):
+    config = RunConfig({**base_values(tmp_path), "training.noise_offset": 0.05, "training.multires_noise_iterations": 6})
+    gui = export_gui(config)
+    assert any(line.startswith("training.noise_offset:") for line in gui.notes)
+    export = export_toml(config, tmp_path)
+    for name, text in export.files.items():
+        (tmp_path / name).write_text(text)
+    assert not same_run(import_kohya_file(tmp_path / COMMAND_NAME).config, config, export.left_out)
+    assert not any(line.startswith("training.noise_offset:") for line in export.left_out)

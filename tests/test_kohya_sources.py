@@ -231,3 +231,29 @@ def test_a_missing_dataset_config_named_by_a_command_is_named(tmp_path):
     with pytest.raises(ProblemError) as info:
         import_kohya_file(source)
     assert "nowhere.toml" in info.value.errors[0].field and "not found" in info.value.errors[0].message
+
+
+def test_offset_and_multires_noise_both_reach_the_run_as_sd_scripts_adds_both(tmp_path):
+    source = tmp_path / "noise.toml"
+    source.write_text('network_module = "networks.lora"\nnoise_offset = 0.05\nmultires_noise_iterations = 6\n'
+                      'multires_noise_discount = 0.4\n')
+    result = import_kohya_file(source)
+    cfg = result.config
+    assert (cfg.training.noise_offset, cfg.training.multires_noise_iterations, cfg.training.multires_noise_discount) == (
+        0.05, 6, 0.4)
+    assert "noise_offset" not in notes(result)
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("ft.toml", '[[datasets]]\n[[datasets.subsets]]\nimage_dir = "/d"\nmetadata_file = "/d/meta.json"\n',
+     "fine-tuning dataset"),
+    ("ft.json", json.dumps({"train_dir": "/x", "image_folder": "/x/img", "caption_metadata_filename": "meta_cap.json",
+                            "dataset_repeats": "40", "learning_rate": 1e-5}), "Finetune tab"),
+    ("ti.json", json.dumps({"token_string": "mychar", "init_word": "*", "num_vectors_per_token": 8,
+                            "learning_rate": 1e-4}), "Textual Inversion tab"),
+])
+def test_other_trainers_files_are_refused_with_their_kind(tmp_path, name, content, words):
+    source = tmp_path / name
+    source.write_text(content)
+    with pytest.raises(ProblemError, match=words):
+        import_kohya_file(source)

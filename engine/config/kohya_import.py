@@ -42,6 +42,7 @@ from .kohya_tables import (
     FLUX_GUI_RENAMES,
     SDXL_GUI_RENAMES,
     FLUX_NETWORK_TYPE,
+    NOISE_BOTH,
     is_flux_config,
     HUB_PICKS,
     HUB_FAMILIES,
@@ -673,6 +674,8 @@ class _Conversion:
         offset_keys = ("noise_offset", "adaptive_noise_scale", "noise_offset_random_strength")
         multires_keys = ("multires_noise_iterations", "multires_noise_discount")
         used, unused = (offset_keys, multires_keys) if SCOPES["noise"](self.data) else (multires_keys, offset_keys)
+        if self.data.get("noise_offset_type") == NOISE_BOTH:
+            used, unused = offset_keys + multires_keys, ()
         for key in used:
             self.put(key, self.take(key))
         for key in unused:

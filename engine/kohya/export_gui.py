@@ -39,6 +39,11 @@ _SPECIAL = frozenset((
 class GuiExport:
     data: dict[str, Any] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)  # "key: why", one per setting not written
+    gui_only: list[str] = field(default_factory=list)  # what only the GUI's form loses (sd-scripts keeps it)
+
+    @property
+    def notes(self) -> list[str]:
+        return self.left_out + self.gui_only
 
 
 def export_gui(config: RunConfig) -> GuiExport:
@@ -143,7 +148,7 @@ def _noise(config: RunConfig, out: GuiExport) -> None:
     if multires:
         for key in offset_keys:
             if values[key] != SETTINGS[key].default:
-                out.left_out.append(f"{key}: the Kohya GUI uses either offset or multires noise; with multires "
+                out.gui_only.append(f"{key}: the Kohya GUI uses either offset or multires noise; with multires "
                                     f"noise on, {values[key]!r} is not used")
 
 

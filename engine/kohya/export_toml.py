@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config.runconfig import SETTINGS, RunConfig
 from ..dataset.scan import parse_concept_name
+from .dataset_config import SUBSETS_SETTING
 from .export_gui import export_gui
 from .tables import LYCORIS_ALGOS, LYCORIS_MODULE, NETWORK_MODULES, SCRIPT_FAMILIES
 
@@ -140,9 +141,11 @@ def _dataset(config: RunConfig, gui: dict[str, Any], out: TomlExport) -> str | N
     """The dataset TOML with one subset per concept folder on disk; None (train_data_dir in the
     config instead) when the folders cannot be listed here."""
     values = config.values
-    subsets = []
+    # per-folder values the run keeps (the `dataset.subsets` setting, once the schema has it) win
+    subsets = [dict(entry) for entry in values.get(SUBSETS_SETTING) or []]
+    kept = bool(subsets)
     for folder, is_reg in ((values["folders.images"], False), (values["folders.regularization"], True)):
-        if not folder:
+        if not folder or kept:
             continue
         found = _concepts(Path(folder))
         if found is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.kohya_tables import number
+from ..config.kohya_tables import NOISE_BOTH, number
 from ..problems import Problem, warning
 from .tables import (
     FLUX_IGNORED_OPTIONS,
@@ -96,8 +96,7 @@ def translate(options: Mapping[str, Any], *, script: str = "", base_dir: Path | 
         if gui_key != key:
             out.renamed[gui_key] = key
         out.gui[gui_key] = _scalar(value, key)
-    if (number(opts.get("multires_noise_iterations")) or 0) > 0:
-        out.gui["noise_offset_type"] = "Multires"  # sd-scripts refuses it together with noise_offset
+    out.gui["noise_offset_type"] = NOISE_BOTH  # sd-scripts adds both kinds of noise when both are set
     if _truthy(opts.get("cache_latents_to_disk")):
         out.gui["cache_latents"] = True  # sd-scripts turns caching on for it (verify_training_args)
     _network(opts, out, flux)

@@ -44,7 +44,7 @@ def main_export_kohya(args: Sequence[str] | argparse.Namespace) -> int:
     if args.output:
         export = export_gui(config)
         files = {Path(args.output): json.dumps(export.data, indent=2, ensure_ascii=False) + "\n"}
-        left_out = export.left_out
+        left_out = export.notes
     else:
         folder = Path(args.toml)
         toml = export_toml(config, folder)
