@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from ..config.kohya_tables import NOISE_BOTH, number
-from ..problems import Problem, warning
+from ..problems import Problem, ProblemError, error, warning
 from .tables import (
     FLUX_IGNORED_OPTIONS,
     LYCORIS_ALGOS,
     LYCORIS_MODULE,
     NETWORK_ARG_TO_GUI,
     NETWORK_MODULES,
+    OLD_OPTIMIZER_SWITCHES,
     SCRIPT_FAMILIES,
+    SCRIPT_NO_COUNTERPART,
     SCRIPT_TO_GUI,
 )
 
@@ -35,6 +37,8 @@ SCRIPT_DEFAULTS: dict[str, Any] = {
     "sample_sampler": "ddim", "max_data_loader_n_workers": 8, "mixed_precision": "no",
     "save_precision": "float", "cache_latents": False,
 }
+MODULE_HINT = ("use networks.lora (with conv_dim in network_args for LoCon), networks.dylora, networks.lora_flux, "
+               "or lycoris.kohya with algo=locon, loha or lokr")
 SCRIPT_DEFAULT_STEPS = 1600  # --max_train_steps' default, used when --max_train_epochs is not given
 # Options read here, not passed on to the GUI conversion.
 _HANDLED = frozenset(("network_module", "network_args", "lr_warmup_steps", "learning_rate", "unet_lr",
@@ -92,6 +96,14 @@ def translate(options: Mapping[str, Any], *, script: str = "", base_dir: Path | 
                 out.note(key, f"{value} is ignored by sd-scripts' FLUX.1 trainer too (flow matching has no such "
                               "option); not imported")
             continue
+        if key in SCRIPT_NO_COUNTERPART:
+            if value not in (None, False, 0, "", [], "0"):
+                out.note(key, f"{SCRIPT_NO_COUNTERPART[key]} has no counterpart in tui-lora; {value} was not imported")
+            continue
+        if key in OLD_OPTIMIZER_SWITCHES:
+            if _truthy(value) and not opts.get("optimizer_type"):
+                out.gui["optimizer"] = OLD_OPTIMIZER_SWITCHES[key]
+            continue
         gui_key = SCRIPT_TO_GUI.get(key, key)
         if gui_key != key:
             out.renamed[gui_key] = key
@@ -140,7 +152,8 @@ def _network(opts: Mapping[str, Any], out: Translation, flux: bool) -> None:
         if lora_type == "Standard" and args.get("conv_dim") not in (None, "0", "", 0):
             lora_type = "Kohya LoCon"  # networks.lora with conv_dim trains the 3×3 convolutions too
     else:
-        lora_type = str(module)  # refused by the conversion with the supported types listed
+        raise ProblemError([error("network_module", f"'{module}' is not a network module tui-lora trains",
+                                  MODULE_HINT)])
     if flux and lora_type == "Standard":
         lora_type = "Flux1"
     out.gui["LoRA_type"] = lora_type

@@ -21,8 +21,8 @@ from ..models.families import REGISTRY
 from ..problems import Problem, ProblemError, error, warning
 from .command_line import LAUNCHER_KEYS, looks_like_command, parse_command
 from .dataset_config import DatasetImport, is_dataset_config, read_dataset_config
-from .script_options import Translation, translate
-from .tables import LORA_GUI_KEYS, NOT_LORA_GUI_KEYS, SCRIPT_FAMILIES
+from .script_options import MODULE_HINT, Translation, translate
+from .tables import FAMILY_LABELS, LORA_GUI_KEYS, NOT_LORA_GUI_KEYS, SCRIPT_FAMILIES
 from .toml_config import flatten_config, parse_toml, read_toml
 
 GUI_JSON, SCRIPT_JSON, CONFIG_TOML, DATASET_TOML, COMMAND = "gui", "script_json", "config_toml", "dataset_toml", "command"
@@ -121,9 +121,16 @@ def convert_source(source: Source) -> ImportResult:
         gui.update(dataset.gui)  # sd-scripts: a dataset config replaces train_data_dir and its options
     if source.kind == DATASET_TOML:  # only the dataset is known: the rest keeps tui-lora's defaults
         gui.setdefault("optimizer", SETTINGS["optimizer.name"].default)
-    result = convert_kohya_settings(gui, source=name)
+    try:
+        result = convert_kohya_settings(gui, source=name)
+    except ProblemError as exc:  # name the sd-scripts option the refused value came from
+        problems = [Problem(p.field, p.message, MODULE_HINT, p.severity) if p.field == "LoRA_type" else p
+                    for p in exc.problems]
+        raise ProblemError(_renamed(problems, translation.renamed)) from None
     result.kind = KIND_NAMES[source.kind]
     result.notes = translation.notes + (dataset.notes if dataset else []) + _renamed(result.notes, translation.renamed)
+    result.notes = [Problem(n.field, n.message.replace("is not a Kohya LoRA setting", "is not an sd-scripts LoRA option"),
+                            n.hint, n.severity) for n in result.notes]
     if dataset is not None and dataset.values:
         result.config = RunConfig({**result.config.values, **dataset.values})
     if "mixed_precision" in launcher and launcher["mixed_precision"] != gui.get("mixed_precision"):
@@ -168,6 +175,7 @@ def _refuse_text_inversion(options: Mapping[str, Any], name: str) -> None:
 def _refuse_missing_family(script: str, name: str) -> None:
     family = SCRIPT_FAMILIES.get(script, ("", {}))[0]
     if family and family not in REGISTRY:
-        raise ProblemError([error(name, f"{script}.py trains {family} models, which this tui-lora cannot train yet",
+        label = FAMILY_LABELS.get(family, family)
+        raise ProblemError([error(name, f"{script}.py trains {label} LoRAs, which this tui-lora cannot train yet",
                                   "tui-lora trains SD 1.x, SD 2.x, SDXL and FLUX.1 LoRAs: use train_network.py, "
                                   "sdxl_train_network.py or flux_train_network.py")])

@@ -67,3 +67,33 @@ NETWORK_ARG_TO_GUI: dict[str, str] = {"preset": "LyCORIS_preset", "dropout": "ne
 # Options sd-scripts' FLUX.1 trainer reads but does not use (SD-only objective and tokenizer options).
 FLUX_IGNORED_OPTIONS = ("noise_offset", "min_snr_gamma", "max_token_length", "multires_noise_iterations",
                         "adaptive_noise_scale", "clip_skip", "v_parameterization", "debiased_estimation_loss")
+# sd-scripts options tui-lora has no counterpart for (and the GUI has no key for) → what they do;
+# named in a note when set to anything but off.
+SCRIPT_NO_COUNTERPART: dict[str, str] = {
+    "lowram": "loading the model straight to the GPU (low system RAM)",
+    "sample_at_first": "a sample before the first step",
+    "torch_compile": "torch.compile", "zero_terminal_snr": "zero terminal SNR noise schedule",
+    "ddp_timeout": "multi-GPU (DDP) tuning", "ddp_gradient_as_bucket_view": "multi-GPU (DDP) tuning",
+    "ddp_static_graph": "multi-GPU (DDP) tuning", "no_metadata": "leaving out the LoRA's metadata",
+    "disable_mmap_load_safetensors": "loading without memory-mapping",
+    "caption_separator": "a caption separator other than ','", "keep_tokens_separator": "keep-token separators",
+    "secondary_separator": "secondary caption separators", "enable_wildcard": "caption wildcards",
+    "caption_prefix": "a caption prefix", "caption_suffix": "a caption suffix",
+    "face_crop_aug_range": "face-centred crop augmentation", "token_warmup_min": "caption token warmup",
+    "token_warmup_step": "caption token warmup", "caption_tag_dropout_rate": "dropping single caption tags",
+    "alpha_mask": "alpha-channel loss masks", "tokenizer_cache_dir": "a tokenizer cache folder",
+    "base_weights": "merging other LoRAs into the base first", "base_weights_multiplier": "merging other LoRAs",
+    "initial_epoch": "starting at a later epoch", "initial_step": "starting at a later step",
+    "skip_until_initial_step": "starting at a later step", "fused_backward_pass": "the fused backward pass",
+    "lr_decay_steps": "a decay phase of the schedule", "lr_scheduler_timescale": "a scheduler timescale",
+    "lr_scheduler_min_lr_ratio": "a minimum learning-rate ratio", "save_n_epoch_ratio": "saving by epoch ratio",
+    "validation_seed": "a validation split", "validation_split": "a validation split",
+    "validate_every_n_steps": "a validation split", "validate_every_n_epochs": "a validation split",
+    "max_validation_steps": "a validation split", "debug_dataset": "sd-scripts' dataset debugger",
+    "resize_interpolation": "a choice of resize filter", "text_encoder_batch_size": "a text-encoder batch size",
+    "cache_info": "caching image sizes", "output_config": "writing the options to a TOML",
+}
+# Old sd-scripts switches that pick the optimizer when --optimizer_type is not given.
+OLD_OPTIMIZER_SWITCHES = {"use_8bit_adam": "AdamW8bit", "use_lion_optimizer": "Lion"}
+# Families a script names that the family registry may not hold yet → how to call them.
+FAMILY_LABELS = {"sd35": "Stable Diffusion 3/3.5"}
