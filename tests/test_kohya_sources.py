@@ -281,3 +281,14 @@ def test_sd_scripts_options_without_counterpart_are_named_by_what_they_do(tmp_pa
     assert "lowram" not in said  # off: nothing lost
     assert "is not an sd-scripts LoRA option tui-lora knows" in said["mystery_option"]
     assert result.config.optimizer.name == "AdamW8bit"  # the old switch, as sd-scripts reads it
+
+
+def test_a_windows_batch_command_keeps_its_backslash_paths(tmp_path):
+    source = tmp_path / "train.bat"
+    source.write_text('@echo off\r\nREM my LoRA\r\ncall venv\\Scripts\\activate\r\n'
+                      'accelerate launch "sd-scripts\\sdxl_train_network.py" ^\r\n'
+                      '  --pretrained_model_name_or_path C:\\models\\sdxl\\base.safetensors ^\r\n'
+                      '  --train_data_dir "D:\\lora data\\img" --network_module networks.lora --network_dim 24\r\n')
+    cfg = import_kohya_file(source).config
+    assert (cfg.model.path, cfg.folders.images) == ("C:\\models\\sdxl\\base.safetensors", "D:\\lora data\\img")
+    assert (cfg.model.family, cfg.network.rank) == ("sdxl", 24)

@@ -26,6 +26,7 @@ LAUNCHER_KEYS = ("num_processes", "num_cpu_threads_per_process", "gpu_ids", "mix
                  "main_process_port", "dynamo_backend")
 _CONTINUATION = re.compile(r"(\\|\^|`)[ \t]*\r?\n")
 _SEPARATORS = frozenset(("&&", "||", ";", "|", "&"))
+_DRIVE = re.compile(r"(^|[\s\"'=])[A-Za-z]:\\")  # C:\… : a Windows command, whose backslashes are path separators
 
 
 @dataclass
@@ -50,7 +51,7 @@ def parse_command(text: str, source: str) -> CommandLine:
     joined = _CONTINUATION.sub(" ", text)
     lines = [line for line in joined.splitlines() if line.strip() and not line.lstrip().startswith(("#", "REM ", "rem "))]
     try:
-        words = shlex.split(" ".join(lines), comments=True)
+        words = _split(" ".join(lines), windows=source.lower().endswith((".bat", ".cmd", ".ps1")) or bool(_DRIVE.search(text)))
     except ValueError as exc:
         raise ProblemError([error(source, f"the command cannot be split into words ({exc})",
                                   "check its quotes: every ' and \" must be closed")]) from None
@@ -68,6 +69,16 @@ def parse_command(text: str, source: str) -> CommandLine:
     launcher = _flags(words[:position], source, launcher=True)
     options = _flags(words[position + 1:], source)
     return CommandLine(stem, options, {k: v for k, v in launcher.items() if k in LAUNCHER_KEYS})
+
+
+def _split(text: str, *, windows: bool) -> list[str]:
+    """Words as the shell splits them; in a Windows command a backslash is a path separator, not an escape."""
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = "" if windows else "#"
+    if windows:
+        lexer.escape = ""
+    return list(lexer)
 
 
 def _flags(words: list[str], source: str, *, launcher: bool = False) -> dict[str, Any]:
