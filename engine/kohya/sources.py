@@ -17,7 +17,6 @@ from typing import Any
 from ..atomic import read_regular_file
 from ..config.kohya_import import MAX_KOHYA_FILE_BYTES, ImportResult, convert_kohya_settings, read_kohya_file
 from ..config.runconfig import SETTINGS, RunConfig
-from ..models.families import REGISTRY
 from ..problems import Problem, ProblemError, error, warning
 from .command_line import LAUNCHER_KEYS, looks_like_command, parse_command
 from .dataset_config import DatasetImport, is_dataset_config, read_dataset_config
@@ -174,7 +173,7 @@ def _refuse_text_inversion(options: Mapping[str, Any], name: str) -> None:
 
 def _refuse_missing_family(script: str, name: str) -> None:
     family = SCRIPT_FAMILIES.get(script, ("", {}))[0]
-    if family and family not in REGISTRY:
+    if family and family not in SETTINGS["model.family"].choices:  # the families this tui-lora has
         label = FAMILY_LABELS.get(family, family)
         raise ProblemError([error(name, f"{script}.py trains {label} LoRAs, which this tui-lora cannot train yet",
                                   "tui-lora trains SD 1.x, SD 2.x, SDXL and FLUX.1 LoRAs: use train_network.py, "

@@ -14,7 +14,7 @@ from engine.kohya.export_gui import export_gui
 from engine.kohya.export_toml import COMMAND_NAME, export_toml
 from engine.problems import ProblemError
 
-from ..cli import EXPORT_DESCRIPTION, add_export_arguments
+from .kohya_args import EXPORT_DESCRIPTION, add_export_arguments
 
 def _read_run(path: str) -> RunConfig:
     """The run's settings; a file that cannot be read, or an unknown or mistyped setting, stops the

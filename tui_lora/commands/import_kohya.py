@@ -11,8 +11,8 @@ from engine.config.kohya_import import write_imported
 from engine.kohya.sources import convert_source, read_source
 from engine.problems import Problem, ProblemError
 
-from ..cli import IMPORT_DESCRIPTION as DESCRIPTION
-from ..cli import IMPORT_FILE_HELP as CONFIG_HELP
+from .kohya_args import IMPORT_DESCRIPTION as DESCRIPTION
+from .kohya_args import IMPORT_FILE_HELP as CONFIG_HELP
 
 
 def _arguments(args: Sequence[str] | argparse.Namespace) -> argparse.Namespace:
