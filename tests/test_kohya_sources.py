@@ -292,3 +292,16 @@ def test_a_windows_batch_command_keeps_its_backslash_paths(tmp_path):
     cfg = import_kohya_file(source).config
     assert (cfg.model.path, cfg.folders.images) == ("C:\\models\\sdxl\\base.safetensors", "D:\\lora data\\img")
     assert (cfg.model.family, cfg.network.rank) == ("sdxl", 24)
+
+
+def test_a_gui_flux_config_names_the_sd_options_sd_scripts_flux_trainer_ignores(tmp_path):
+    preset = json.loads((DATA / "flux1D - adamw8bit fp8.json").read_text())
+    said = notes(import_kohya_file(DATA / "flux1D - adamw8bit fp8.json"))
+    assert "ignored by sd-scripts' FLUX.1 trainer too" in said["min_snr_gamma"]  # the preset's 10
+    assert "multires_noise_iterations" not in said  # noise_offset_type Original: the GUI does not pass it
+    source = tmp_path / "flux.json"
+    source.write_text(json.dumps(preset | {"noise_offset": 0.1, "max_token_length": 225}))
+    said = notes(import_kohya_file(source))
+    assert all("FLUX.1 trainer too" in said[key] for key in ("noise_offset", "max_token_length", "min_snr_gamma"))
+    sd = notes(import_kohya_file(DATA / "lora_sd15_full.json"))
+    assert not any("trainer too" in message for message in sd.values())

@@ -15,14 +15,11 @@ from ..config.kohya_tables import ZERO_MEANS_EMPTY
 from ..config.runconfig import SETTINGS, RunConfig
 from ..config.prompt_options import OPTIONS
 from ..config.settings_model import QUICK_PICKS
-from .tables import SCRIPT_FAMILIES
+from .tables import FAMILY_GUI_KEYS, FAMILY_PLAIN_LORA_TYPES
 
 # network.type → the GUI's LoRA_type (the inverse of kohya_tables.NETWORK_TYPES, one choice each).
 GUI_NETWORK_TYPES = {"lora": "Standard", "locon": "Kohya LoCon", "loha": "LyCORIS/LoHa", "lokr": "LyCORIS/LoKr",
                      "dylora": "Kohya DyLoRA"}
-FAMILY_NETWORK_TYPES = {"flux1": "Flux1"}  # a family whose plain LoRA has its own GUI type
-# The family → the GUI keys that select it (from the one script table).
-FAMILY_GUI_KEYS = {family: keys for family, keys in SCRIPT_FAMILIES.values()}
 # Settings written by `_special` (or folded into another key), not by the generic copy.
 _SPECIAL = frozenset((
     "model.quick_pick", "model.path", "model.family", "network.type", "network.conv_rank", "network.conv_alpha",
@@ -98,7 +95,7 @@ def _model(config: RunConfig, out: GuiExport) -> None:
 def _network(config: RunConfig, out: GuiExport) -> None:
     values = config.values
     kind = values["network.type"]
-    family_type = FAMILY_NETWORK_TYPES.get(values["model.family"])
+    family_type = FAMILY_PLAIN_LORA_TYPES.get(values["model.family"])
     out.data["LoRA_type"] = family_type if family_type and kind == "lora" else GUI_NETWORK_TYPES[kind]
     uses_conv = kind in ("locon", "loha", "lokr")
     out.data["conv_dim"] = values["network.conv_rank"] if uses_conv else 0

@@ -19,14 +19,15 @@ from ..config.runconfig import SETTINGS, RunConfig
 from ..dataset.scan import parse_concept_name
 from .dataset_config import SUBSETS_SETTING
 from .export_gui import export_gui
-from .tables import LYCORIS_ALGOS, LYCORIS_MODULE, NETWORK_MODULES, SCRIPT_FAMILIES
+from .tables import FAMILY_GUI_KEYS, LYCORIS_ALGOS, LYCORIS_MODULE, NETWORK_MODULES, SCRIPT_FAMILIES
 
 CONFIG_NAME, DATASET_NAME, PROMPTS_NAME, COMMAND_NAME = "config.toml", "dataset.toml", "prompts.txt", "train.sh"
 _SCRIPT_FOR_FAMILY = {family: script for script, (family, _) in SCRIPT_FAMILIES.items()}
 _MODULE_FOR_TYPE = {gui_type: module for module, gui_type in NETWORK_MODULES.items() if module != "networks.lora_sd3"}
 _ALGO_FOR_TYPE = {gui_type: algo for algo, gui_type in LYCORIS_ALGOS.items() if algo != "lora"}
 # GUI keys that are not sd-scripts options (the GUI's own state, or written another way here).
-_GUI_ONLY = frozenset(("model_list", "LoRA_type", "flux1_checkbox", "sdxl", "sd3_checkbox", "noise_offset_type",
+_FAMILY_KEYS = frozenset(key for keys in FAMILY_GUI_KEYS.values() for key in keys)
+_GUI_ONLY = _FAMILY_KEYS | frozenset(("model_list", "LoRA_type", "noise_offset_type",
                        "xformers", "epoch", "max_train_epochs", "max_train_steps", "lr_warmup", "unet_lr",
                        "text_encoder_lr", "conv_dim", "conv_alpha", "factor", "decompose_both", "use_tucker",
                        "rank_dropout_scale", "unit", "full_matrix", "rank_dropout", "module_dropout", "sample_prompts",

@@ -18,7 +18,9 @@ from typing import Any
 from ..config.kohya_tables import NOISE_BOTH, number
 from ..problems import Problem, ProblemError, error, warning
 from .tables import (
-    FLUX_IGNORED_OPTIONS,
+    FAMILY_DEFAULT_MODULES,
+    FAMILY_GUI_KEYS,
+    FAMILY_PLAIN_LORA_TYPES,
     LYCORIS_ALGOS,
     LYCORIS_MODULE,
     NETWORK_ARG_TO_GUI,
@@ -27,6 +29,8 @@ from .tables import (
     SCRIPT_FAMILIES,
     SCRIPT_NO_COUNTERPART,
     SCRIPT_TO_GUI,
+    TRAINER_IGNORES,
+    family_of_options,
 )
 
 # sd-scripts' defaults where they differ from tui-lora's (GUI key → value), from its argparse
@@ -82,19 +86,16 @@ def translate(options: Mapping[str, Any], *, script: str = "", base_dir: Path | 
     stem such as flux_train_network) selects the family; `base_dir` is where a relative prompt file is read."""
     out = Translation()
     opts = {str(key).replace("-", "_"): value for key, value in options.items()}
-    family, family_keys = SCRIPT_FAMILIES.get(script, ("", {}))
-    out.gui.update(family_keys)
-    flux = family == "flux1" or (not script and _looks_flux(opts))
-    if flux and not family:
-        out.gui["flux1_checkbox"] = True
+    family = SCRIPT_FAMILIES[script][0] if script in SCRIPT_FAMILIES else family_of_options(opts)
+    out.gui.update(FAMILY_GUI_KEYS.get(family, {}))
     out.gui.update(SCRIPT_DEFAULTS)
+    ignored = TRAINER_IGNORES.get(family, ("", ()))
     for key, value in opts.items():
         if key in _HANDLED:
             continue
-        if flux and key in FLUX_IGNORED_OPTIONS:
+        if key in ignored[1]:
             if value not in (None, False, 0, "", "0"):
-                out.note(key, f"{value} is ignored by sd-scripts' FLUX.1 trainer too (flow matching has no such "
-                              "option); not imported")
+                out.notes.append(ignored_note(key, value, ignored[0]))
             continue
         if key in SCRIPT_NO_COUNTERPART:
             if value not in (None, False, 0, "", [], "0"):
@@ -111,7 +112,7 @@ def translate(options: Mapping[str, Any], *, script: str = "", base_dir: Path | 
     out.gui["noise_offset_type"] = NOISE_BOTH  # sd-scripts adds both kinds of noise when both are set
     if _truthy(opts.get("cache_latents_to_disk")):
         out.gui["cache_latents"] = True  # sd-scripts turns caching on for it (verify_training_args)
-    _network(opts, out, flux)
+    _network(opts, out, family)
     _learning_rates(opts, out)
     _length_and_warmup(opts, out)
     _attention(opts, out)
@@ -119,9 +120,8 @@ def translate(options: Mapping[str, Any], *, script: str = "", base_dir: Path | 
     return out
 
 
-def _looks_flux(opts: Mapping[str, Any]) -> bool:
-    """A config read without its script: FLUX.1's own files or network module say so."""
-    return opts.get("network_module") == "networks.lora_flux" or any(opts.get(key) for key in ("ae", "t5xxl"))
+def ignored_note(key: str, value: Any, trainer: str) -> Problem:
+    return warning(key, f"{value} is ignored by sd-scripts' {trainer} trainer too; not imported")
 
 
 def _scalar(value: Any, key: str) -> Any:
@@ -134,14 +134,14 @@ def _scalar(value: Any, key: str) -> Any:
     return _first(value) if isinstance(value, list) and key not in ("sample_prompts",) else value
 
 
-def _network(opts: Mapping[str, Any], out: Translation, flux: bool) -> None:
+def _network(opts: Mapping[str, Any], out: Translation, family: str) -> None:
     module = opts.get("network_module")
     args = {}
     for item in _as_items(opts.get("network_args")):
         name, has_value, value = item.partition("=")
         args[name.strip()] = value.strip().strip("'\"") if has_value else True
     if module is None:
-        module = "networks.lora_flux" if flux else "networks.lora"
+        module = FAMILY_DEFAULT_MODULES.get(family, "networks.lora")
         out.note("network_module", f"not given; read as {module} (a LoRA), as the script's usual module",
                  "add --network_module to the command if it trains something else")
     if module == LYCORIS_MODULE:
@@ -154,8 +154,8 @@ def _network(opts: Mapping[str, Any], out: Translation, flux: bool) -> None:
     else:
         raise ProblemError([error("network_module", f"'{module}' is not a network module tui-lora trains",
                                   MODULE_HINT)])
-    if flux and lora_type == "Standard":
-        lora_type = "Flux1"
+    if lora_type == "Standard":
+        lora_type = FAMILY_PLAIN_LORA_TYPES.get(family, lora_type)
     out.gui["LoRA_type"] = lora_type
     out.renamed["LoRA_type"] = "network_module"
     for name, value in args.items():

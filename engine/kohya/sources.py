@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import read_regular_file
+from ..config.kohya_tables import SCOPES, number
 from ..config.kohya_import import MAX_KOHYA_FILE_BYTES, ImportResult, convert_kohya_settings, read_kohya_file
 from ..config.runconfig import SETTINGS, RunConfig
 from ..problems import Problem, ProblemError, error, warning
 from .command_line import LAUNCHER_KEYS, looks_like_command, parse_command
 from .dataset_config import DatasetImport, is_dataset_config, read_dataset_config
-from .script_options import MODULE_HINT, Translation, translate
-from .tables import FAMILY_LABELS, LORA_GUI_KEYS, NOT_LORA_GUI_KEYS, SCRIPT_FAMILIES
+from .script_options import MODULE_HINT, Translation, ignored_note, translate
+from .tables import FAMILY_LABELS, LORA_GUI_KEYS, TRAINER_IGNORES, NOT_LORA_GUI_KEYS, SCRIPT_FAMILIES
 from .toml_config import flatten_config, parse_toml, read_toml
 
+_NOISE_KIND = {"noise_offset": True, "adaptive_noise_scale": True, "multires_noise_iterations": False}
 GUI_JSON, SCRIPT_JSON, CONFIG_TOML, DATASET_TOML, COMMAND = "gui", "script_json", "config_toml", "dataset_toml", "command"
 KIND_NAMES = {GUI_JSON: "Kohya SS GUI config", SCRIPT_JSON: "sd-scripts options (JSON)",
               CONFIG_TOML: "sd-scripts --config_file TOML", DATASET_TOML: "sd-scripts --dataset_config TOML",
@@ -90,6 +92,7 @@ def convert_source(source: Source) -> ImportResult:
         _refuse_other_tabs(source.document, name)
         result = convert_kohya_settings(source.document, source=name)
         result.kind = KIND_NAMES[GUI_JSON]
+        result.notes = _ignored_by_trainer(source.document, result.config.model.family) + result.notes
         return result
     base = source.path.parent
     options: dict[str, Any] = {}
@@ -116,8 +119,11 @@ def convert_source(source: Source) -> ImportResult:
     for key in LAUNCHER_KEYS:
         if key in launcher and key != "mixed_precision":
             gui.setdefault(key, launcher[key])
-    if dataset is not None:
-        gui.update(dataset.gui)  # sd-scripts: a dataset config replaces train_data_dir and its options
+    if dataset is not None:  # sd-scripts: a dataset config replaces train_data_dir, reg_data_dir and their options
+        for key in ("train_data_dir", "reg_data_dir"):
+            if gui.pop(key, None) and source.kind != DATASET_TOML:
+                translation.note(key, "is not used by sd-scripts with a dataset config; its subsets' folders are imported")
+        gui.update(dataset.gui)
     if source.kind == DATASET_TOML:  # only the dataset is known: the rest keeps tui-lora's defaults
         gui.setdefault("optimizer", SETTINGS["optimizer.name"].default)
     try:
@@ -140,6 +146,23 @@ def convert_source(source: Source) -> ImportResult:
 
 def import_kohya_file(path: str | Path) -> ImportResult:
     return convert_source(read_source(path))
+
+
+def _ignored_by_trainer(document: Mapping[str, Any], family: str) -> list[Problem]:
+    """The GUI's values sd-scripts' trainer for this family reads but does not use: named, not dropped silently."""
+    trainer, keys = TRAINER_IGNORES.get(family, ("", ()))
+    by_kohya = SETTINGS.by_kohya_key()
+    offset_kind = SCOPES["noise"](document)  # the GUI passes the offset noise keys or the multires ones
+    notes = []
+    for key in keys:
+        value = document.get(key)
+        if key in _NOISE_KIND and _NOISE_KIND[key] != offset_kind or value in (None, "", False):
+            continue
+        default = by_kohya[key].default if key in by_kohya else None
+        if number(value) in (0, number(default)) or value == default:
+            continue
+        notes.append(ignored_note(key, value, trainer))
+    return notes
 
 
 def _near(reference: str, base: Path) -> Path:

@@ -7,6 +7,8 @@ keys this table moves to them.
 
 from __future__ import annotations
 
+from typing import Any
+
 # sd-scripts LoRA script (file stem) → (family name, the Kohya GUI keys that select that family).
 SCRIPT_FAMILIES: dict[str, tuple[str, dict[str, object]]] = {
     "train_network": ("sd1", {}),  # SD 1.x, or SD 2.x with --v2 (the GUI reads the same flag)
@@ -64,9 +66,27 @@ SCRIPT_TO_GUI: dict[str, str] = {
 }
 # network_args keys → Kohya GUI keys, where they differ (the rest keep their name).
 NETWORK_ARG_TO_GUI: dict[str, str] = {"preset": "LyCORIS_preset", "dropout": "network_dropout", "algo": ""}
-# Options sd-scripts' FLUX.1 trainer reads but does not use (SD-only objective and tokenizer options).
-FLUX_IGNORED_OPTIONS = ("noise_offset", "min_snr_gamma", "max_token_length", "multires_noise_iterations",
-                        "adaptive_noise_scale", "clip_skip", "v_parameterization", "debiased_estimation_loss")
+# What differs per family in sd-scripts' terms (one place, to move onto the families later):
+# the network module its LoRA script uses when none is given, and the GUI's LoRA_type for it;
+FAMILY_DEFAULT_MODULES = {"flux1": "networks.lora_flux"}
+FAMILY_PLAIN_LORA_TYPES = {"flux1": "Flux1"}
+# options that name the family in a config read without its script;
+FAMILY_MARKER_OPTIONS = {"flux1": ("ae", "t5xxl")}
+# and options its trainer reads but does not use (flow matching has no DDPM noise levels, one CLIP length).
+TRAINER_IGNORES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "flux1": ("FLUX.1", ("noise_offset", "min_snr_gamma", "max_token_length", "multires_noise_iterations",
+                         "adaptive_noise_scale", "clip_skip", "v_parameterization", "debiased_estimation_loss")),
+}
+FAMILY_GUI_KEYS = {family: keys for family, keys in SCRIPT_FAMILIES.values()}
+NETWORK_MODULE_FAMILIES = {module: family for family, module in FAMILY_DEFAULT_MODULES.items()}
+
+
+def family_of_options(options: dict[str, Any]) -> str:
+    """The family a script-less config names by its network module or its own files; '' when none."""
+    family = NETWORK_MODULE_FAMILIES.get(str(options.get("network_module")), "")
+    return family or next((f for f, keys in FAMILY_MARKER_OPTIONS.items() if any(options.get(k) for k in keys)), "")
+
+
 # sd-scripts options tui-lora has no counterpart for (and the GUI has no key for) → what they do;
 # named in a note when set to anything but off.
 SCRIPT_NO_COUNTERPART: dict[str, str] = {
