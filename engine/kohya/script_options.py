@@ -135,7 +135,9 @@ def _scalar(value: Any, key: str) -> Any:
 
 
 def _network(opts: Mapping[str, Any], out: Translation, family: str) -> None:
-    module = opts.get("network_module")
+    module = _first(opts.get("network_module"))
+    if module is not None and not isinstance(module, str):
+        raise ProblemError([error("network_module", f"{module!r} is not a module name", MODULE_HINT)])
     args = {}
     for item in _as_items(opts.get("network_args")):
         name, has_value, value = item.partition("=")
