@@ -359,3 +359,26 @@ def test_any_dataset_config_imports_or_is_refused_clearly(document):
                           st.text(max_size=8)), max_size=10))
 def test_any_command_words_import_or_are_refused_clearly(words):
     _answers(Source("command", Path("/nonexistent/cmd.sh"), "accelerate launch train_network.py " + " ".join(words)))
+
+
+def test_warmup_in_steps_of_an_epoch_run_is_its_share_of_the_steps_counted_from_the_images(tmp_path):
+    from PIL import Image
+
+    from engine.optim.numbers import warmup_steps
+    from engine.plan import plan_run
+
+    concept = tmp_path / "img" / "5_cat"
+    concept.mkdir(parents=True)
+    for number in range(4):
+        Image.new("RGB", (64, 64), (number * 40, 0, 0)).save(concept / f"{number}.png")
+    source = tmp_path / "cmd.sh"
+    source.write_text(f"accelerate launch train_network.py --train_data_dir {tmp_path / 'img'} --max_train_epochs 2 "
+                      "--lr_scheduler cosine --lr_warmup_steps 4 --resolution 64 --network_module networks.lora\n")
+    result = import_kohya_file(source)
+    cfg = result.config
+    assert cfg.optimizer.warmup_percent == 10.0  # 4 of 4 images × 5 repeats × 2 epochs
+    assert "40 steps" in notes(result)["lr_warmup_steps"]
+    assert warmup_steps(cfg.optimizer.scheduler, cfg.optimizer.warmup_percent, plan_run(cfg).total_steps) == 4
+    source.write_text(source.read_text().replace(str(tmp_path / "img"), "/nowhere/img"))
+    result = import_kohya_file(source)
+    assert result.config.optimizer.warmup_percent == 0.0 and "imported as 0" in notes(result)["lr_warmup_steps"]

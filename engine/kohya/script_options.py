@@ -58,6 +58,7 @@ class Translation:
     gui: dict[str, Any] = field(default_factory=dict)
     notes: list[Problem] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # GUI key → the sd-scripts name it came from
+    warmup_steps: int = 0  # warmup in steps of a run whose length the images decide (resolved by the caller)
 
     def note(self, key: str, message: str, hint: str = "") -> None:
         self.notes.append(warning(key, message, hint))
@@ -209,11 +210,9 @@ def _length_and_warmup(opts: Mapping[str, Any], out: Translation) -> None:
         out.gui["lr_warmup"] = round(100 * warmup / total, 6)
         out.note("lr_warmup_steps", f"{int(warmup)} of {total} steps imported as optimizer.warmup_percent "
                                     f"{out.gui['lr_warmup']:g}")
-    else:
+    else:  # the run's length in steps depends on the images: sources.py counts them when it can
         out.gui["lr_warmup"] = 0
-        out.note("lr_warmup_steps", f"{int(warmup)} warmup steps: tui-lora sets warmup as a share of the run's "
-                                    "steps, which depend on the images; imported as 0",
-                 "set optimizer.warmup_percent (tui-lora validate prints the run's steps)")
+        out.warmup_steps = int(warmup)
 
 
 def _attention(opts: Mapping[str, Any], out: Translation) -> None:

@@ -18,6 +18,7 @@ from ..atomic import read_regular_file
 from ..config.kohya_tables import SCOPES, number
 from ..config.kohya_import import MAX_KOHYA_FILE_BYTES, ImportResult, convert_kohya_settings, read_kohya_file
 from ..config.runconfig import SETTINGS, RunConfig
+from ..plan import scan_for
 from ..problems import Problem, ProblemError, error, warning
 from .command_line import LAUNCHER_KEYS, looks_like_command, parse_command
 from .dataset_config import DatasetImport, is_dataset_config, read_dataset_config
@@ -138,6 +139,8 @@ def convert_source(source: Source) -> ImportResult:
                             n.hint, n.severity) for n in result.notes]
     if dataset is not None and dataset.values:
         result.config = RunConfig({**result.config.values, **dataset.values})
+    if translation.warmup_steps:
+        _warmup_from_images(result, translation.warmup_steps)
     if "mixed_precision" in launcher and launcher["mixed_precision"] != gui.get("mixed_precision"):
         result.notes.append(warning("mixed_precision", f"accelerate's --mixed_precision {launcher['mixed_precision']} "
                                     "is overridden by the script's own (sd-scripts passes its value to accelerate)"))
@@ -146,6 +149,26 @@ def convert_source(source: Source) -> ImportResult:
 
 def import_kohya_file(path: str | Path) -> ImportResult:
     return convert_source(read_source(path))
+
+
+def _warmup_from_images(result: ImportResult, steps: int) -> None:
+    """Warmup given in steps, for a run that lasts some epochs: its share of the run's steps, counted
+    from the images as the run will count them (image headers only), or 0 with a note when they
+    cannot be read here."""
+    config = result.config
+    try:
+        total = scan_for(config).total_steps if config.folders.images else 0
+    except ProblemError:
+        total = 0
+    if total:
+        percent = round(100 * min(steps, total) / total, 6)
+        result.config = RunConfig({**config.values, "optimizer.warmup_percent": percent})
+        result.notes.append(warning("lr_warmup_steps", f"{steps} of the run's {total} steps (counted from the images "
+                                    f"in folders.images) imported as optimizer.warmup_percent {percent:g}"))
+        return
+    result.notes.append(warning("lr_warmup_steps", f"{steps} warmup steps: tui-lora sets warmup as a share of the "
+                                "run's steps, which depend on images this machine cannot read; imported as 0",
+                                "set optimizer.warmup_percent (tui-lora validate prints the run's steps)"))
 
 
 def _ignored_by_trainer(document: Mapping[str, Any], family: str) -> list[Problem]:

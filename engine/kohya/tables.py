@@ -62,7 +62,6 @@ SCRIPT_TO_GUI: dict[str, str] = {
     "resolution": "max_resolution",
     "optimizer_type": "optimizer",
     "caption_extention": "caption_extension",  # sd-scripts' old misspelling, still accepted
-    "max_train_epochs": "max_train_epochs",
 }
 # network_args keys → Kohya GUI keys, where they differ (the rest keep their name).
 NETWORK_ARG_TO_GUI: dict[str, str] = {"preset": "LyCORIS_preset", "dropout": "network_dropout", "algo": ""}
