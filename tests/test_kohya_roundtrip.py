@@ -205,6 +205,7 @@ def test_export_cli_writes_gui_json_and_toml_and_never_replaces_without_force(tm
     assert main(["export-kohya", str(run), "-o", str(out), "--force"]) == 0
     folder = tmp_path / "sd"
     assert main(["export-kohya", str(run), "--toml", str(folder)]) == 0
+    assert "run it in the sd-scripts folder: accelerate launch" in capsys.readouterr().out
     assert {p.name for p in folder.iterdir()} == {"config.toml", "dataset.toml", "train.sh"}
     assert "loha" in (folder / "config.toml").read_text() and "10_cat" in (folder / "dataset.toml").read_text()
     before = (folder / "config.toml").read_text()

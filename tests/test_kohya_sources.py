@@ -42,8 +42,10 @@ def test_sd_scripts_config_toml_imports_every_option():
     result = import_kohya_file(DATA / "sdscripts_config.toml")
     cfg = result.config
     assert result.kind == "sd-scripts --config_file TOML"
+    # the file does not say which script runs it: the model file names its family when training starts
     assert (cfg.model.quick_pick, cfg.model.path, cfg.model.family) == (
-        "custom", "/models/sd15/v1-5-pruned-emaonly.safetensors", "sd1")
+        "custom", "/models/sd15/v1-5-pruned-emaonly.safetensors", "auto")
+    assert "does not name its sd-scripts script" in notes(result)["model.family"]
     # networks.lora with conv_dim in network_args is Kohya's LoCon
     assert (cfg.network.type, cfg.network.rank, cfg.network.alpha, cfg.network.conv_rank, cfg.network.conv_alpha) == (
         "locon", 32, 16.0, 8, 4.0)

@@ -23,7 +23,7 @@ from ..problems import Problem, ProblemError, error, warning
 from .command_line import LAUNCHER_KEYS, looks_like_command, parse_command
 from .dataset_config import DatasetImport, is_dataset_config, read_dataset_config
 from .script_options import MODULE_HINT, Translation, ignored_note, translate
-from .tables import FAMILY_LABELS, LORA_GUI_KEYS, TRAINER_IGNORES, NOT_LORA_GUI_KEYS, SCRIPT_FAMILIES
+from .tables import FAMILY_LABELS, LORA_GUI_KEYS, NOT_LORA_GUI_KEYS, SCRIPT_FAMILIES, TRAINER_IGNORES
 from .toml_config import flatten_config, parse_toml, read_toml
 
 _NOISE_KIND = {"noise_offset": True, "adaptive_noise_scale": True, "multires_noise_iterations": False}
@@ -139,6 +139,8 @@ def convert_source(source: Source) -> ImportResult:
                             n.hint, n.severity) for n in result.notes]
     if dataset is not None and dataset.values:
         result.config = RunConfig({**result.config.values, **dataset.values})
+    if not script and source.kind != DATASET_TOML:
+        _family_from_the_model(result)
     if translation.warmup_steps:
         _warmup_from_images(result, translation.warmup_steps)
     if "mixed_precision" in launcher and launcher["mixed_precision"] != gui.get("mixed_precision"):
@@ -149,6 +151,20 @@ def convert_source(source: Source) -> ImportResult:
 
 def import_kohya_file(path: str | Path) -> ImportResult:
     return convert_source(read_source(path))
+
+
+def _family_from_the_model(result: ImportResult) -> None:
+    """sd-scripts options read without their script (a config TOML, a JSON) do not say whether
+    train_network.py or sdxl_train_network.py runs them: a model file of our own then names its
+    family itself (model.family: auto) rather than being taken for the plain script's family."""
+    values = result.config.values
+    plain = SCRIPT_FAMILIES["train_network"][0]
+    if values["model.quick_pick"] != "custom" or values["model.family"] != plain:
+        return
+    result.config = RunConfig({**values, "model.family": "auto"})
+    result.notes.append(warning("model.family", "the file does not name its sd-scripts script, so the family is read "
+                                "from the model file when training starts (auto)",
+                                "set model.family, or import the command line that runs sdxl_/flux_train_network.py"))
 
 
 def _warmup_from_images(result: ImportResult, steps: int) -> None:

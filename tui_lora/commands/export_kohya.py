@@ -70,4 +70,6 @@ def main_export_kohya(args: Sequence[str] | argparse.Namespace) -> int:
         print(f"not exported: {line}", file=sys.stderr)
     for path in files:
         print(f"wrote {path}")
+    if args.toml:
+        print(f"run it in the sd-scripts folder: {toml.command}")
     return 0
