@@ -384,3 +384,12 @@ def test_warmup_in_steps_of_an_epoch_run_is_its_share_of_the_steps_counted_from_
     source.write_text(source.read_text().replace(str(tmp_path / "img"), "/nowhere/img"))
     result = import_kohya_file(source)
     assert result.config.optimizer.warmup_percent == 0.0 and "imported as 0" in notes(result)["lr_warmup_steps"]
+
+
+def test_concept_folders_the_dataset_config_leaves_out_are_named(tmp_path):
+    for name in ("10_cat", "3_dog", "notes"):
+        (tmp_path / "img" / name).mkdir(parents=True)
+    source = tmp_path / "ds.toml"
+    source.write_text(f'[[datasets]]\n[[datasets.subsets]]\nimage_dir = "{tmp_path / "img" / "10_cat"}"\nnum_repeats = 10\n')
+    said = notes(import_kohya_file(source))
+    assert "also holds 3_dog" in said["image_dir"] and "notes" not in said["image_dir"]

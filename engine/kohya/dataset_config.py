@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from ..config.runconfig import SETTINGS
@@ -144,6 +144,7 @@ def _folders(out: DatasetImport) -> None:
                          f"rename the folder to '{parsed[0]}_{subset['class_tokens']}'")
         if parents:
             out.gui[gui_key] = parents[0]
+            _unlisted(out, parents[0], {PurePath(str(s["image_dir"])).name for s in group})
             for parent in sorted(set(parents) - {parents[0]}):
                 out.notes.append(warning("image_dir", f"'{parent}' is not under '{parents[0]}'; tui-lora reads one "
                                          f"{'regularisation' if is_reg else 'images'} folder of concept folders",
@@ -151,6 +152,19 @@ def _folders(out: DatasetImport) -> None:
     if out.gui.get("reg_data_dir") and out.gui.get("reg_data_dir") == out.gui.get("train_data_dir"):
         out.notes.append(warning("is_reg", "the regularisation subsets sit in the same folder as the training ones",
                                  "move the regularisation folders into their own folder"))
+
+
+def _unlisted(out: DatasetImport, parent: str, listed: set[str]) -> None:
+    """Concept folders beside the listed ones: tui-lora trains every one, sd-scripts only the listed."""
+    try:
+        extra = sorted(p.name for p in Path(parent).iterdir() if p.is_dir() and parse_concept_name(p.name)
+                       and p.name not in listed)
+    except OSError:
+        return  # not on this machine: nothing to compare
+    if extra:
+        out.notes.append(warning("image_dir", f"'{parent}' also holds {', '.join(extra[:3])}"
+                                 f"{' …' if len(extra) > 3 else ''}, which the dataset config leaves out; tui-lora "
+                                 "trains every concept folder there", "move the folders sd-scripts did not train elsewhere"))
 
 
 def _shared(out: DatasetImport) -> None:

@@ -87,6 +87,9 @@ def _model(config: RunConfig, out: GuiExport) -> None:
     out.data["model_list"] = "custom"
     for key, value in FAMILY_GUI_KEYS.get(values["model.family"], {}).items():
         out.data[key] = value
+    if values["model.family"] == "auto" and pick == "custom":
+        out.left_out.append("model.family: 'auto' (read from the model file) has no Kohya value; written as SD 1.x "
+                            "(set the GUI's SDXL / v2 / FLUX.1 checkbox, or the script, to match the model)")
     if "model.config_dir" in values and values["model.config_dir"]:
         out.left_out.append(f"model.config_dir: the Kohya GUI has no such setting ({values['model.config_dir']!r} "
                             "is not written; sd-scripts carries the model configs itself)")
