@@ -393,3 +393,12 @@ def test_concept_folders_the_dataset_config_leaves_out_are_named(tmp_path):
     source.write_text(f'[[datasets]]\n[[datasets.subsets]]\nimage_dir = "{tmp_path / "img" / "10_cat"}"\nnum_repeats = 10\n')
     said = notes(import_kohya_file(source))
     assert "also holds 3_dog" in said["image_dir"] and "notes" not in said["image_dir"]
+
+
+def test_seed_0_is_the_seed_0_in_sd_scripts_not_random_as_in_the_gui(tmp_path):
+    source = tmp_path / "cmd.sh"
+    source.write_text("accelerate launch train_network.py --network_module networks.lora --seed 0\n")
+    assert import_kohya_file(source).config.training.seed == 0
+    gui = tmp_path / "gui.json"
+    gui.write_text(json.dumps({"LoRA_type": "Standard", "seed": 0}))
+    assert import_kohya_file(gui).config.training.seed is None

@@ -53,7 +53,7 @@ def export_gui(config: RunConfig) -> GuiExport:
         if setting.kohya:
             out.data[setting.kohya] = _gui_value(value)
             if value == 0 and setting.kohya in ZERO_MEANS_EMPTY and setting.optional:
-                out.left_out.append(f"{setting.key}: 0 means 'not set' in Kohya; written as 0 all the same")
+                out.gui_only.append(f"{setting.key}: 0 means 'not set' in the Kohya GUI; written as 0 all the same")
         elif setting.key != "model.config_dir" and value != setting.default_for(values):
             out.left_out.append(f"{setting.key}: the Kohya GUI has no such setting ({value!r} is not written)")
     _model(config, out)

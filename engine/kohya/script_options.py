@@ -58,6 +58,7 @@ class Translation:
     gui: dict[str, Any] = field(default_factory=dict)
     notes: list[Problem] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # GUI key → the sd-scripts name it came from
+    zero_seed: bool = False
     warmup_steps: int = 0  # warmup in steps of a run whose length the images decide (resolved by the caller)
 
     def note(self, key: str, message: str, hint: str = "") -> None:
@@ -110,6 +111,8 @@ def translate(options: Mapping[str, Any], *, script: str = "", base_dir: Path | 
         if gui_key != key:
             out.renamed[gui_key] = key
         out.gui[gui_key] = _scalar(value, key)
+    if number(_first(opts.get("seed"))) == 0:
+        out.zero_seed = True  # the GUI's 0 means 'random'; sd-scripts' --seed 0 is the seed 0
     out.gui["noise_offset_type"] = NOISE_BOTH  # sd-scripts adds both kinds of noise when both are set
     if _truthy(opts.get("cache_latents_to_disk")):
         out.gui["cache_latents"] = True  # sd-scripts turns caching on for it (verify_training_args)

@@ -139,6 +139,8 @@ def convert_source(source: Source) -> ImportResult:
                             n.hint, n.severity) for n in result.notes]
     if dataset is not None and dataset.values:
         result.config = RunConfig({**result.config.values, **dataset.values})
+    if translation.zero_seed:
+        result.config = RunConfig({**result.config.values, "training.seed": 0})
     if not script and source.kind != DATASET_TOML:
         _family_from_the_model(result)
     if translation.warmup_steps:
