@@ -348,3 +348,12 @@ def test_seed_0_is_the_seed_0_in_sd_scripts_not_random_as_in_the_gui(tmp_path):
     gui = tmp_path / "gui.json"
     gui.write_text(json.dumps({"LoRA_type": "Standard", "seed": 0}))
     assert import_kohya_file(gui).config.training.seed is None
+
+
+def test_a_prompt_file_beside_the_config_is_read_with_its_options(tmp_path):
+    (tmp_path / "prompts.txt").write_text("# my prompts\nphoto of sks cat --n blurry --w 512 --h 640 --d 7\n\na cat\n")
+    source = tmp_path / "cfg.toml"
+    source.write_text('network_module = "networks.lora"\nsample_prompts = "prompts.txt"\nsample_every_n_epochs = 1\n')
+    cfg = import_kohya_file(source).config
+    assert cfg.sampling.prompts == [{"prompt": "photo of sks cat", "negative": "blurry", "width": 512, "height": 640,
+                                     "seed": 7}, "a cat"]
