@@ -25,7 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "diffusers", "transformers", "peft", "accelerate", "bitsandbytes")
 UI = ("tui_lora", "textual")
-LIGHT_ENGINE = ("engine.config", "engine.events", "engine.runs", "engine.plan")
+LIGHT_ENGINE = ("engine.config", "engine.events", "engine.runs", "engine.plan", "engine.kohya.sources", "engine.kohya.export_toml")
 WIZARD_START = ("tui_lora.app", "tui_lora.cli")
 
 # The cycles issue 22 found outside the families, removed by moving the shared piece down: none of
