@@ -183,7 +183,7 @@ def test_a_subset_whose_folder_name_does_not_carry_its_repeats_is_named(tmp_path
 
 
 @pytest.mark.parametrize("text, words", [
-    ("accelerate launch sd3_train_network.py --pretrained_model_name_or_path sd3.safetensors", "Stable Diffusion 3/3.5 LoRAs"),
+    ("accelerate launch lumina_train_network.py --pretrained_model_name_or_path l.safetensors", "Lumina Image 2.0 LoRAs"),
     ("accelerate launch train_db.py --pretrained_model_name_or_path x", "DreamBooth"),
     ("python sdxl_train_textual_inversion.py --token_string tok", "textual inversion"),
     ("accelerate launch train_network.py --network_module networks.oft", "networks.oft"),

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from engine.families.kohya_names import KohyaNames
+
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per family
 class ModelFamily:
@@ -82,6 +84,7 @@ class ModelFamily:
     vram_reference_file: Any = None
     has_legacy_flags: bool = True  # the old v2/v_parameterization/sdxl booleans can name it (SD families)
     trainable_text_encoders: int | None = None  # how many of its text encoders (first ones) a LoRA may train; None: all
+    kohya: KohyaNames = field(default_factory=KohyaNames)  # its sd-scripts script, GUI switch and network module
 
     # ------------------------------------------------------------------ legacy flags and words
 

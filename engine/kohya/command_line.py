@@ -19,7 +19,7 @@ from pathlib import PurePath, PureWindowsPath
 from typing import Any
 
 from ..problems import ProblemError, error
-from .tables import NOT_LORA_SCRIPTS, SCRIPT_FAMILIES
+from .tables import NOT_LORA_SCRIPTS, SCRIPT_FAMILIES, UNKNOWN_FAMILY_SCRIPTS
 
 # accelerate launch's options that have a run setting (the rest only steer accelerate itself).
 LAUNCHER_KEYS = ("num_processes", "num_cpu_threads_per_process", "gpu_ids", "mixed_precision", "num_machines",
@@ -61,11 +61,11 @@ def parse_command(text: str, source: str) -> CommandLine:
         raise ProblemError([error(source, f"{words[position]} trains {NOT_LORA_SCRIPTS[stem]}, not a LoRA",
                                   "tui-lora trains LoRAs: use " + ", ".join(f"{s}.py" for s in SCRIPT_FAMILIES)
                                   + " with --network_module networks.lora")])
-    if stem not in SCRIPT_FAMILIES:
+    if stem not in SCRIPT_FAMILIES and stem not in UNKNOWN_FAMILY_SCRIPTS:  # those are refused with their family
         named = f"'{words[position]}' is not an sd-scripts LoRA script" if position is not None else \
             "names no sd-scripts training script"
         raise ProblemError([error(source, named, "give the `accelerate launch … train_network.py --…` line "
-                                  "(or sdxl_/flux_train_network.py)")])
+                                  "(or " + ", ".join(f"{s}.py" for s in SCRIPT_FAMILIES if s != "train_network") + ")")])
     launcher = _flags(words[:position], source, launcher=True)
     options = _flags(words[position + 1:], source)
     return CommandLine(stem, options, {k: v for k, v in launcher.items() if k in LAUNCHER_KEYS})

@@ -18,12 +18,13 @@ from ..atomic import read_regular_file
 from ..config.kohya_tables import SCOPES, number
 from ..config.kohya_import import MAX_KOHYA_FILE_BYTES, ImportResult, convert_kohya_settings, read_kohya_file
 from ..config.runconfig import SETTINGS, RunConfig
+from ..families import REGISTRY
 from ..plan import scan_for
 from ..problems import Problem, ProblemError, error, warning
 from .command_line import LAUNCHER_KEYS, looks_like_command, parse_command
 from .dataset_config import DatasetImport, is_dataset_config, read_dataset_config
 from .script_options import MODULE_HINT, Translation, ignored_note, translate
-from .tables import FAMILY_LABELS, LORA_GUI_KEYS, NOT_LORA_GUI_KEYS, SCRIPT_FAMILIES, TRAINER_IGNORES
+from .tables import LORA_GUI_KEYS, NOT_LORA_GUI_KEYS, SCRIPT_FAMILIES, TRAINER_IGNORES, UNKNOWN_FAMILY_SCRIPTS
 from .toml_config import flatten_config, parse_toml, read_toml
 
 _NOISE_KIND = {"noise_offset": True, "adaptive_noise_scale": True, "multires_noise_iterations": False}
@@ -236,9 +237,8 @@ def _refuse_text_inversion(options: Mapping[str, Any], name: str) -> None:
 
 
 def _refuse_missing_family(script: str, name: str) -> None:
-    family = SCRIPT_FAMILIES.get(script, ("", {}))[0]
-    if family and family not in SETTINGS["model.family"].choices:  # the families this tui-lora has
-        label = FAMILY_LABELS.get(family, family)
-        raise ProblemError([error(name, f"{script}.py trains {label} LoRAs, which this tui-lora cannot train yet",
-                                  "tui-lora trains SD 1.x, SD 2.x, SDXL and FLUX.1 LoRAs: use train_network.py, "
-                                  "sdxl_train_network.py or flux_train_network.py")])
+    if script in UNKNOWN_FAMILY_SCRIPTS:  # a LoRA script of a family this tui-lora has no package for
+        trains = ", ".join(dict.fromkeys(family.label for family in REGISTRY.values()))
+        raise ProblemError([error(name, f"{script}.py trains {UNKNOWN_FAMILY_SCRIPTS[script]} LoRAs, which this "
+                                  "tui-lora cannot train yet",
+                                  f"tui-lora trains {trains} LoRAs: use " + ", ".join(f"{s}.py" for s in SCRIPT_FAMILIES))])

@@ -1,21 +1,26 @@
 """sd-scripts names the importer and exporter share: scripts, network modules, renamed options.
 
-Which model family a script trains is written here once (`SCRIPT_FAMILIES`), as the Kohya GUI keys
-that select the family, so the GUI conversion decides the rest; when families own their Kohya
-keys this table moves to them.
+Which model family a script trains, the GUI keys that select it, its network module and the options
+its trainer ignores are the families' own facts (`ModelFamily.kohya`); the tables below that name a
+family are built from the registry, so a new family package brings its Kohya names with it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from engine.families import REGISTRY
+
+_NAMED = [family for family in REGISTRY.values() if family.kohya.scripts or family.kohya.gui_keys]
 # sd-scripts LoRA script (file stem) → (family name, the Kohya GUI keys that select that family).
 SCRIPT_FAMILIES: dict[str, tuple[str, dict[str, object]]] = {
-    "train_network": ("sd1", {}),  # SD 1.x, or SD 2.x with --v2 (the GUI reads the same flag)
-    "sdxl_train_network": ("sdxl", {"sdxl": True}),
-    "flux_train_network": ("flux1", {"flux1_checkbox": True}),
-    "sd3_train_network": ("sd35", {"sd3_checkbox": True}),
-}
+    script: (family.name, dict(family.kohya.gui_keys)) for family in _NAMED for script in family.kohya.scripts}
+# LoRA scripts of families tui-lora has no package for (yet) → their name, for a clear refusal.
+UNKNOWN_FAMILY_SCRIPTS: dict[str, str] = {
+    script: label for script, label in {"sd3_train_network": "Stable Diffusion 3/3.5",
+                                        "lumina_train_network": "Lumina Image 2.0",
+                                        "hunyuan_image_train_network": "HunyuanImage"}.items()
+    if script not in SCRIPT_FAMILIES}
 # sd-scripts scripts that train something other than a LoRA → what they train.
 NOT_LORA_SCRIPTS: dict[str, str] = {
     "train_db": "a DreamBooth fine-tune (the whole model)",
@@ -65,17 +70,14 @@ SCRIPT_TO_GUI: dict[str, str] = {
 }
 # network_args keys → Kohya GUI keys, where they differ (the rest keep their name).
 NETWORK_ARG_TO_GUI: dict[str, str] = {"preset": "LyCORIS_preset", "dropout": "network_dropout", "algo": ""}
-# What differs per family in sd-scripts' terms (one place, to move onto the families later):
-# the network module its LoRA script uses when none is given, and the GUI's LoRA_type for it;
-FAMILY_DEFAULT_MODULES = {"flux1": "networks.lora_flux"}
-FAMILY_PLAIN_LORA_TYPES = {"flux1": "Flux1"}
+# The network module each family's LoRA script uses when none is given, and the GUI's LoRA_type for it.
+FAMILY_DEFAULT_MODULES = {f.name: f.kohya.network_module for f in _NAMED if f.kohya.network_module != "networks.lora"}
+FAMILY_PLAIN_LORA_TYPES = {f.name: f.kohya.gui_lora_type for f in _NAMED if f.kohya.gui_lora_type != "Standard"}
 # options that name the family in a config read without its script;
-FAMILY_MARKER_OPTIONS = {"flux1": ("ae", "t5xxl")}
-# and options its trainer reads but does not use (flow matching has no DDPM noise levels, one CLIP length).
+FAMILY_MARKER_OPTIONS = {f.name: f.kohya.marker_options for f in _NAMED if f.kohya.marker_options}
+# and options its trainer reads but does not use: family → (its words, the options).
 TRAINER_IGNORES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "flux1": ("FLUX.1", ("noise_offset", "min_snr_gamma", "max_token_length", "multires_noise_iterations",
-                         "adaptive_noise_scale", "clip_skip", "v_parameterization", "debiased_estimation_loss")),
-}
+    f.name: (f.label, f.kohya.ignored_options) for f in _NAMED if f.kohya.ignored_options}
 FAMILY_GUI_KEYS = {family: keys for family, keys in SCRIPT_FAMILIES.values()}
 NETWORK_MODULE_FAMILIES = {module: family for family, module in FAMILY_DEFAULT_MODULES.items()}
 
@@ -114,5 +116,3 @@ SCRIPT_NO_COUNTERPART: dict[str, str] = {
 }
 # Old sd-scripts switches that pick the optimizer when --optimizer_type is not given.
 OLD_OPTIMIZER_SWITCHES = {"use_8bit_adam": "AdamW8bit", "use_lion_optimizer": "Lion"}
-# Families a script names that the family registry may not hold yet → how to call them.
-FAMILY_LABELS = {"sd35": "Stable Diffusion 3/3.5"}

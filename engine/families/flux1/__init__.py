@@ -16,6 +16,7 @@ from engine.families.flux1 import reference as ref
 from engine.families.flux1 import settings
 from engine.families.flux1.tiny import TINY_MODEL
 from engine.families.base import ModelFamily
+from engine.families.kohya_names import KohyaNames
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,6 +161,12 @@ FLUX1 = FluxFamily(
                  ("builtin-tiny-flux1", "builtin-tiny-flux1")),
     vram_reference_file=Path(__file__).parent / "vram_reference.json",
     tiny_model=TINY_MODEL,
+    kohya=KohyaNames(
+        scripts=("flux_train_network",), gui_keys={"flux1_checkbox": True}, network_module="networks.lora_flux",
+        gui_lora_type="Flux1", marker_options=("ae", "t5xxl"),
+        # flow matching has no DDPM noise levels, and CLIP-L has one fixed length
+        ignored_options=("noise_offset", "min_snr_gamma", "max_token_length", "multires_noise_iterations",
+                         "adaptive_noise_scale", "clip_skip", "v_parameterization", "debiased_estimation_loss")),
     trainable_text_encoders=1,  # CLIP-L only: T5 stays frozen (diffusers' loader drops T5 LoRA keys)
 )
 FAMILIES = (FLUX1,)

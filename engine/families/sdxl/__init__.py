@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from engine.families.base import ModelFamily
+from engine.families.kohya_names import KohyaNames
 from engine.families.common import tiny_sd
 from engine.families.common.sd_reference import CLIP_L
 
@@ -37,6 +38,7 @@ SDXL = ModelFamily(
     marks_v_in_version=False,
     text_conditioning="clip_pair_pooled",
     menu_group="sd",
+    kohya=KohyaNames(scripts=("sdxl_train_network",), gui_keys={"sdxl": True}),
     quick_picks=(("sdxl-base", "stabilityai/stable-diffusion-xl-base-1.0"), ("builtin-tiny-sdxl", "builtin-tiny-sdxl")),
     vram_reference_file=Path(__file__).parent / "vram_reference.json",
     tiny_model=tiny_sd.tiny_sd_model("builtin-tiny-sdxl", "sdxl", 1003, "SDXL-shaped (two text encoders, size conditioning)",
