@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from ..problems import Problem, error
-from .schema import Setting
+from ..schema import Setting
 
 PROMPT_KEYS = ("prompt", "negative", "seed", "steps", "cfg", "width", "height")
 _TRUE = {"true", "yes", "on", "1"}
