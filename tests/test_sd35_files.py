@@ -159,7 +159,7 @@ def test_sizes_match_diffusers_sd3_transformer_at_real_size():
         with torch.device("meta"):
             model = SD3Transformer2DModel.from_config(config)
         real = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
-        assert sizes.transformer_parameters(config) == real
+        assert sizes.parameters(config) == real
         modules = dict(model.named_modules())
         shapes = sorted((modules[p].in_features, modules[p].out_features) for p in default_targets(model))
         assert shapes == sorted((a, b) for a, b, _, _ in sizes.lora_layers(config))

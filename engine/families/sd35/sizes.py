@@ -30,7 +30,7 @@ def _dual(config: Mapping[str, Any]) -> set[int]:
     return {int(i) for i in (config.get("dual_attention_layers") or ())}
 
 
-def transformer_parameters(config: Mapping[str, Any]) -> int:
+def parameters(config: Mapping[str, Any]) -> int:
     d, head = _width(config), int(config["attention_head_dim"])
     patch, blocks = int(config.get("patch_size", 2)), int(config["num_layers"])
     out_channels = config.get("out_channels") or config["in_channels"]
