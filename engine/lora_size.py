@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import families
+from engine.vram.parts import family_of
 
 # The reference models' layer configs live with each family (engine.families).
 REFERENCE_CONFIGS: dict[str, Mapping[str, Any]] = {name: f.reference_configs for name, f in families.REGISTRY.items()}
@@ -43,15 +44,21 @@ def flux_file_modules(config: Mapping[str, Any]) -> list[tuple[int, int, int]]:
 
 
 def count_parameters(unet: Mapping[str, Any], text_encoders: list[Mapping[str, Any]], *, rank: int,
-                     conv_rank: int, network_type: str, train_text_encoder: bool) -> tuple[int, int]:
+                     conv_rank: int, network_type: str, train_text_encoder: bool, counts: Any = None,
+                     values: Mapping[str, Any] | None = None) -> tuple[int, int]:
     """(numbers stored, number of adapted layers) for a LoRA of this model. The layer walk and the
-    tensor shapes are the VRAM estimate's, which tests hold exact against the tensors training makes."""
+    tensor shapes are the VRAM estimate's, which tests hold exact against the tensors training makes.
+    `counts`: the family's own denoiser counting (`ModelFamily.estimate_counts`), given the run's `values`."""
     from engine.vram.lora_params import denoiser_layers, network_shapes, text_encoder_layers
 
-    if unet.get("_class_name") == "FluxTransformer2DModel":
-        # fused modules: n·r × in down and Σout × n·r up, one alpha each
-        modules = flux_file_modules(unet)
-        numbers, count = sum(n * rank * (fan_in + fan_out) for fan_in, fan_out, n in modules), len(modules)
+    own = counts is not None
+    if own or unet.get("_class_name") == "FluxTransformer2DModel":
+        if own:  # its file's denoiser part, alphas included
+            numbers, count = counts.file_numbers(unet, rank, values or {})
+            numbers -= count  # the alphas are added back below, with the text encoders'
+        else:  # fused modules: n·r × in down and Σout × n·r up, one alpha each
+            modules = flux_file_modules(unet)
+            numbers, count = sum(n * rank * (fan_in + fan_out) for fan_in, fan_out, n in modules), len(modules)
         if train_text_encoder:
             layers = [layer for config in text_encoders for layer in text_encoder_layers(config)]
             shapes = network_shapes(layers, rank=rank, conv_rank=0, network_type="lora")
@@ -117,10 +124,11 @@ def estimate_file_size(values: Mapping[str, Any]) -> tuple[int | None, str]:
     unet, encoders, source = configs
     rank, conv_rank = values["network.rank"], values["network.conv_rank"]
     te_lr = values["optimizer.text_encoder_lr"]
+    counts = families.get(family_of(values)).estimate_counts()
     try:
         numbers, layers = count_parameters(
             unet, encoders, rank=rank, conv_rank=conv_rank, network_type=values["network.type"],
-            train_text_encoder=te_lr != 0,
+            train_text_encoder=te_lr != 0, counts=counts, values=values,
         )
     except (KeyError, TypeError, ValueError, IndexError):
         return None, f"could not read the layer shapes from {source}"

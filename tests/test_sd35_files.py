@@ -39,8 +39,10 @@ def test_sd35_settings_carry_sd_scripts_names_and_defaults():
     assert (by_key["sd35.logit_mean"].default, by_key["sd35.logit_std"].default, by_key["sd35.mode_scale"].default) == (0.0, 1.0, 1.29)
     assert by_key["sd35.training_shift"].default == 1.0
     assert by_key["sd35.t5xxl_max_token_length"].default == 256
+    # the GUI's fields named t5xxl_max_token_length / apply_t5_attn_mask are FLUX.1's (flux.*): not claimed here
+    shared_with_flux = {"t5xxl_max_token_length", "apply_t5_attn_mask"}
     for name in ref.TRAINING_OPTIONS:
-        assert by_key[f"sd35.{name}"].kohya == name
+        assert by_key[f"sd35.{name}"].kohya == (None if name in shared_with_flux else name)
     assert set(by_key["sd35.weighting_scheme"].choices) >= {"sigma_sqrt", "logit_normal", "mode", "cosmap", "none", "uniform"}
 
 

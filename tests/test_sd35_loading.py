@@ -70,3 +70,19 @@ def test_an_encoder_file_of_the_wrong_model_is_refused_by_its_setting(tiny_folde
         load_sd35_single_file(str(path), files=wrong, ae=None, config_dir=str(tiny_folder), dtype=torch.float32,
                               keys=["first_stage_model.x"])
     assert [p.field for p in caught.value.problems] == ["model.clip_g"]
+
+
+@pytest.mark.slow
+def test_a_single_file_run_with_companion_files_trains_through_the_engine(tiny_folder, single_files, tmp_path):
+    from tests.helpers import small_run, write_small_concepts
+
+    path, files = single_files
+    write_small_concepts(tmp_path / "images")
+    result, events = small_run(tmp_path, "custom", model__path=str(path), model__family="auto",
+                               model__clip_l=files["model.clip_l"], model__clip_g=files["model.clip_g"],
+                               model__t5xxl=files["model.t5xxl"], model__config_dir=str(tiny_folder),
+                               buckets__min_resolution=32)
+    base = result.trainer.model.base
+    assert base.family == "sd35" and base.kind == "single_file" and len(base.text_encoders) == 3
+    assert [e["loss"] for e in events if e["type"] == "step"]
+    assert (tmp_path / "out" / "lora.safetensors").exists()

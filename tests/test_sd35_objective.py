@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from engine.families.sd35 import objective as obj  # noqa: E402
-from engine.train.text import Conditioning  # noqa: E402
+from engine.diffusion.text import Conditioning  # noqa: E402
 
 
 def _options(**changes) -> obj.SD3Options:

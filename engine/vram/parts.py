@@ -25,6 +25,11 @@ class ModelParts:
         return self.denoiser.get("_class_name") == "FluxTransformer2DModel"
 
     @property
+    def counts(self):
+        """The family's own denoiser counting (`ModelFamily.estimate_counts`), or None for engine.vram's walk."""
+        return families.get(self.family).estimate_counts() if self.family in families.REGISTRY else None
+
+    @property
     def vae_scale(self) -> int:
         """Image pixels per latent pixel along a side."""
         return 2 ** (len(self.vae["block_out_channels"]) - 1)
@@ -88,7 +93,8 @@ def _folder_parts(folder: Path, family: str) -> ModelParts | None:
     if denoiser is None or vae is None:
         return None
     encoders = []
-    for name in ("text_encoder", "text_encoder_2"):
+    names = families.get(family).text_encoder_components if family in families.REGISTRY else ("text_encoder",)
+    for name in names:
         config = _read(folder / name / "config.json")
         if config is not None:
             architectures = config.get("architectures") or []

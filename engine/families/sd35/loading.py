@@ -144,3 +144,66 @@ def load_sd35_single_file(path: str, *, files: dict[str, str | None], ae: str | 
                   T5TokenizerFast.from_pretrained(str(folder / "tokenizer_3"))]
     scheduler_config = FlowMatchEulerDiscreteScheduler.load_config(str(folder), subfolder="scheduler")
     return transformer, vae, encoders, tokenizers, dict(scheduler_config)
+
+
+def is_sd35_source(kind: str, location: str, requested: str | None) -> bool:
+    """Whether `model.path` is an SD 3 / 3.5 model, from its structure (hub ids: the id or the name asked for)."""
+    from engine.families import detect
+    from engine.families.sd35 import reference as ref
+    from engine.families.sd35.tiny import NAME
+    from engine.models import hub
+
+    if kind == "builtin":
+        return location == NAME
+    if kind == "folder":
+        return _is_sd3_config_folder(Path(location))
+    if kind == "single_file":
+        keys = detect.safetensors_keys(location) if location.lower().endswith((".safetensors", ".sft")) else None
+        return keys is not None and ref.is_sai_transformer(keys)
+    snapshot = hub.cached_hub_snapshot(location)
+    if snapshot is not None:
+        return _is_sd3_config_folder(Path(snapshot))
+    return requested == "sd35" or location.lower() in {hub_id.lower() for hub_id in ref.HUB_IDS.values()}
+
+
+def load_sd35_base(kind: str, location: str, path: str, *, family: str | None, config_dir: str | None, dtype: Any,
+                   cache_dir: str | None, companions: dict[str, str | None], spec: Any) -> Any:
+    """A frozen `BaseModel` of SD 3.5 from any source `is_sd35_source` claimed."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from engine.families import detect
+    from engine.families.sd35.tiny import ensure_tiny_sd35_model
+    from engine.models import hub
+    from engine.models.base_model import BaseModel
+
+    if family not in (None, "auto", "sd35"):
+        raise ProblemError([error("model.family", f"model.family is {family} but {path} is SD 3.5",
+                                  "set model.family: sd35 (or auto)")])
+    if kind == "single_file":
+        source = location
+        parts = load_sd35_single_file(location, files={key: companions.get(key) for key, _, _ in ENCODER_FILES},
+                                      ae=companions.get("model.ae"), config_dir=config_dir, dtype=dtype,
+                                      keys=detect.safetensors_keys(location) or [])
+    else:
+        source = str(ensure_tiny_sd35_model(cache_dir)) if kind == "builtin" else location
+        from_hub = kind == "hub"
+        try:
+            parts = load_sd35_parts(source, hub=from_hub, local_only=from_hub and hub.hub_offline(), dtype=dtype)
+        except Exception as exc:  # library errors at the boundary with user files become problems
+            if from_hub and hub.is_not_found(exc):
+                offline = hub.hub_offline()
+                raise ProblemError([hub.hub_download_problem(source, offline, "" if offline else _first_line(exc))]) from None
+            raise ProblemError([error("model.path", f"could not load {source}: {_first_line(exc)}",
+                                      "check that the SD 3.5 model is complete")]) from None
+    transformer, vae, encoders, tokenizers, scheduler_config = parts
+    for module in (transformer, vae, *encoders):
+        module.requires_grad_(False)
+        module.eval()
+    return BaseModel(
+        unet=transformer, vae=vae, text_encoders=encoders, tokenizers=tokenizers,
+        noise_scheduler=FlowMatchEulerDiscreteScheduler.from_config(scheduler_config),
+        family="sd35", spec=spec, prediction_type="flow_matching",
+        vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
+        scaling_factor=float(vae.config.scaling_factor), source=source, kind=kind,
+        scheduler_config=dict(scheduler_config),
+    )

@@ -22,8 +22,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from engine.train.loss import diffusion_loss, huber_thresholds
-from engine.train.text import Conditioning
+from engine.diffusion.loss import diffusion_loss, huber_thresholds
+from engine.diffusion.text import Conditioning
 
 NUM_TRAIN_TIMESTEPS = 1000
 CLIP_TOKENS = 77

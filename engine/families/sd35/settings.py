@@ -7,9 +7,10 @@ value that cannot work and what an SD 3.5 run cannot use (as sd-scripts' SD3 tra
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
-from engine.config.schema import Setting
+from engine.schema import Setting
 from engine.problems import Problem, error, warning
 
 from . import reference as ref
@@ -37,6 +38,31 @@ def _needs(scheme: str):
     applies.__name__ = f"needs_{scheme}"
     return applies
 
+
+def is_single_file(values: Mapping[str, Any]) -> bool:
+    return str(values.get("model.path") or "").lower().endswith((".safetensors", ".sft"))
+
+
+def _single_file_sd35(values: Mapping[str, Any]) -> str | None:
+    return sd35_only(values) or (None if is_single_file(values) else "only when the model path is a single SD 3.5 file")
+
+
+# The companion files a single SD 3.5 file needs, besides model.clip_g below. model.clip_l, model.t5xxl
+# and model.ae are the same files FLUX.1 uses (declared with FLUX.1's settings); SD 3.5 widens where
+# they apply (`with_sd35_adjustments`).
+COMPANIONS = ("model.clip_l", "model.clip_g", "model.t5xxl")
+
+SD35_MODEL_SETTINGS = [
+    Setting(
+        "model.clip_g", "path", None, "CLIP-G file (SD 3.5)",
+        "The CLIP-G text encoder as one .safetensors file, beside a single-file SD 3.5 model.",
+        "SD 3.5's single model file (such as sd3.5_large.safetensors, as ComfyUI and Forge use it) "
+        "holds the transformer and usually the autoencoder; its three text encoders come as separate "
+        "files. This one is the large OpenCLIP encoder (clip_g.safetensors); CLIP-L and T5-XXL go in "
+        "their own fields. Not needed for a diffusers SD 3.5 folder or hub id, which hold every part.",
+        "model", kohya="clip_g", ss_extra=False, optional=True, disk="read_file", applies=_single_file_sd35,
+    ),
+]
 
 SD35_SETTINGS = [
     Setting(
@@ -86,7 +112,8 @@ SD35_SETTINGS = [
         "SD 3.5 reads each caption three times: CLIP-L and CLIP-G see 77 tokens, T5-XXL this many. "
         "Longer captions are cut here and shorter ones padded, so fewer tokens train faster and use "
         "less memory. diffusers samples with 256 by default.",
-        "advanced", kohya="t5xxl_max_token_length", minimum=1, maximum=ref.T5_MAX_TOKENS_LIMIT, tier="expected",
+        # sd-scripts' option, but no kohya= name: the GUI's field of that name is FLUX.1's (flux.*)
+        "advanced", minimum=1, maximum=ref.T5_MAX_TOKENS_LIMIT, tier="expected",
         applies=sd35_only,
     ),
     Setting(
@@ -101,7 +128,7 @@ SD35_SETTINGS = [
         "Let T5 ignore the padding after a short caption.",
         "As for CLIP: without the mask the padding is encoded like words, as SD 3.5 was trained; "
         "with it T5 hides the padding. The transformer sees every token either way (as in sd-scripts).",
-        "advanced", kohya="apply_t5_attn_mask", tier="expected", applies=sd35_only,
+        "advanced", tier="expected", applies=sd35_only,  # no kohya= name: the GUI's field is FLUX.1's
     ),
     Setting(
         "sd35.clip_l_dropout_rate", "float", _DEFAULTS["clip_l_dropout_rate"], "CLIP-L dropout",
@@ -155,6 +182,37 @@ SD_ONLY: dict[str, str] = {
 }
 
 
+def _or_sd35_single_file(inner):
+    def applies(values: Mapping[str, Any]) -> str | None:
+        if is_sd35(values) and is_single_file(values):
+            return None
+        return inner(values) if inner else None
+    applies.__name__ = f"sd35_or_{getattr(inner, '__name__', 'any')}"
+    return applies
+
+
+def _sd_only_applies(reason: str, inner):
+    def applies(values: Mapping[str, Any]) -> str | None:
+        if is_sd35(values):
+            return reason
+        return inner(values) if inner else None
+    applies.__name__ = "sd35_excluded"
+    return applies
+
+
+def with_sd35_adjustments(table: list[Setting]) -> list[Setting]:
+    """The schema with what SD 3.5 cannot use disabled (with the reason), and the shared companion
+    files (model.clip_l, model.t5xxl, model.ae) applying to a single-file SD 3.5 too."""
+    out = []
+    for setting in table:
+        if setting.key in SD_ONLY:
+            setting = replace(setting, applies=_sd_only_applies(SD_ONLY[setting.key], setting.applies))
+        elif setting.key in ("model.clip_l", "model.t5xxl", "model.ae"):
+            setting = replace(setting, applies=_or_sd35_single_file(setting.applies))
+        out.append(setting)
+    return out
+
+
 def sd35_rules(v: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Problem]:
     """Refuse what an SD 3.5 run cannot use; note `sd35:` options set for another family.
 
@@ -172,6 +230,14 @@ def sd35_rules(v: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Proble
         if v.get("training.loss_type") in ("huber", "smooth_l1") and v.get("training.huber_schedule") == "snr":
             out.append(error("training.huber_schedule", "the snr schedule needs DDPM noise levels, which SD 3.5 has not",
                              "choose constant or exponential (as sd-scripts allows for SD3)"))
+        if is_single_file(v):
+            for key in COMPANIONS:
+                if not v.get(key):
+                    out.append(error(key, "a single-file SD 3.5 model needs its text encoders as files",
+                                     f"set {key} to the matching .safetensors file"))
+            if not v.get("model.config_dir"):
+                out.append(error("model.config_dir", "a single-file SD 3.5 needs SD 3.5's configs and tokenizers",
+                                 "set model.config_dir to a diffusers SD 3.5 folder (weights not needed)"))
         low, high = v.get("training.min_timestep"), v.get("training.max_timestep")
         if low is not None and high is not None and low >= high:
             out.append(error("training.max_timestep", f"must be above training.min_timestep ({low})",

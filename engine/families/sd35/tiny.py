@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
 
-from engine.models.tiny import STAMP_FILE, _move_into_place, _read_stamp, builtin_model_dir
+from engine.models.tiny import TinyModel, ensure_built
 from engine.models.tokenizer import END_TOKEN, MAX_LENGTH, clip_vocab_and_merges, write_clip_tokenizer
 
 NAME = "builtin-tiny-sd35"
@@ -75,29 +72,13 @@ def build_t5_tokenizer():
 
 def ensure_tiny_sd35_model(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Return the StableDiffusion3Pipeline folder of the tiny model, building it first if needed."""
-    target = builtin_model_dir(NAME, cache_dir)
-    expected = _stamp()
-    if _read_stamp(target) == expected:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=target.parent))
-    os.chmod(staging, 0o755)
-    try:
-        build_sd35_pipeline().save_pretrained(str(staging), safe_serialization=True)
-        write_clip_tokenizer(staging / "tokenizer", pad_token=END_TOKEN)
-        write_clip_tokenizer(staging / "tokenizer_2", pad_token="!")  # OpenCLIP's pad, as CLIP-G's tokenizer
-        _finish_t5_tokenizer(staging / "tokenizer_3")
-        (staging / STAMP_FILE).write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
-        _move_into_place(staging, target, expected)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return ensure_built(TINY_MODEL, cache_dir)
 
 
-def _stamp() -> dict[str, Any]:
-    import transformers
-
-    return {"name": NAME, "builder_version": BUILDER_VERSION, "seed": SEED, "transformers": transformers.__version__}
+def _finish_tokenizers(folder: Path) -> None:
+    write_clip_tokenizer(folder / "tokenizer", pad_token=END_TOKEN)
+    write_clip_tokenizer(folder / "tokenizer_2", pad_token="!")  # OpenCLIP's pad, as CLIP-G's tokenizer
+    _finish_t5_tokenizer(folder / "tokenizer_3")
 
 
 def _finish_t5_tokenizer(folder: Path) -> None:
@@ -160,3 +141,8 @@ def build_sd35_pipeline():
             text_encoder_2=clip_g, tokenizer_2=build_clip_tokenizer("!"),
             text_encoder_3=t5, tokenizer_3=tokenizer_3,
         )
+
+
+TINY_MODEL = TinyModel(name=NAME, family="sd35", seed=SEED, builder_version=BUILDER_VERSION, build=build_sd35_pipeline,
+                       finish=_finish_tokenizers,
+                       description="SD 3.5 Medium-shaped (MMDiT-X, CLIP-L + CLIP-G + T5, flow matching)")
