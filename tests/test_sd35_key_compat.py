@@ -195,6 +195,22 @@ def sd_scripts_load(weights_sd: dict, unet_linears: dict, te_linears: list[dict]
     return unexpected, missing, mismatched, network
 
 
+def comfyui_every_key_loads(state: dict, pipe) -> bool:
+    """Whether ComfyUI's key handling (above) claims every key of `state` for this pipeline's model."""
+    depth = pipe.transformer.config.num_layers
+    unet_weights = comfyui_sd3_weight_shapes(_shapes(pipe.transformer), depth)
+    clip_weights = _clip_weight_shapes([pipe.text_encoder, pipe.text_encoder_2])
+    _, not_loaded = comfyui_load_lora(state, {**comfyui_unet_key_map(unet_weights), **comfyui_clip_key_map(clip_weights)})
+    return not_loaded == []
+
+
+def sd_scripts_every_key_loads(state: dict, pipe) -> bool:
+    """Whether sd-scripts' create_network_from_weights + load_state_dict (above) take `state` whole."""
+    unexpected, missing, mismatched, _ = sd_scripts_load(state, sai_block_linears(dict(pipe.transformer.config)),
+                                                         [clip_linears(pipe.text_encoder), clip_linears(pipe.text_encoder_2)])
+    return (unexpected, missing, mismatched) == ([], [], [])
+
+
 # ----------------------------------------------------------------------------- our files
 
 

@@ -276,6 +276,9 @@ class _Conversion:
         claimed = {key for f in self.named for key in f.kohya.gui_keys}
         for f in self.named:
             for key in f.kohya.gui_keys:
+                if self.flux and self.take(key) in (True, "true", "True", 1):  # the GUI lets one family be on
+                    self.refusals.append(error(key, "and flux1_checkbox are both on: a config trains one model family",
+                                               f"turn one off in the GUI (FLUX.1, or {f.label})"))
                 self.take(key)
             if f is not self.family:  # Kohya reads a family's own keys only for that family
                 for key in f.kohya.gui_options:

@@ -93,8 +93,8 @@ def _folder_parts(folder: Path, family: str) -> ModelParts | None:
     if denoiser is None or vae is None:
         return None
     encoders = []
-    names = families.get(family).text_encoder_components if family in families.REGISTRY else ("text_encoder",)
-    for name in names:
+    # every text-encoder folder any family has (SD 3.5's third is T5), in order; absent ones are skipped
+    for name in sorted({name for spec in families.REGISTRY.values() for name in spec.text_encoder_components}):
         config = _read(folder / name / "config.json")
         if config is not None:
             architectures = config.get("architectures") or []

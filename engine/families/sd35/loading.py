@@ -12,6 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import engine.families.detect as detect
+import engine.families.sd35.reference as ref
+from engine.families.sd35.tiny import NAME as TINY_NAME, ensure_tiny_sd35_model
+from engine.models import hub
+from engine.models.base_model import BaseModel
 from engine.problems import Problem, ProblemError, error
 
 TRANSFORMER_CLASS = "SD3Transformer2DModel"
@@ -22,19 +27,6 @@ ENCODER_FILES = (("model.clip_l", "CLIP-L text encoder (clip_l.safetensors)", "t
 _VAE_PREFIX = "first_stage_model."
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
-    import transformers
-    from packaging.version import Version
-
-    # transformers renamed `torch_dtype` to `dtype` in 4.56
-    return {"dtype": dtype} if Version(transformers.__version__) >= Version("4.56") else {"torch_dtype": dtype}
-
-
 def load_sd35_parts(source: str, *, hub: bool, local_only: bool, dtype: Any):
     """(transformer, vae, [CLIP-L, CLIP-G, T5], [their tokenizers], scheduler config) of a diffusers folder."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
@@ -43,9 +35,9 @@ def load_sd35_parts(source: str, *, hub: bool, local_only: bool, dtype: Any):
     common = {"local_files_only": local_only} if hub else {}
     transformer = SD3Transformer2DModel.from_pretrained(source, subfolder="transformer", torch_dtype=dtype, **common)
     vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype, **common)
-    encoders = [CLIPTextModelWithProjection.from_pretrained(source, subfolder="text_encoder", **_dtype_kwarg(dtype), **common),
-                CLIPTextModelWithProjection.from_pretrained(source, subfolder="text_encoder_2", **_dtype_kwarg(dtype), **common),
-                T5EncoderModel.from_pretrained(source, subfolder="text_encoder_3", **_dtype_kwarg(dtype), **common)]
+    encoders = [CLIPTextModelWithProjection.from_pretrained(source, subfolder="text_encoder", **hub.dtype_kwarg(dtype), **common),
+                CLIPTextModelWithProjection.from_pretrained(source, subfolder="text_encoder_2", **hub.dtype_kwarg(dtype), **common),
+                T5EncoderModel.from_pretrained(source, subfolder="text_encoder_3", **hub.dtype_kwarg(dtype), **common)]
     tokenizers = [CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **common),
                   CLIPTokenizer.from_pretrained(source, subfolder="tokenizer_2", **common),
                   T5TokenizerFast.from_pretrained(source, subfolder="tokenizer_3", **common)]
@@ -127,14 +119,14 @@ def load_sd35_single_file(path: str, *, files: dict[str, str | None], ae: str | 
                                                              torch_dtype=dtype, local_files_only=True)
     except Exception as exc:  # library errors at the boundary with user files become problems
         raise ProblemError([error("model.path", f"could not load {path} as an SD 3.5 transformer with the configs in "
-                                  f"{config_dir}: {_first_line(exc)}",
+                                  f"{config_dir}: {hub.first_line(exc)}",
                                   "check that model.config_dir holds the configs of the same SD 3.5 model (Large or Medium)")]) from None
     vae_file, vae_key = (str(Path(ae).expanduser()), "model.ae") if ae else (path, "model.path")
     try:
         vae = AutoencoderKL.from_single_file(vae_file, config=str(folder), subfolder="vae", torch_dtype=dtype,
                                              local_files_only=True)
     except Exception as exc:
-        raise ProblemError([error(vae_key, f"could not load SD 3.5's autoencoder from {vae_file}: {_first_line(exc)}",
+        raise ProblemError([error(vae_key, f"could not load SD 3.5's autoencoder from {vae_file}: {hub.first_line(exc)}",
                                   "set model.ae to the VAE file that comes with SD 3.5")]) from None
     classes = (CLIPTextModelWithProjection, CLIPTextModelWithProjection, T5EncoderModel)
     encoders = [_load_encoder(cls, folder / sub, str(files[key]), key, dtype)
@@ -148,13 +140,8 @@ def load_sd35_single_file(path: str, *, files: dict[str, str | None], ae: str | 
 
 def is_sd35_source(kind: str, location: str, requested: str | None) -> bool:
     """Whether `model.path` is an SD 3 / 3.5 model, from its structure (hub ids: the id or the name asked for)."""
-    from engine.families import detect
-    from engine.families.sd35 import reference as ref
-    from engine.families.sd35.tiny import NAME
-    from engine.models import hub
-
     if kind == "builtin":
-        return location == NAME
+        return location == TINY_NAME
     if kind == "folder":
         return _is_sd3_config_folder(Path(location))
     if kind == "single_file":
@@ -170,11 +157,6 @@ def load_sd35_base(kind: str, location: str, path: str, *, family: str | None, c
                    cache_dir: str | None, companions: dict[str, str | None], spec: Any) -> Any:
     """A frozen `BaseModel` of SD 3.5 from any source `is_sd35_source` claimed."""
     from diffusers import FlowMatchEulerDiscreteScheduler
-
-    from engine.families import detect
-    from engine.families.sd35.tiny import ensure_tiny_sd35_model
-    from engine.models import hub
-    from engine.models.base_model import BaseModel
 
     if family not in (None, "auto", "sd35"):
         raise ProblemError([error("model.family", f"model.family is {family} but {path} is SD 3.5",
@@ -192,8 +174,8 @@ def load_sd35_base(kind: str, location: str, path: str, *, family: str | None, c
         except Exception as exc:  # library errors at the boundary with user files become problems
             if from_hub and hub.is_not_found(exc):
                 offline = hub.hub_offline()
-                raise ProblemError([hub.hub_download_problem(source, offline, "" if offline else _first_line(exc))]) from None
-            raise ProblemError([error("model.path", f"could not load {source}: {_first_line(exc)}",
+                raise ProblemError([hub.hub_download_problem(source, offline, "" if offline else hub.first_line(exc))]) from None
+            raise ProblemError([error("model.path", f"could not load {source}: {hub.first_line(exc)}",
                                       "check that the SD 3.5 model is complete")]) from None
     transformer, vae, encoders, tokenizers, scheduler_config = parts
     for module in (transformer, vae, *encoders):

@@ -17,7 +17,7 @@ import torch
 from engine.lorafile.io import LoraFile, _load_safetensors, _serialize, write_atomically
 from engine.problems import ProblemError, error
 
-from . import lora_names
+import engine.families.sd35.lora_names as lora_names
 
 _FIELD = "network.weights"
 COMPONENTS = ("unet", "text_encoder", "text_encoder_2")  # the transformer, CLIP-L, CLIP-G (T5 is never trained)

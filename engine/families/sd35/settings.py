@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from engine.schema import Setting
 from engine.problems import Problem, error, warning
 
-from . import reference as ref
+import engine.families.sd35.reference as ref
 
 FAMILY = "sd35"
 _DEFAULTS = {name: default for name, (default, _) in ref.TRAINING_OPTIONS.items()}
