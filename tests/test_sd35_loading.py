@@ -42,7 +42,7 @@ def test_a_single_sai_file_with_its_encoder_files_loads_the_same_model_as_the_fo
     with safe_open(str(path), "pt") as handle:
         keys = list(handle.keys())
     single = load_sd35_single_file(str(path), files=files, ae=None, config_dir=str(tiny_folder), dtype=torch.float32, keys=keys)
-    folder = load_sd35_parts(str(tiny_folder), hub=False, local_only=True, dtype=torch.float32)
+    folder = load_sd35_parts(str(tiny_folder), from_hub=False, local_only=True, dtype=torch.float32)
     for ours, theirs in zip((single[0], single[1], *single[2]), (folder[0], folder[1], *folder[2])):
         mine, reference = ours.state_dict(), theirs.state_dict()
         assert set(mine) >= {k for k in reference if "position_ids" not in k}

@@ -27,12 +27,12 @@ ENCODER_FILES = (("model.clip_l", "CLIP-L text encoder (clip_l.safetensors)", "t
 _VAE_PREFIX = "first_stage_model."
 
 
-def load_sd35_parts(source: str, *, hub: bool, local_only: bool, dtype: Any):
+def load_sd35_parts(source: str, *, from_hub: bool, local_only: bool, dtype: Any):
     """(transformer, vae, [CLIP-L, CLIP-G, T5], [their tokenizers], scheduler config) of a diffusers folder."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
-    common = {"local_files_only": local_only} if hub else {}
+    common = {"local_files_only": local_only} if from_hub else {}
     transformer = SD3Transformer2DModel.from_pretrained(source, subfolder="transformer", torch_dtype=dtype, **common)
     vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype, **common)
     encoders = [CLIPTextModelWithProjection.from_pretrained(source, subfolder="text_encoder", **hub.dtype_kwarg(dtype), **common),
@@ -170,7 +170,7 @@ def load_sd35_base(kind: str, location: str, path: str, *, family: str | None, c
         source = str(ensure_tiny_sd35_model(cache_dir)) if kind == "builtin" else location
         from_hub = kind == "hub"
         try:
-            parts = load_sd35_parts(source, hub=from_hub, local_only=from_hub and hub.hub_offline(), dtype=dtype)
+            parts = load_sd35_parts(source, from_hub=from_hub, local_only=from_hub and hub.hub_offline(), dtype=dtype)
         except Exception as exc:  # library errors at the boundary with user files become problems
             if from_hub and hub.is_not_found(exc):
                 offline = hub.hub_offline()

@@ -14,6 +14,7 @@ from engine.schema import Setting
 from engine.problems import Problem, error, warning
 
 import engine.families.sd35.reference as ref
+from engine.families.registry import label
 
 FAMILY = "sd35"
 _DEFAULTS = {name: default for name, (default, _) in ref.TRAINING_OPTIONS.items()}
@@ -28,7 +29,7 @@ def sd35_only(values: Mapping[str, Any]) -> str | None:
     name = values.get("model.family")
     if name in (None, "auto", FAMILY):
         return None
-    return f"only for SD 3.5 models (this run is {name})"
+    return f"only for SD 3.5 models (this run is {label(name)})"
 
 
 def _needs(scheme: str):
