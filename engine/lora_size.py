@@ -85,6 +85,10 @@ def model_configs(values: Mapping[str, Any]) -> tuple[dict, list[dict], str] | N
     if path.startswith("builtin-tiny"):
         return None  # shapes known only once it is built on first use
     family = families.of_values(values)
+    if family.estimate_counts() is not None:  # the family's own reference model for this path (its size varies)
+        data = family.vram_reference(path)
+        return data["denoiser"], list(data["text_encoders"])[:family.trainable_text_encoders or None], \
+            f"the built-in {data['source']} configs"
     reference = family.reference_configs
     # a transformer reference (FLUX.1) is named by its class, as its saved config would be
     unet = reference.get("unet") or {"_class_name": "FluxTransformer2DModel", **reference["transformer"]}

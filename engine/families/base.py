@@ -130,8 +130,9 @@ class ModelFamily:
         settings; called for every registered family on every run (`settings` is the schema table)."""
         return []
 
-    def vram_reference(self) -> dict[str, Any]:
-        """The family's real-size configs for the VRAM estimate (read from `vram_reference_file`)."""
+    def vram_reference(self, path: str = "") -> dict[str, Any]:
+        """The family's real-size configs for the VRAM estimate (read from `vram_reference_file`); `path`
+        is the run's model path, for a family whose reference models differ in size (SD 3.5 Medium/Large)."""
         import json
 
         if self.vram_reference_file is None:

@@ -35,8 +35,8 @@ class ModelParts:
         return 2 ** (len(self.vae["block_out_channels"]) - 1)
 
 
-def reference_parts(family: str) -> ModelParts:
-    data = families.get(family).vram_reference()  # each family ships its real-size configs
+def reference_parts(family: str, path: str = "") -> ModelParts:
+    data = families.get(family).vram_reference(path)  # each family ships its real-size configs
     return ModelParts(family, data["denoiser"], data["text_encoders"], data["vae"],
                       f"the built-in {data['source']} configs")
 
@@ -72,7 +72,7 @@ def model_parts(values: Mapping[str, Any]) -> ModelParts | None:
     config_dir = str(values.get("model.config_dir") or "")
     if config_dir and (parts := _folder_parts(Path(config_dir).expanduser(), family)) is not None:
         return parts
-    return reference_parts(family)
+    return reference_parts(family, path)
 
 
 def _diffusers_folder(path: str) -> Path | None:

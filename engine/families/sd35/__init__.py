@@ -67,6 +67,10 @@ class SD35Family(ModelFamily):
         lowered = path.lower()
         return any(mark in lowered for mark in ("sd3", "stable-diffusion-3", "sd35"))
 
+    def vram_reference(self, path: str = "") -> dict[str, Any]:
+        """Medium's configs when the path names SD 3.5 Medium, else Large's."""
+        return ref.reference_config("5-medium" if "medium" in path.lower() else "5-large")
+
     def estimate_counts(self) -> Any:
         from engine.families.sd35 import sizes  # torch-free
 
