@@ -38,7 +38,7 @@ def warmup_steps_for(cfg: RunConfig, total_steps: int) -> int:
 
 def text_encoder_stop_step(cfg: RunConfig, total_steps: int) -> int | None:
     percent = cfg.training.stop_text_encoder_percent
-    if percent <= 0 or cfg.text_encoder_lr == 0:
+    if percent <= 0 or not cfg.trains_text_encoder:
         return None
     return math.ceil(total_steps * percent / 100)
 

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from ..problems import Problem, error, warning
 from ..models import families
+from .text_encoder import text_encoder_trained
 from .settings_model import LEGACY_FLAGS, QUICK_PICKS
 from .settings_flux import flux_rules
 from .settings_objective import objective_rules
@@ -193,8 +194,7 @@ def _training_rules(v) -> list[Problem]:
     if v["logging.log_prefix"] and not re.fullmatch(r"[A-Za-z0-9._-]+", v["logging.log_prefix"]):
         out.append(error("logging.log_prefix", f"'{v['logging.log_prefix']}' would not make a plain folder name",
                          "use letters, digits, '-', '_' and '.' only"))
-    te_lr = v["optimizer.text_encoder_lr"]
-    if v["training.stop_text_encoder_percent"] > 0 and te_lr == 0:
+    if v["training.stop_text_encoder_percent"] > 0 and not text_encoder_trained(v):
         out.append(warning("training.stop_text_encoder_percent", "the text encoder is not trained (its learning rate is 0), so stopping it does nothing",
                            "set it to 0, or give the text encoder a learning rate"))
     if v["training.cache_latents_to_disk"] and not v["training.cache_latents"]:

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 from ..config import check_rules, RunConfig, dump_run_yaml, load_run_file
 from ..events import EventWriter
 from ..problems import Problem, ProblemError, error
+from ..output_names import save_stem_pattern
 from ..outputs import existing_outputs
-from ..runs import RunDir
+from ..runs import RunDir, record_run_ending
 from .control import RunControl, StopRequested
 from .preflight import output_problems, package_problems
 from .reservation import AbortState, Reservation, raise_errors
@@ -222,13 +223,13 @@ def optimizer_hardware_problems(cfg: RunConfig) -> list[Problem]:
 
 _SAFE_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 # `.<name>.safetensors.<random>.partial` (lorafile.io) and `.<name>.yaml.<random>.tmp` (run-file copy)
-_TEMP_KINDS = r"(?:-\d{6}|-step\d{6,8})?\.(?:safetensors\.[^/]+\.partial|ckpt\.[^/]+\.partial|yaml\.[^/]+\.tmp)"
+_TEMP_KINDS = r"\.(?:safetensors\.[^/]+\.partial|ckpt\.[^/]+\.partial|yaml\.[^/]+\.tmp)"
 
 
 def clean_interrupted_saves(output: Path, output_name: str) -> list[str]:
     """Remove temporary files a killed save of this output name left behind, and put back a state
     folder a kill caught between its two renames. Returns the names removed."""
-    pattern = re.compile(r"\." + re.escape(output_name) + _TEMP_KINDS + r"$")
+    pattern = re.compile(r"\." + save_stem_pattern(output_name) + _TEMP_KINDS + r"$")
     removed = []
     try:
         entries = list(output.iterdir())
@@ -300,13 +301,16 @@ def explain_failure(exc: BaseException, cfg: RunConfig) -> tuple[str, str]:
     return f"{type(exc).__name__}: {exc}", "see the traceback file named in the run folder"
 
 
-def _emit_safely(trainer, type: str, **fields) -> None:
-    """Report even when the event file cannot be written (a full disk): the caller still hears it."""
+def _emit_safely(trainer, type: str, **fields) -> bool:
+    """Report even when the event file cannot be written (a full disk): the caller still hears it.
+    False when the events file did not take it."""
     try:
         trainer.emit(type, **fields)
+        return True
     except OSError:
         if trainer.on_event:
             trainer.on_event({"type": type, **fields})
+        return False
 
 
 def _ended(trainer, run: RunDir | None, message: str, hint: str, *, exc: BaseException | None = None,
@@ -323,8 +327,12 @@ def _ended(trainer, run: RunDir | None, message: str, hint: str, *, exc: BaseExc
     if status == "failed":
         _emit_safely(trainer, "error", message=message, hint=hint,
                      traceback_path=str(traceback_path) if traceback_path else None)
-    _emit_safely(trainer, "run_finished", status=status, outputs=[str(p) for p in trainer.outputs],
-                 step=trainer.progress.step, message=message)
+    written = _emit_safely(trainer, "run_finished", status=status, outputs=[str(p) for p in trainer.outputs],
+                           step=trainer.progress.step, message=message)
+    if not written and run is not None:
+        # the events file sits on the full disk: keep how the run ended (and where its weights went)
+        # in the state folder, so `runs` reads it as failed with the reason, not as lost
+        record_run_ending(run, status, message, hint)
     try:
         trainer.finish(status)
     except Exception:  # noqa: BLE001 - already ending

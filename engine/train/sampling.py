@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ..output_names import sample_stem
 from ..config.prompt_options import parse_prompt_line
 
 DEFAULT_STEPS = 20
@@ -199,7 +200,7 @@ class SampleImages:
         self.folder.mkdir(parents=True, exist_ok=True)
         paths = []
         for index, image in enumerate(images):
-            path = self.folder / f"{self.cfg.folders.output_name}_e{epoch:06d}_s{step:06d}_{index:02d}.png"
+            path = self.folder / f"{sample_stem(self.cfg.folders.output_name, epoch, step, index)}.png"
             partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             image.save(partial, format="PNG")
             os.replace(partial, path)  # a reader (the dashboard) never sees half a PNG
