@@ -11,6 +11,7 @@ import re
 from typing import Any, Mapping
 
 from ..problems import Problem, error, warning
+from ..dataset.buckets import BucketSettings, check_bucket_settings
 from ..models import families
 from .text_encoder import text_encoder_trained
 from .settings_model import LEGACY_FLAGS, QUICK_PICKS
@@ -153,11 +154,9 @@ def _resolution_rules(v) -> list[Problem]:
             if side % step:
                 out.append(error(key, f"{side} is not a multiple of the bucket step {step}",
                                  f"use {max(step, side // step * step)}"))
-        if low > high:
-            out.append(error("buckets.min_resolution", f"smallest side {low} is above the largest {high}", "swap them"))
-        elif min(width, height) < low or max(width, height) > high:
-            out.append(warning("training.max_resolution", f"{width}×{height} lies outside the bucket sides {low}–{high}",
-                               "widen the bucket limits or change the resolution"))
+    # the limits' rule is the scan's own (dataset/buckets.py): what validate passes, the scan takes
+    out += check_bucket_settings(BucketSettings((width, height), v["buckets.enabled"], v["buckets.min_resolution"],
+                                                v["buckets.max_resolution"], step, v["buckets.no_upscale"]))
     return out
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from ..output_names import sample_stem
-from ..config.prompt_options import parse_prompt_line
+from ..config.prompt_options import read_prompt_entry
+from ..problems import ProblemError, error
 
 DEFAULT_STEPS = 20
 DEFAULT_CFG = 7.0
@@ -62,11 +63,10 @@ def resolve_prompts(entries: list[str | Mapping[str, Any]], *, width: int, heigh
     """
     prompts = []
     for index, entry in enumerate(entries):
-        if isinstance(entry, str):  # options the parser cannot read are dropped, as the Kohya scripts do
-            parsed = parse_prompt_line(entry, index + 1)[0]
-            values = parsed if isinstance(parsed, dict) else {"prompt": parsed or entry}
-        else:
-            values = dict(entry)
+        parsed, problems = read_prompt_entry(entry, f"sampling.prompts[{index}]")
+        if problems:  # validate refuses these; a config built in code gets the same verdict, not a silent drop
+            raise ProblemError([error(field, message, hint) for field, message, hint in problems])
+        values = parsed if isinstance(parsed, dict) else {"prompt": parsed}
         prompts.append(SamplePrompt(
             prompt=str(values["prompt"]).strip(),
             negative=str(values.get("negative") or ""),
