@@ -36,3 +36,19 @@ def test_a_step_save_past_99_999_999_steps_is_found_by_resume_cleaning_and_the_c
     (out / f"{stem}.safetensors").write_bytes(b"x")
     found = {p.name for p in existing_outputs(tiny_config(folders__output=str(out)), 1)}
     assert {f"{stem}.safetensors", f"{stem}-state"} <= found
+
+
+def test_the_scan_options_are_built_once_for_the_plan_and_the_doctor(tiny_config):
+    """Every keyword of scan_dataset (but the folders and the header reader) comes from
+    scan_options, which the plan and the doctor both use."""
+    import inspect
+
+    from engine.dataset.doctor.run import DoctorOptions
+    from engine.dataset.scan import scan_dataset
+    from engine.dataset.scan_options import SCAN_OPTION_NAMES, scan_options
+
+    keywords = [p.name for p in inspect.signature(scan_dataset).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    assert sorted(SCAN_OPTION_NAMES) == sorted(k for k in keywords if k != "read_header")
+    cfg = tiny_config(training__batch_size=3, buckets__no_upscale=True)
+    options = DoctorOptions.from_config(cfg, find_tokenizer=False)
+    assert {name: getattr(options, name) for name in SCAN_OPTION_NAMES} == scan_options(cfg)
