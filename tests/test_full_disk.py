@@ -100,3 +100,23 @@ def test_registering_a_run_with_the_index_a_folder_names_the_index(tiny_config, 
     assert "is a folder" in info.value.errors[0].message and "move it aside" in info.value.errors[0].message
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert os.path.isdir(run_index_path())
+
+
+def test_an_ending_kept_in_the_state_folder_makes_the_run_read_failed(tmp_path, capsys):
+    """Without a real full disk: a registered run whose events end without run_finished, and
+    whose process is gone, reads `lost` unless its ending was recorded aside."""
+    from engine.events import EventWriter
+    from engine.runs import create_run, record_run_ending
+
+    run = create_run(tmp_path / "out", output_name="lora")
+    with EventWriter(run.events) as events:
+        events.emit("step", step=3, total_steps=10)
+    run.pid_file.write_text("999999999")  # a process that does not exist
+    assert run_status(run) == "lost"
+    record_run_ending(run, "failed", "the disk is full; the LoRA trained so far was saved to /elsewhere/lora.safetensors",
+                      "free space, then move it back")
+    (info,) = list_runs()
+    assert info.status == "failed" and "/elsewhere/lora.safetensors" in info.note
+    assert main(["monitor", run.run_id]) == 0  # not a terminal: the text summary
+    out = capsys.readouterr().out
+    assert "failed" in out.lower() and "/elsewhere/lora.safetensors" in out
