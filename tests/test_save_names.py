@@ -7,7 +7,7 @@ import re
 
 from engine.output_names import epoch_save_stem, sample_stem, save_stem_pattern, step_save_stem
 from engine.outputs import LONGEST_DERIVED, existing_outputs
-from engine.train.entry import clean_interrupted_saves
+from engine.train.interrupted_saves import clean_interrupted_saves
 from engine.train.resume_state import find_latest_state
 
 

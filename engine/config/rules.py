@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..problems import Problem, error, warning
-from ..dataset.buckets import BucketSettings, check_bucket_settings
+from ..problems import Problem, ProblemError, error, warning
+from .bucket_limits import bucket_limit_problems
 from ..models import families
 from .text_encoder import text_encoder_trained
 from .settings_model import LEGACY_FLAGS, QUICK_PICKS
@@ -23,6 +23,7 @@ from .settings_dylora import dylora_rules
 from .settings_scheduler_class import scheduler_class_rules
 from .settings_training import native_side
 from .settings_optimizer import LR_FREE_OPTIMIZERS, NO_WARMUP_SCHEDULERS
+from .key_values import parse_extra_args  # torch-free: types the values (too large, not key=value)
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 
@@ -155,8 +156,8 @@ def _resolution_rules(v) -> list[Problem]:
                 out.append(error(key, f"{side} is not a multiple of the bucket step {step}",
                                  f"use {max(step, side // step * step)}"))
     # the limits' rule is the scan's own (dataset/buckets.py): what validate passes, the scan takes
-    out += check_bucket_settings(BucketSettings((width, height), v["buckets.enabled"], v["buckets.min_resolution"],
-                                                v["buckets.max_resolution"], step, v["buckets.no_upscale"]))
+    out += bucket_limit_problems((width, height), enabled=v["buckets.enabled"], min_side=v["buckets.min_resolution"],
+                                 max_side=v["buckets.max_resolution"], step=step, no_upscale=v["buckets.no_upscale"])
     return out
 
 
@@ -178,9 +179,6 @@ def _optimizer_rules(v) -> list[Problem]:
             if v[key] not in (None, 0) and v[key] < 0.1:
                 out.append(warning(key, f"{v['optimizer.name']} finds its own step size; the learning rate is a multiplier "
                                         f"and {v[key]:g} makes it {1 / v[key]:.0f}× smaller than intended", "set it to 1"))
-    from ..optim.extra_args import parse_extra_args  # torch-free: types the values (too large, not key=value)
-    from ..problems import ProblemError
-
     try:
         parse_extra_args(v["optimizer.extra_args"])
     except ProblemError as exc:

@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from engine.problems import Problem, error
+from engine.config.bucket_limits import bucket_limit_problems
+from engine.problems import Problem
 
 Size = tuple[int, int]  # (width, height) in pixels, the order Kohya and our YAML use
 
@@ -57,44 +58,9 @@ class BucketChoice:
 
 
 def check_bucket_settings(settings: BucketSettings) -> list[Problem]:
-    """Settings under which sd-scripts would refuse to start, as problems naming the setting."""
-    problems: list[Problem] = []
-    width, height = settings.max_resolution
-    if width < 1 or height < 1:
-        problems.append(error("training.max_resolution", f"must be positive, got {width}x{height}"))
-    if settings.step < 1:
-        problems.append(error("buckets.step", f"must be at least 1, got {settings.step}"))
-    if not settings.enabled or settings.no_upscale or problems:
-        return problems
-    if settings.min_side < 1:
-        problems.append(error("buckets.min_resolution", f"must be at least 1, got {settings.min_side}"))
-    if settings.max_side < settings.min_side:
-        problems.append(
-            error(
-                "buckets.max_resolution",
-                f"{settings.max_side} is smaller than buckets.min_resolution {settings.min_side}",
-                "raise buckets.max_resolution or lower buckets.min_resolution",
-            )
-        )
-    if min(width, height) < settings.min_side:
-        problems.append(
-            error(
-                "buckets.min_resolution",
-                f"{settings.min_side} is larger than the shorter side of training.max_resolution "
-                f"({width}x{height})",
-                "lower buckets.min_resolution to at most the training resolution",
-            )
-        )
-    if max(width, height) > settings.max_side:
-        problems.append(
-            error(
-                "buckets.max_resolution",
-                f"{settings.max_side} is smaller than the longer side of training.max_resolution "
-                f"({width}x{height})",
-                "raise buckets.max_resolution to at least the training resolution",
-            )
-        )
-    return problems
+    """Settings under which sd-scripts would refuse to start (the rule `validate` applies too)."""
+    return bucket_limit_problems(settings.max_resolution, enabled=settings.enabled, min_side=settings.min_side,
+                                 max_side=settings.max_side, step=settings.step, no_upscale=settings.no_upscale)
 
 
 def make_bucket_resolutions(max_resolution: Size, min_side: int, max_side: int, step: int) -> list[Size]:
