@@ -57,6 +57,7 @@ def test_a_really_full_disk_at_the_start(tiny_config, small_disk):  # noqa: F811
     assert sorted(p.name for p in out.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_run_whose_end_found_no_room_reads_failed_with_where_the_lora_went(tiny_config, small_disk, capsys):  # noqa: F811
     disk = small_disk("48m")
     done = []
