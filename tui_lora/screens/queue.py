@@ -159,6 +159,7 @@ class QueueScreen(Screen):
                         Path(entry.snapshot).unlink(missing_ok=True)
         except QueueTrouble as exc:
             self.notify(str(exc), severity="error")
+            return  # nothing was removed: the queue's file could not be read or written
         self.notify(f"Removed #{row.id} from the queue.")
         self.refresh_now()
 
@@ -176,7 +177,11 @@ class QueueScreen(Screen):
         if paused:
             self.notify("Paused: the current run finishes, nothing new starts.")
         else:
-            self.notify("Resumed. " + (ensure_worker().message if waiting else "Nothing is waiting."))
+            try:
+                started = ensure_worker().message if waiting else "Nothing is waiting."
+            except QueueTrouble as exc:  # a full disk or a folder in the way of the start lock
+                started = str(exc)
+            self.notify("Resumed. " + started)
         self.refresh_now()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
