@@ -25,10 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine import families
 from engine.config.text_encoder import text_encoder_trained
-from engine.models import families
 
-# The reference models' layer configs live with each family (engine.models.families).
+# The reference models' layer configs live with each family (engine.families).
 REFERENCE_CONFIGS: dict[str, Mapping[str, Any]] = {name: f.reference_configs for name, f in families.REGISTRY.items()}
 _BYTES_PER_NUMBER = {"float": 4, "fp16": 2, "bf16": 2}
 

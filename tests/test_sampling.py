@@ -50,7 +50,7 @@ def test_prompt_lines_take_kohya_options_and_missing_values_take_the_defaults():
 def test_every_schema_sampler_is_built_from_the_models_scheduler_config():
     import diffusers
 
-    from engine.models.loading import load_base_model
+    from engine.families.load import load_base_model
 
     choices = SETTINGS["sampling.sampler"].choices
     assert set(choices) == set(SAMPLERS)

@@ -164,8 +164,9 @@ class WizardApp(App[int]):
 
     def ask_import(self) -> None:
         self.push_screen(
-            PathPromptScreen("Import a Kohya SS config", "Path of the Kohya SS GUI config (.json):", "",
-                             suffixes=(".json",)),
+            PathPromptScreen("Import a Kohya SS config", "Kohya SS GUI config (.json), sd-scripts config or "
+                             "dataset (.toml), or a file with its command line:", "",
+                             suffixes=(".json", ".toml", ".sh", ".txt", ".bat", ".ps1")),
             lambda path: self.import_file(path) if path else None,
         )
 

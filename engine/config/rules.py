@@ -11,11 +11,11 @@ import re
 from typing import Any, Mapping
 
 from ..problems import Problem, ProblemError, error, warning
-from .bucket_limits import bucket_limit_problems
-from ..models import families
+from .. import families
+from ..dataset.buckets import bucket_limit_problems
+from .runconfig import SETTINGS
 from .text_encoder import text_encoder_trained
 from .settings_model import LEGACY_FLAGS, QUICK_PICKS
-from .settings_flux import flux_rules
 from .settings_objective import objective_rules
 from .settings_step_saves import step_save_rules
 from .settings_lycoris import lycoris_rules
@@ -31,10 +31,15 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 def check_rules(v: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for rule in (_model_rules, _folder_rules, _network_rules, _resolution_rules, _optimizer_rules,
-                 _training_rules, objective_rules, flux_rules, step_save_rules, lycoris_rules, dylora_rules,
+                 _training_rules, objective_rules, _family_rules, step_save_rules, lycoris_rules, dylora_rules,
                  scheduler_class_rules, _sampling_rules, _hardware_rules):
         problems.extend(rule(v))
     return problems
+
+
+def _family_rules(v) -> list[Problem]:
+    """Each registered family's rules about its own settings (FLUX.1: the flux: section)."""
+    return [problem for family in families.REGISTRY.values() for problem in family.settings_rules(v, SETTINGS)]
 
 
 def _model_rules(v) -> list[Problem]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .schema import Setting
+from ..schema import Setting
 from .settings_model import is_tiny, model_family
 from .settings_training import native_side
 

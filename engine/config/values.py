@@ -12,8 +12,8 @@ import math
 from typing import Any
 
 from ..problems import Problem, error
+from ..schema import Setting
 from .prompt_options import PROMPT_KEYS, read_prompt_entry  # noqa: F401 - PROMPT_KEYS is read from here too
-from .schema import Setting
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}

@@ -21,8 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from engine.config.bucket_limits import bucket_limit_problems
-from engine.problems import Problem
+from engine.problems import Problem, error
 
 Size = tuple[int, int]  # (width, height) in pixels, the order Kohya and our YAML use
 
@@ -55,6 +54,34 @@ class BucketChoice:
     bucket: Size
     resized_size: Size
     aspect_error: float
+
+
+def bucket_limit_problems(resolution: tuple[int, int], *, enabled: bool, min_side: int, max_side: int, step: int,
+                          no_upscale: bool) -> list[Problem]:
+    """Settings under which sd-scripts would refuse to start, as problems naming the setting: the one
+    rule for bucket limits, applied by `validate` (config/rules.py) and by the scan alike."""
+    problems: list[Problem] = []
+    width, height = resolution
+    if width < 1 or height < 1:
+        problems.append(error("training.max_resolution", f"must be positive, got {width}x{height}"))
+    if step < 1:
+        problems.append(error("buckets.step", f"must be at least 1, got {step}"))
+    if not enabled or no_upscale or problems:
+        return problems
+    if min_side < 1:
+        problems.append(error("buckets.min_resolution", f"must be at least 1, got {min_side}"))
+    if max_side < min_side:
+        problems.append(error("buckets.max_resolution", f"{max_side} is smaller than buckets.min_resolution {min_side}",
+                              "raise buckets.max_resolution or lower buckets.min_resolution"))
+    if min(width, height) < min_side:
+        problems.append(error("buckets.min_resolution", f"{min_side} is larger than the shorter side of "
+                              f"training.max_resolution ({width}x{height})",
+                              "lower buckets.min_resolution to at most the training resolution"))
+    if max(width, height) > max_side:
+        problems.append(error("buckets.max_resolution", f"{max_side} is smaller than the longer side of "
+                              f"training.max_resolution ({width}x{height})",
+                              "raise buckets.max_resolution to at least the training resolution"))
+    return problems
 
 
 def check_bucket_settings(settings: BucketSettings) -> list[Problem]:

@@ -24,24 +24,16 @@ from typing import Any
 
 import torch
 
-from ..output_names import sample_stem
 from ..config.prompt_options import read_prompt_entry
+from ..diffusion.samplers import SAMPLERS, build_sampler  # noqa: F401  (SAMPLERS: the names the UI lists)
+from ..output_names import sample_stem
 from ..problems import ProblemError, error
 
 DEFAULT_STEPS = 20
 DEFAULT_CFG = 7.0
 SIZE_STEP = 64  # sample sides snap to this: every SD family's UNet takes it without padding
 
-# sampling.sampler -> (diffusers scheduler class, settings over the base model's scheduler config)
-SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "euler": ("EulerDiscreteScheduler", {}),
-    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-    "ddim": ("DDIMScheduler", {"clip_sample": False, "set_alpha_to_one": False}),
-    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "heun": ("HeunDiscreteScheduler", {}),
-    "lms": ("LMSDiscreteScheduler", {}),
-    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
-}
+
 
 @dataclass(frozen=True)
 class SamplePrompt:
@@ -81,18 +73,6 @@ def resolve_prompts(entries: list[str | Mapping[str, Any]], *, width: int, heigh
 
 def _snap(side: int) -> int:
     return max(SIZE_STEP, int(side) // SIZE_STEP * SIZE_STEP)
-
-
-def build_sampler(name: str, scheduler_config: Mapping[str, Any], prediction_type: str):
-    """A diffusers scheduler for `sampling.sampler`, built from the base model's own scheduler config."""
-    import diffusers
-
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
-    class_name, overrides = SAMPLERS[name]
-    config = {k: v for k, v in scheduler_config.items() if not k.startswith("_")}
-    config.update(overrides, prediction_type=prediction_type)
-    return getattr(diffusers, class_name).from_config(config)
 
 
 @contextlib.contextmanager

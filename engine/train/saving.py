@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..config import SETTINGS, RunConfig
-from ..models import families
+from .. import families
 from ..lorafile.metadata import build_metadata
 from ..networks.adapter_tensors import export_network
 from ..output_names import epoch_save_stem, step_save_stem
@@ -92,7 +92,7 @@ def gather_weights(trained) -> dict:
 def save_lora(path: Path, cfg: RunConfig, trained, facts: dict) -> int:
     """Write the LoRA file atomically; returns its size in bytes."""
     module, args = network_module_and_args(cfg, trained.shape)
-    family = lorafile_family(trained.base.family)
+    family = families.for_file(lorafile_family(trained.base.family), trained.base.is_v_prediction)
     full_facts = {
         "family": family,
         "v_parameterization": trained.base.is_v_prediction,

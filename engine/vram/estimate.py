@@ -152,7 +152,7 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
 
 def flux_text_tokens(values: Mapping[str, Any], parts: ModelParts) -> int:
     """T5 tokens per caption: the setting, else the variant's own length ([schnell] 256, [dev] 512)."""
-    from engine.models.families import flux1_reference as ref  # torch-free facts
+    from engine.families.flux1 import reference as ref  # torch-free facts
 
     configured = values.get("flux.t5xxl_max_token_length")
     if configured:
