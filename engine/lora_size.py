@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import families
+from engine.config.text_encoder import text_encoder_trained
 from engine.vram.parts import family_of
 
 # The reference models' layer configs live with each family (engine.families).
@@ -127,12 +128,11 @@ def estimate_file_size(values: Mapping[str, Any]) -> tuple[int | None, str]:
         return None, "known once the built-in model has been built (first training run)"
     unet, encoders, source = configs
     rank, conv_rank = values["network.rank"], values["network.conv_rank"]
-    te_lr = values["optimizer.text_encoder_lr"]
     counts = families.get(family_of(values)).estimate_counts()
     try:
         numbers, layers = count_parameters(
             unet, encoders, rank=rank, conv_rank=conv_rank, network_type=values["network.type"],
-            train_text_encoder=te_lr != 0, counts=counts, values=values,
+            train_text_encoder=text_encoder_trained(values), counts=counts, values=values,
         )
     except (KeyError, TypeError, ValueError, IndexError):
         return None, f"could not read the layer shapes from {source}"

@@ -13,6 +13,7 @@ from typing import Any, Iterator, Mapping
 from .. import families
 from ..problems import Problem, error
 from ..schema import SettingsTable
+from .text_encoder import text_encoder_lr, text_encoder_trained
 from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, fill_family
 from .settings_network import NETWORK_SETTINGS
 from .settings_lycoris import LYCORIS_SETTINGS
@@ -180,5 +181,8 @@ class RunConfig:
 
     @property
     def text_encoder_lr(self) -> float:
-        lr = self.values["optimizer.text_encoder_lr"]
-        return self.values["optimizer.learning_rate"] if lr is None else lr
+        return text_encoder_lr(self.values)
+
+    @property
+    def trains_text_encoder(self) -> bool:
+        return text_encoder_trained(self.values)

@@ -24,8 +24,10 @@ from typing import Any
 
 import torch
 
-from ..config.prompt_options import parse_prompt_line
+from ..config.prompt_options import read_prompt_entry
 from ..diffusion.samplers import SAMPLERS, build_sampler  # noqa: F401  (SAMPLERS: the names the UI lists)
+from ..output_names import sample_stem
+from ..problems import ProblemError, error
 
 DEFAULT_STEPS = 20
 DEFAULT_CFG = 7.0
@@ -53,11 +55,10 @@ def resolve_prompts(entries: list[str | Mapping[str, Any]], *, width: int, heigh
     """
     prompts = []
     for index, entry in enumerate(entries):
-        if isinstance(entry, str):  # options the parser cannot read are dropped, as the Kohya scripts do
-            parsed = parse_prompt_line(entry, index + 1)[0]
-            values = parsed if isinstance(parsed, dict) else {"prompt": parsed or entry}
-        else:
-            values = dict(entry)
+        parsed, problems = read_prompt_entry(entry, f"sampling.prompts[{index}]")
+        if problems:  # validate refuses these; a config built in code gets the same verdict, not a silent drop
+            raise ProblemError([error(field, message, hint) for field, message, hint in problems])
+        values = parsed if isinstance(parsed, dict) else {"prompt": parsed}
         prompts.append(SamplePrompt(
             prompt=str(values["prompt"]).strip(),
             negative=str(values.get("negative") or ""),
@@ -179,7 +180,7 @@ class SampleImages:
         self.folder.mkdir(parents=True, exist_ok=True)
         paths = []
         for index, image in enumerate(images):
-            path = self.folder / f"{self.cfg.folders.output_name}_e{epoch:06d}_s{step:06d}_{index:02d}.png"
+            path = self.folder / f"{sample_stem(self.cfg.folders.output_name, epoch, step, index)}.png"
             partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             image.save(partial, format="PNG")
             os.replace(partial, path)  # a reader (the dashboard) never sees half a PNG

@@ -13,13 +13,13 @@ from ..config import SETTINGS, RunConfig
 from .. import families
 from ..lorafile.metadata import build_metadata
 from ..networks.adapter_tensors import export_network
-from ..output_names import step_save_stem
+from ..output_names import epoch_save_stem, step_save_stem
 
 SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 def output_file(cfg: RunConfig, epoch: int | None = None) -> Path:
     """`<output>/<name>.safetensors`, or `<name>-00000N.safetensors` for an epoch save."""
     suffix = ".ckpt" if cfg.model.save_as == "ckpt" else ".safetensors"
-    name = cfg.folders.output_name if epoch is None else f"{cfg.folders.output_name}-{epoch:06d}"
+    name = cfg.folders.output_name if epoch is None else epoch_save_stem(cfg.folders.output_name, epoch)
     return Path(cfg.folders.output) / f"{name}{suffix}"
 
 

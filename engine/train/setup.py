@@ -108,7 +108,7 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
     if isinstance(continue_from, (str, os.PathLike)):
         continue_from = read_continue_file(continue_from, base)
     shape = network_shape(cfg, continue_from, base.unet)
-    train_te = cfg.text_encoder_lr != 0
+    train_te = cfg.trains_text_encoder
     model = TrainedModel(base, shape, train_te, continued_from=continue_from)
     common = dict(network_type=shape.network_type, rank=shape.rank, alpha=shape.alpha, conv_rank=shape.conv_rank,
                   conv_alpha=shape.conv_alpha, dropout=cfg.network.dropout, rank_dropout=cfg.network.rank_dropout,
