@@ -56,3 +56,20 @@ def test_sd35_pipeline_from_meta_configs_has_real_storage_and_the_configs_sizes(
     image = again("a dog", num_inference_steps=1, height=32, width=32, output_type="np",
                   generator=torch.Generator().manual_seed(0)).images
     assert image.shape == (1, 32, 32, 3)
+
+
+def test_saved_sd35_folder_trains_through_the_engine(gpu_check, tmp_path, small_data):
+    from engine.config import RunConfig
+    from engine.train.entry import run_config
+
+    folder = tmp_path / "sd35"
+    gpu_check.save_sd35_folder(gpu_check.sd35_pipeline(small_sd35_configs(), "cpu", torch.float32), folder)
+    settings = {**gpu_check.SD35_SETTINGS, "training.max_resolution": [64, 64], "optimizer.name": "AdamW",
+                "network.rank": 2, "network.alpha": 1.0, "buckets.min_resolution": 32}
+    cfg = RunConfig.from_values({**settings, "model.quick_pick": "custom", "model.path": str(folder),
+                                 "folders.images": str(small_data), "folders.output": str(tmp_path / "out"),
+                                 "training.epochs": 1, "training.mixed_precision": "no", "buckets.step": 32})
+    result = run_config(cfg)
+    assert result.trainer.model.base.family == "sd35"
+    assert result.trainer.progress.step == result.trainer.plan.total_steps > 0
+    assert (tmp_path / "out" / f"{cfg.folders.output_name}.safetensors").exists()

@@ -414,8 +414,7 @@ def test_diffusers_0_42_reads_nothing_from_sd_scripts_names_which_is_why_the_dif
     path = tmp_path / "kohya.safetensors"
     save_file(sd35_state_dict(weights, num_blocks=3), str(path))
     pipe = StableDiffusion3Pipeline.from_pretrained(str(folder))
-    complaints = load_lora_noting_complaints(pipe, path)
-    if not pipe.get_list_adapters():  # a later diffusers that converts sd-scripts' SD3 names fails this on purpose
-        assert complaints and all("No LoRA keys associated" in c for c in complaints)
-    else:
-        pytest.fail("diffusers now reads sd-scripts' SD3 names: check it takes every key and revisit sd35.lora_format")
+    load_lora_noting_complaints(pipe, path)
+    # nothing is taken (diffusers only says "No LoRA keys associated"). A later diffusers that converts
+    # sd-scripts' SD3 names fails this on purpose: then check it takes every key, and revisit sd35.lora_format.
+    assert pipe.get_list_adapters() == {}
