@@ -182,7 +182,7 @@ def real_run(folder: Path, epochs: int = 400):
     cfg = RunConfig.from_values({
         "model.quick_pick": "builtin-tiny-sd1", "folders.images": str(images), "folders.output": str(folder / "out"),
         "folders.output_name": "bytes", "training.epochs": epochs, "training.batch_size": 2, "training.seed": 3,
-        "training.cpu_threads_per_core": 1, "buckets.step": 32, "optimizer.name": "AdamW", "overwrite": True,
+        "training.cpu_threads_per_process": 1, "buckets.step": 32, "optimizer.name": "AdamW", "overwrite": True,
     })
     run_file = save_run_file(cfg, folder / "bytes.yaml")
     return launch_training(run_file, folder / "out")

@@ -21,7 +21,7 @@ DEMO_SETTINGS = {
     "training.epochs": 2,
     "training.save_every_n_epochs": 1,
     "training.seed": 1234,
-    "training.cpu_threads_per_core": 2,
+    "training.cpu_threads_per_process": None,  # the idle CPUs: a busy machine gets fewer threads
     "buckets.step": 32,
     "optimizer.name": "AdamW",
     "optimizer.learning_rate": 1e-3,
