@@ -75,7 +75,7 @@ class DashboardScreen(Screen[str]):
         Binding("q", "quit_dashboard", "Quit"),
     ]
     # Short terminals get a compact layout (see dashboard.tcss).
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-tiny"), (24, "-short"), (32, "-tall")]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     def __init__(self, run_dir: str | Path, *, control: RunControl | None = None, name: str | None = None,
