@@ -20,7 +20,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
-from textual.theme import BUILTIN_THEMES, Theme
+from textual.theme import Theme
 
 from engine.config import save_run_file
 from engine.problems import Problem, ProblemError
@@ -330,7 +330,8 @@ def _problem_saving(text: str) -> str | None:
 
 
 def theme_names() -> list[str]:
-    return list(THEMES) + [name for name in BUILTIN_THEMES if name not in THEMES]
+    """The documented themes (themes/): each is held to WCAG contrast, Textual's own are not."""
+    return list(THEMES)
 
 
 def run_app(path: str | None = None, theme: str | None = None, *, mouse: bool = True,
@@ -338,8 +339,7 @@ def run_app(path: str | None = None, theme: str | None = None, *, mouse: bool = 
     """Open the wizard (on `path` when given: a run file to edit, or a new one to create there)."""
     name = resolve_theme_name(theme)
     if name is not None and name not in theme_names():
-        print(f"tui-lora: unknown theme '{theme}'; choose one of: {', '.join(THEMES)} "
-              f"(or a Textual theme: {', '.join(n for n in theme_names() if n not in THEMES)})", file=sys.stderr)
+        print(f"tui-lora: unknown theme '{theme}'; choose one of: {', '.join(THEMES)}", file=sys.stderr)
         return 2
     draft = None
     if path:
