@@ -16,6 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual._time import get_time as monotonic  # the clock of Textual's event times
+
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
@@ -37,8 +40,11 @@ from .screens.modals import (
 )
 from .screens.start import StartScreen
 from .user_state import UserState
+from .widgets.step_bar import STEPS
 
 TrainLauncher = Callable[["WizardApp", Path], Any]
+
+ONE_PER_STEP = ("ctrl+n", "escape")  # keys that move between steps
 KEYS_HELP = (
     "Keys: ↑/↓ and Enter choose · Tab / Shift+Tab move · Esc goes back · Ctrl+N next step · "
     "Ctrl+S save · F1 help · Ctrl+P command palette (change theme) · Ctrl+Q quit."
@@ -68,6 +74,8 @@ class WizardApp(App[int]):
         self._draft_started = draft is not None
         # Files this session may write without asking: the one opened, and any already saved to.
         self._confirmed_paths: set[Path] = {draft.path} if draft is not None and draft.path and draft.path.exists() else set()
+        self._opening_since: float | None = None  # a step being built (time.monotonic, as Textual's event times)
+        self._ready_at = 0.0
 
     # ------------------------------------------------------------------ start-up and themes
 
@@ -101,7 +109,22 @@ class WizardApp(App[int]):
 
         screens = {1: ModelScreen, 2: FoldersScreen, 3: ParametersScreen, 4: ReviewScreen}
         if step in screens:
+            # Building a step takes seconds on a busy machine: say so at once, and take keys pressed
+            # meanwhile as meant for the step they were pressed on (see on_event), not the next one.
+            self._opening_since = monotonic()
+            self.notify(f"Opening {STEPS[step - 1]}…", timeout=2)
             self.push_screen(screens[step]())
+
+    def step_ready(self) -> None:
+        """Called by a step once it has drawn: keys from now on are meant for it."""
+        self._opening_since = None
+        self._ready_at = monotonic()
+
+    async def on_event(self, event: events.Event) -> None:
+        if (isinstance(event, events.Key) and event.key in ONE_PER_STEP
+                and (self._opening_since is not None or event.time < self._ready_at)):
+            return  # pressed while a step was still opening: one step per press (Ctrl+N twice skipped one)
+        await super().on_event(event)
 
     def has_draft_in_progress(self) -> bool:
         return self._draft_started
@@ -211,9 +234,9 @@ class WizardApp(App[int]):
         return [p for p in self.field_problems() if p.is_error]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "save" and not self._draft_started:
-            return None  # shown dimmed: nothing to save on the start screen yet
-        return True
+        if action == "save" and not (self._draft_started and getattr(self.screen, "EDITS_DRAFT", False)):
+            return False  # only the wizard's steps edit the run file: the start screen, a dashboard
+        return True        # or the queue would offer a save that means nothing there
 
     def action_save(self) -> None:
         self.save_then(None)
@@ -301,6 +324,9 @@ class WizardApp(App[int]):
         self.push_screen(MessageScreen("Help", KEYS_HELP))
 
     async def action_quit(self) -> None:
+        if getattr(self.screen, "q_word", "") is None:  # the dashboard of the run Train started: it
+            self.screen.action_quit_dashboard()  # asks whether a live run stops or goes on, then exits
+            return
         if not (self._draft_started and self.draft.dirty):
             self.exit(0)
             return

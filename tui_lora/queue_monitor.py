@@ -132,5 +132,8 @@ def monitor_queue(*, mouse: bool = True) -> int | None:
         print(label)
         print(text_summary(apply_run_status(build_state(events), run_status(run, events))))
         return 0
-    QueueMonitorApp(entry, label, mouse=mouse).run()
+    from .dashboard import farewell
+
+    app = QueueMonitorApp(entry, label, mouse=mouse)
+    print(farewell(app.run(), app.run_id))
     return 0

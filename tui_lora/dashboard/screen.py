@@ -73,15 +73,22 @@ class DashboardScreen(Screen[str]):
         Binding("c", "save_now", "Save now"),
         Binding("d", "detach", "Detach"),
         Binding("q", "quit_dashboard", "Quit"),
+        Binding("f1", "dashboard_help", "Help"),
     ]
     # Short terminals get a compact layout (see dashboard.tcss).
     VERTICAL_BREAKPOINTS = [(0, "-tiny"), (24, "-short"), (32, "-tall")]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     def __init__(self, run_dir: str | Path, *, control: RunControl | None = None, name: str | None = None,
-                 id: str | None = None, clock: Callable[[], float] = time.time) -> None:
-        """`control` defaults to the pid the run registered in its folder; `clock` gives the wall time."""
+                 id: str | None = None, clock: Callable[[], float] = time.time, q_word: str | None = "Quit") -> None:
+        """`control` defaults to the pid the run registered in its folder; `clock` gives the wall time.
+        `q_word`: what `q` says in the footer where it is shown ("Back" over the queue); None hides it
+        (the wizard's own `^q Quit` is there and does the same)."""
         super().__init__(name=name, id=id)
+        if q_word != "Quit":  # this screen's own copy of the class's bindings: replace q's entry
+            self._bindings.key_to_bindings["q"] = [Binding("q", "quit_dashboard", q_word or "Quit",
+                                                           show=q_word is not None)]
+        self.q_word = q_word
         self.run = RunDir(Path(run_dir))
         self.control = control if control is not None else RunControl.from_run(self.run)
         self.state = DashboardState()
@@ -220,6 +227,11 @@ class DashboardScreen(Screen[str]):
 
     def action_detach(self) -> None:
         self.dismiss("detach")
+
+    def action_dashboard_help(self) -> None:
+        from .modals import DashboardHelpScreen
+
+        self.app.push_screen(DashboardHelpScreen(self.q_word or "Quit"))
 
     def action_quit_dashboard(self) -> None:
         if not (self.state.live and self.control is not None and self.control.alive()):

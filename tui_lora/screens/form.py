@@ -43,6 +43,7 @@ KEYS_HELP = (
 class StepScreen(Screen):
     STEP: ClassVar[int | None] = None
     HAS_HELP_PANEL: ClassVar[bool] = True
+    EDITS_DRAFT: ClassVar[bool] = True  # Ctrl+S saves from here (see WizardApp.check_action)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("ctrl+n", "next", "Next"),
@@ -73,6 +74,7 @@ class StepScreen(Screen):
 
     def on_mount(self) -> None:
         self.refresh_bar()
+        self.call_after_refresh(self.wizard.step_ready)
 
     def on_screen_resume(self) -> None:
         self.refresh_bar()

@@ -39,7 +39,7 @@ class StepBar(Static):
         for short_steps in (False, True):
             steps = self._steps(short_steps)
             room = width - len(steps.plain) - 2 - len(tail)
-            if room >= min(len(file_name), 12) or short_steps:
+            if room >= min(len(file_name), 4) or short_steps:
                 name = _middle(file_name, max(0, room))
                 parts: list = [steps, ("  " + name if name else "", "dim")]
                 if tail:
