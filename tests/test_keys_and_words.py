@@ -158,3 +158,22 @@ async def test_tab_takes_the_path_completion(dataset, wizard_env):
         await pilot.press("tab")  # nothing left to complete: on to the next field
         await pilot.pause(0.2)
         assert not field.control.has_focus
+
+
+@sync
+async def test_monitor_names_the_run_while_the_model_loads(tmp_path):
+    """Before run_started (minutes of model loading) the header names the run from its registered file."""
+    from engine.config import RunConfig, dump_run_yaml
+    from engine.runs import RunDir
+    from tui_lora.dashboard.panels import RunHeader
+    from tui_lora.dashboard.screen import DashboardApp
+
+    run = RunDir(tmp_path / "out" / ".runs" / "20261208-loading")
+    run.path.mkdir(parents=True)
+    run.config_copy.write_text(dump_run_yaml(RunConfig.from_values({"folders.output_name": "my_character"})))
+    run.events.write_text('{"type":"phase","time":1,"seq":1,"name":"loading_model","label":"loading the model"}\n')
+    app = DashboardApp(run.path, mouse=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)
+        header = app.screen.query_one(RunHeader).render().plain
+        assert header.startswith("tui-lora · my_character"), header

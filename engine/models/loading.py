@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from engine.hub_cache import cached_snapshot
 from engine.models import families
 from engine.models import family as fam
 from engine.models.tiny import BUILTIN_MODELS, builtin_family, ensure_builtin_model
@@ -205,13 +206,7 @@ def _hub_offline() -> bool:
 
 
 def _cached_hub_snapshot(repo_id: str) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(repo_id, "model_index.json")
-    except Exception:  # an id the cache layout cannot hold is simply not cached
-        return None
-    return str(Path(found).parent) if isinstance(found, str) else None
+    return cached_snapshot(repo_id)  # no huggingface_hub import when plainly not cached
 
 
 def _hub_download_problem(repo_id: str, offline: bool, detail: str = "") -> Problem:

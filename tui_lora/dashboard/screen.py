@@ -65,6 +65,17 @@ class SampleImageRead(Message):
         self.image = image
 
 
+def registered_name(run: RunDir) -> str:
+    """The output name in the run file the engine copied into the run's folder when it registered."""
+    try:
+        import yaml
+
+        folders = (yaml.safe_load(run.config_copy.read_text(encoding="utf-8")) or {}).get("folders") or {}
+        return str(folders.get("output_name") or "")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return ""
+
+
 class DashboardScreen(Screen[str]):
     CSS_PATH = "dashboard.tcss"
     AUTO_FOCUS = "#body"
@@ -113,6 +124,9 @@ class DashboardScreen(Screen[str]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # Named from the start: run_started (which names the run) comes only after the model loaded.
+        self.state.run_id = self.state.run_id or self.run.run_id
+        self.state.output_name = self.state.output_name or registered_name(self.run)
         self.set_interval(REDRAW_INTERVAL_S, self.redraw)
         self.redraw()
         self.tail_events()
