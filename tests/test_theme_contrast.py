@@ -50,3 +50,26 @@ def test_the_palette_offers_only_the_documented_themes(tmp_path, monkeypatch):
             return set(app.available_themes)
 
     assert asyncio.run(drive()) == set(THEMES) == set(theme_names()) == {"dark", "light", "contrast"}
+
+
+def test_monitor_uses_the_wizards_theme(tmp_path, monkeypatch):
+    import asyncio
+
+    from tests.test_dashboard_screen import make_run
+    from tui_lora.dashboard.screen import DashboardApp
+    from tui_lora.user_state import UserState
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    state = UserState.load()
+    state.theme = "light"
+    state.save()
+    run = make_run(tmp_path, "normal_run")
+
+    async def drive():
+        app = DashboardApp(run.path, mouse=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            return app.theme, set(app.available_themes)
+
+    theme, available = asyncio.run(drive())
+    assert theme == "light" and available == set(THEMES)

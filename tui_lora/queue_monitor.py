@@ -64,6 +64,7 @@ class QueueMonitorApp(DashboardApp):
 
     def on_mount(self, event: events.Mount) -> None:
         event.prevent_default()  # instead of DashboardApp's plain dashboard
+        self.use_wizard_theme()
         self.push_screen(QueueDashboardScreen(self.run_dir, self.label), self.exit)
         self.follow_queue()
 

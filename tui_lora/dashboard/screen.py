@@ -22,8 +22,10 @@ from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from engine.events import EventReader
+from themes import DEFAULT_THEME, register_themes
 from engine.runs import RunDir, run_status
 
+from ..user_state import UserState
 from .control import RunControl
 from .graphics import LossPanel, LrPanel, SamplePanel
 from .modals import ConfirmStopScreen, QuitLiveRunScreen
@@ -308,7 +310,15 @@ class DashboardApp(App[str]):
         self.clock = clock
         self.note = note
 
+    def use_wizard_theme(self) -> None:
+        """The wizard's themes, held to WCAG contrast (themes/contrast.py), and the one the user chose
+        there: Textual's default theme put the STOPPED badge at about 1:1 in 16 colours."""
+        register_themes(self)
+        remembered = UserState.load().theme
+        self.theme = remembered if remembered in self.available_themes else DEFAULT_THEME
+
     def on_mount(self) -> None:
+        self.use_wizard_theme()
         self.push_screen(DashboardScreen(self.run_dir, control=self.control, clock=self.clock), self.exit)
         if self.note:
             self.notify(self.note, title="Nothing running", timeout=12)
