@@ -177,3 +177,11 @@ async def test_monitor_names_the_run_while_the_model_loads(tmp_path):
         await pilot.pause(0.5)
         header = app.screen.query_one(RunHeader).render().plain
         assert header.startswith("tui-lora · my_character"), header
+
+
+def test_the_step_bar_says_which_step_is_opening():
+    from tui_lora.widgets.step_bar import StepBar
+
+    bar = StepBar(2)
+    text = bar.build("opening Parameters…", False, 78).plain
+    assert text.endswith("opening Parameters…") and "2 Folders" in text and len(text) <= 78

@@ -139,18 +139,20 @@ def test_refusal_in_a_real_terminal(tiny_config, tmp_path):
     final = _collide(tmp_path)
     term = Tmux(tmp_path, run_file)  # Review names the existing file before F5
     try:
-        term.until("Model")
-        term.keys("C-n", "C-n", "C-n")
-        text = term.until("already exists")
+        for words in ("Base model", "Image folder", "Network type", "already exists"):
+            text = term.until(words)  # one step per Ctrl+N: each press once the step is there
+            if words != "already exists":
+                term.keys("C-n")
         assert "✗ error" in text and "none found" not in text
     finally:
         term.close()
     final.unlink()
     term = Tmux(tmp_path, run_file)  # the file appears after Review looked: the engine's words show
     try:
-        term.until("Model")
-        term.keys("C-n", "C-n", "C-n")
-        term.until("none found")
+        for words in ("Base model", "Image folder", "Network type", "none found"):
+            term.until(words)
+            if words != "none found":
+                term.keys("C-n")
         _collide(tmp_path)
         term.keys("F5")
         text = term.until("FAILED", 120)

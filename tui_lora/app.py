@@ -40,7 +40,7 @@ from .screens.modals import (
 )
 from .screens.start import StartScreen
 from .user_state import UserState
-from .widgets.step_bar import STEPS
+from .widgets.step_bar import STEPS, StepBar
 
 TrainLauncher = Callable[["WizardApp", Path], Any]
 
@@ -112,11 +112,16 @@ class WizardApp(App[int]):
             # Building a step takes seconds on a busy machine: say so at once, and take keys pressed
             # meanwhile as meant for the step they were pressed on (see on_event), not the next one.
             self._opening_since = monotonic()
-            self.notify(f"Opening {STEPS[step - 1]}…", timeout=2)
-            self.push_screen(screens[step]())
+            bar = self.screen.query(StepBar)
+            if bar:  # painted before the build starts: the words show while it takes its seconds
+                bar.first().show_opening(STEPS[step - 1])
+                self.call_after_refresh(self.push_screen, screens[step]())
+            else:
+                self.push_screen(screens[step]())
 
     def step_ready(self) -> None:
-        """Called by a step once it has drawn: keys from now on are meant for it."""
+        """Called by a step once it is mounted: keys pressed from now on are meant for it (the
+        user sees it a moment later; a key pressed while it was being built was meant for the last)."""
         self._opening_since = None
         self._ready_at = monotonic()
 

@@ -74,7 +74,7 @@ class StepScreen(Screen):
 
     def on_mount(self) -> None:
         self.refresh_bar()
-        self.call_after_refresh(self.wizard.step_ready)
+        self.wizard.step_ready()  # mounted: built, about to be drawn (see WizardApp.on_event)
 
     def on_screen_resume(self) -> None:
         self.refresh_bar()

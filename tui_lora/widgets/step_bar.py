@@ -27,6 +27,10 @@ class StepBar(Static):
         if str(content) != str(self.visual):
             self.update(content, layout=False)  # always one line high
 
+    def show_opening(self, step_name: str) -> None:
+        """While the next step is being built (seconds on a busy machine): say so in place of the file."""
+        self.update(self.build(f"opening {step_name}…", False, self._width()), layout=False)
+
     def on_resize(self) -> None:
         self.show(*self._shown)
 
