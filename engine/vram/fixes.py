@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..config.text_encoder import text_encoder_trained
 from .estimate import estimate_vram
 from .optimizer_state import is_eight_bit
 from .parts import ModelParts, model_parts
@@ -40,8 +41,7 @@ def candidate_changes(values: Mapping[str, Any], known_keys: set[str] | None = N
         found.append(("cache text-encoder outputs (trains the UNet only)",
                       {"training.cache_text_encoder_outputs": True, "optimizer.text_encoder_lr": 0.0}))
     else:
-        lr = values.get("optimizer.text_encoder_lr")
-        if (values.get("optimizer.learning_rate") if lr is None else lr) != 0:
+        if text_encoder_trained(values):
             found.append(("train the UNet only (text_encoder_lr 0)", {"optimizer.text_encoder_lr": 0.0}))
     batch = int(values.get("training.batch_size") or 1)
     if batch > 1:
