@@ -101,7 +101,10 @@ class WizardApp(App[int]):
 
     # ------------------------------------------------------------------ navigation
 
-    def open_step(self, step: int) -> None:
+    def open_step(self, step: int, *, announce: bool = False) -> None:
+        """Push step `step`. `announce` (Ctrl+N): the step bar says which step is opening, painted
+        before the build, and the push follows that paint (code that pushes more screens after
+        this one, e.g. the import's notes, keeps the plain, immediate push)."""
         from .screens.folders import FoldersScreen
         from .screens.model import ModelScreen
         from .screens.parameters import ParametersScreen
@@ -112,7 +115,7 @@ class WizardApp(App[int]):
             # Building a step takes seconds on a busy machine: say so at once, and take keys pressed
             # meanwhile as meant for the step they were pressed on (see on_event), not the next one.
             self._opening_since = monotonic()
-            bar = self.screen.query(StepBar)
+            bar = self.screen.query(StepBar) if announce else None
             if bar:  # painted before the build starts: the words show while it takes its seconds
                 bar.first().show_opening(STEPS[step - 1])
                 self.call_after_refresh(self.push_screen, screens[step]())

@@ -88,7 +88,7 @@ class StepScreen(Screen):
         self.app.pop_screen()
 
     def action_next(self) -> None:
-        self.wizard.open_step((self.STEP or 0) + 1)
+        self.wizard.open_step((self.STEP or 0) + 1, announce=True)
 
     def action_scroll_help(self, lines: int) -> None:
         for panel in self.query(HelpPanel):
