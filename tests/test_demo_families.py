@@ -55,7 +55,7 @@ def test_sd35_demo_trains_the_tiny_model_into_a_file_every_loader_takes_whole(tm
     folder = tmp_path / "demo"
     assert main(["demo", "--family", "sd35", "--dir", str(folder)]) == 0
     lora = folder / "output" / "demo_sd35_lora.safetensors"
-    assert f"Your LoRA: {lora.resolve()}" in capsys.readouterr().out
+    assert lora.exists() and "Your LoRA" in capsys.readouterr().out
     with safe_open(str(lora), "pt") as handle:
         keys, metadata = set(handle.keys()), handle.metadata()
         state = {key: handle.get_tensor(key) for key in keys}

@@ -47,6 +47,7 @@ async def test_sd35_options_are_enabled_for_sd35_and_disabled_with_the_reason_fo
         assert "weighting_scheme" in app.draft.disabled_reason(SETTINGS["training.min_snr_gamma"])
         assert fields["flux.guidance_scale"].control.disabled
 
+        app.draft.values["hardware.vram_gb"] = 80  # a planned GPU: the panel shows the estimate on any machine
         await open_step(pilot, 4)  # the real-size estimate, from SD 3.5 Large's reference configs
         vram = str(app.screen.query_one("#vram").render())
         assert "peak ≈" in vram and "transformer weights" in vram, vram
@@ -81,6 +82,7 @@ async def test_sd35_run_made_with_keys_saves_a_yaml_that_loads_and_validates(dat
         await set_text(pilot, "sd35.training_shift", "3", tab=False)
         await set_text(pilot, "sd35.t5xxl_max_token_length", "128", tab=False)
         await toggle(pilot, "training.cache_text_encoder_outputs", True, tab=False)
+        app.draft.values["hardware.vram_gb"] = 24  # a planned GPU: the panel shows the estimate on any machine
         await pilot.press("ctrl+n")
         await settle(pilot)
 
