@@ -92,7 +92,7 @@ def stored_bytes(model: nn.Module) -> int:
 
 
 def _quant_state_bytes(state) -> int:
-    total = state.absmax.numel() * state.absmax.element_size()
+    total = state.absmax.numel() * state.absmax.element_size() + state.code.numel() * state.code.element_size()
     nested = getattr(state, "state2", None)
     if nested is not None:
         total += nested.absmax.numel() * nested.absmax.element_size() + nested.code.numel() * nested.code.element_size()

@@ -15,8 +15,9 @@ runs. On a CPU run the device is the CPU and the copies are free, but the same s
 inject a transfer that really takes the weights away (`tests/test_memory_savers.py`), so a block that
 runs while it is off would fail, and the loss must match a run without swapping exactly.
 
-Safety net besides the schedule: every block checks it is on the device in a forward pre-hook and in
-a backward pre-hook (loading it at once if a prefetch was missed), and a pre-hook on the whole denoiser
+A block's backward is over when the gradients of its inputs are complete (gradient hooks on the
+inputs it was called with). Safety net besides the schedule: every block checks it is on the device in a
+forward pre-hook and in a backward pre-hook (loading it at once if a prefetch was missed), and a pre-hook on the whole denoiser
 puts every block back to the starting layout before each forward pass. Forward hooks that fire during
 the backward pass (gradient checkpointing re-running a block) never send anything away.
 """
@@ -110,10 +111,9 @@ class BlockSwap:
         self.state = [_Block(b, [p for p in b.parameters() if not p.requires_grad]) for b in self.blocks]
         self.handles = []
         for index, block in enumerate(self.blocks):
-            self.handles.append(block.register_forward_pre_hook(self._before_forward(index)))
+            self.handles.append(block.register_forward_pre_hook(self._before_forward(index), with_kwargs=True))
             self.handles.append(block.register_forward_hook(self._after_forward(index)))
             self.handles.append(block.register_full_backward_pre_hook(self._before_backward(index)))
-            self.handles.append(block.register_full_backward_hook(self._after_backward(index)))
 
     @property
     def resident(self) -> int:
@@ -164,9 +164,25 @@ class BlockSwap:
 
     # -- hooks ----------------------------------------------------------------------------------
     def _before_forward(self, index: int):
-        def hook(module, args):
+        def hook(module, args, kwargs):
             self._ready(index)
+            if index >= self.resident and torch.is_grad_enabled() and not _in_backward():
+                self._watch_inputs(index, [*args, *kwargs.values()])
         return hook
+
+    def _watch_inputs(self, index: int, inputs: list[Any]) -> None:
+        """Call `_after_backward` once the gradients of the block's inputs are complete. (A module's full
+        backward hook sees positional inputs only, and diffusers calls blocks with keywords.) What is
+        left of the block's backward then only reaches its LoRA parameters, never its frozen weights."""
+        tensors = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]
+        remaining = [len(tensors)]
+
+        def one_done(grad):
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                self._after_backward(index)
+        for tensor in tensors:
+            tensor.register_hook(one_done)
 
     def _after_forward(self, index: int):
         def hook(module, args, output):
@@ -181,13 +197,9 @@ class BlockSwap:
             self._ready(index)
         return hook
 
-    def _after_backward(self, index: int):
-        def hook(module, grad_input, grad_output):
-            if index < self.resident:
-                return
-            self._send(index)
-            self._bring(index - self.resident)
-        return hook
+    def _after_backward(self, index: int) -> None:
+        self._send(index)
+        self._bring(index - self.resident)
 
     def remove(self) -> None:
         for handle in self.handles:
