@@ -136,6 +136,12 @@ def test_block_swap_trains_flux_with_the_same_losses_while_swapped_weights_are_r
     assert any("swapping 1 of 4 transformer_blocks, 4 of 8 single_transformer_blocks" in m for m in _saver_logs(events))
     # the LoRA's own parameters never moved: the optimizer kept updating them in place
     assert all(p.numel() for p in result.trainer.model.unet_parameters())
+    # what the engine kept off the device is what the estimate takes off (fp32 run: 4 bytes a weight)
+    from engine.vram.savers import swapped_parameters
+
+    off, _ = swapped_parameters(dict(result.trainer.model.base.unet.config), {"transformer_blocks": 1,
+                                                                             "single_transformer_blocks": 4})
+    assert result.trainer.model.savers.swapped_bytes == 4 * off
 
 
 def test_block_swap_schedule_slides_down_in_forward_and_back_up_in_backward():
@@ -313,3 +319,9 @@ def test_flux_train_blocks_single_adapts_and_saves_only_single_blocks(data):
         metadata = handle.metadata()
     assert keys and all(k.startswith("lora_unet_single_blocks_") for k in keys)
     assert json.loads(metadata["ss_network_args"])["train_blocks"] == "single"
+    from engine.vram.lora_params import flux_layers  # the estimate counts the same numbers
+
+    rank = result.trainer.cfg.network.rank
+    layers = flux_layers(dict(result.trainer.model.base.unet.config), "single")
+    assert sum(p.numel() for p in result.trainer.model.unet_parameters()) == \
+        sum(rank * (fan_in + fan_out) for fan_in, fan_out, _, _ in layers)
