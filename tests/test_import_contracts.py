@@ -33,6 +33,7 @@ WIZARD_START = ("tui_lora.app", "tui_lora.cli")
 # test below asserts no cycle at all. Every other module is in no cycle today.
 FAMILY_CYCLES = (
     frozenset(("engine.config.runconfig", "engine.config.settings_dataset", "engine.config.settings_flux",
+               "engine.config.settings_memory",  # asks the family which blocks swap, as settings_flux asks (issue 24)
                "engine.config.settings_model", "engine.config.settings_training", "engine.lorafile.flux_io",
                "engine.lorafile.io", "engine.lorafile.metadata", "engine.models.families",
                "engine.models.families.base", "engine.models.families.flux1", "engine.models.families.sd1",
