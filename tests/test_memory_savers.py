@@ -325,3 +325,15 @@ def test_flux_train_blocks_single_adapts_and_saves_only_single_blocks(data):
     layers = flux_layers(dict(result.trainer.model.base.unet.config), "single")
     assert sum(p.numel() for p in result.trainer.model.unet_parameters()) == \
         sum(rank * (fan_in + fan_out) for fan_in, fan_out, _, _ in layers)
+
+
+def test_train_blocks_is_refused_once_auto_finds_an_sd_model(data):
+    from engine.config import RunConfig
+    from engine.train.entry import run_config
+
+    cfg = RunConfig.from_values({"model.quick_pick": "custom", "model.path": "builtin-tiny-sd1", "model.family": "auto",
+                                 "folders.images": str(data / "images"), "folders.output": str(data / "o"),
+                                 "flux.train_blocks": "single", "training.max_resolution": [64, 64],
+                                 "buckets.min_resolution": 32, "buckets.step": 32})
+    result = run_config(cfg)
+    assert result.status == "failed" and "no separate block groups" in result.message

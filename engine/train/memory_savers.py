@@ -47,6 +47,15 @@ class SaverState:
         return "memory savers: " + "; ".join(parts) if parts else ""
 
 
+def family_problems(spec: Any, values: Any) -> list[Any]:
+    """Savers the loaded model's family cannot use (`model.family: auto` learns the family only now)."""
+    chosen = values.get("flux.train_blocks") or "all"
+    if chosen != "all" and not spec.train_block_groups:
+        return [error("flux.train_blocks", f"{spec.label} has no separate block groups to train alone",
+                      "set flux.train_blocks: all")]
+    return []
+
+
 def swap_split_for(spec: Any, denoiser_config: Any, blocks_to_swap: int) -> dict[str, int]:
     if not blocks_to_swap:
         return {}

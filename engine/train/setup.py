@@ -17,7 +17,7 @@ from ..models.loading import BaseModel, load_base_model
 from ..networks.inject import apply_network, network_parameters
 from ..networks.adapter_tensors import import_network, infer_rank_alpha
 from ..problems import ProblemError, error
-from .memory_savers import SaverState, attach_swap, store_frozen, swap_split_for
+from .memory_savers import SaverState, attach_swap, family_problems, store_frozen, swap_split_for
 
 TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
 
@@ -99,7 +99,7 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
                            v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl,
                            family=requested_family(cfg.values), clip_l=cfg.model.clip_l, t5xxl=cfg.model.t5xxl,
                            ae=cfg.model.ae)
-    problems = base.spec.run_problems(cfg.values)  # `auto` knows the family only now
+    problems = base.spec.run_problems(cfg.values) + family_problems(base.spec, cfg.values)  # `auto` knows it only now
     if problems:
         raise ProblemError(problems)
     if isinstance(continue_from, (str, os.PathLike)):
