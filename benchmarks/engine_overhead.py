@@ -89,7 +89,7 @@ class BareLoop:
         from engine.train.batches import epoch_batches
         from engine.train.latents import LatentEncoder
         from engine.train.setup import build_model
-        from engine.train.text import encode_captions
+        from engine.diffusion.text import encode_captions
 
         from engine.train.loop import _quiet_libraries
 

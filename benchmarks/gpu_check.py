@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_check.py [--steps-dir /tmp/gpu_check] [--only sd15,sdxl]
 
-Each model is built from the configs shipped in engine/vram/configs with random weights (nothing
+Each model is built from the configs each family ships (engine/families/<name>/vram_reference.json) with random weights (nothing
 is downloaded), saved as a diffusers folder, and trained for one short epoch (25 steps on the
 generated dataset) through the real engine (`engine.train.entry.run_config`) at its native
 resolution in bf16 with the settings people typically use. The table shows the median s/step,
@@ -143,8 +143,8 @@ def flux_pipeline(parts, device: str, dtype=None):
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
-    from engine.models.families.flux1_reference import REFERENCE_CONFIGS
-    from engine.models.tiny_flux import build_t5_tokenizer
+    from engine.families.flux1.reference import REFERENCE_CONFIGS
+    from engine.families.flux1.tiny import build_t5_tokenizer
     from engine.models.tokenizer import END_TOKEN, build_clip_tokenizer
 
     dtype = dtype or torch.bfloat16
@@ -164,7 +164,7 @@ def flux_pipeline(parts, device: str, dtype=None):
 
 
 def save_flux_folder(pipe, folder: Path) -> None:
-    from engine.models.tiny_flux import _finish_t5_tokenizer
+    from engine.families.flux1.tiny import _finish_t5_tokenizer
     from engine.models.tokenizer import END_TOKEN, write_clip_tokenizer
 
     pipe.save_pretrained(str(folder), safe_serialization=True)

@@ -94,9 +94,9 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
 def _build_builtin_model_before_the_ranks(model_path: str) -> None:
     """Once the process group is up, transformers writes saved weights on rank 0 only, so the other
     ranks could not build a built-in model themselves: it is built here, before they start."""
-    from .models.tiny import BUILTIN_MODELS, ensure_builtin_model
+    from .families.builtin import builtin_names, ensure_builtin_model
 
-    if model_path.strip() in BUILTIN_MODELS:
+    if model_path.strip() in builtin_names():
         ensure_builtin_model(model_path.strip())
 
 

@@ -116,7 +116,7 @@ def _swap_run(root, folder, **changes):
 @pytest.mark.parametrize("checkpointing", [False, True])
 def test_block_swap_trains_flux_with_the_same_losses_while_swapped_weights_are_really_away(
         data, swap_flux, monkeypatch, checkpointing):
-    from engine.models.families import REGISTRY
+    from engine.families import REGISTRY
     from engine.train import block_swap
 
     _, plain = _swap_run(data, swap_flux, training__gradient_checkpointing=checkpointing)
@@ -276,7 +276,7 @@ def test_quantized_base_stores_frozen_linears_in_bitsandbytes_layers_and_tracks_
 
 
 def test_quantize_counts_exactly_what_nf4_and_int8_store_on_the_bare_tiny_flux():
-    from engine.models.loading import load_base_model
+    from engine.families.load import load_base_model
     from engine.networks.quantize import quantize_frozen_linears, stored_bytes
 
     for kind in ("nf4", "int8"):

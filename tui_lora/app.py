@@ -164,8 +164,9 @@ class WizardApp(App[int]):
 
     def ask_import(self) -> None:
         self.push_screen(
-            PathPromptScreen("Import a Kohya SS config", "Path of the Kohya SS GUI config (.json):", "",
-                             suffixes=(".json",)),
+            PathPromptScreen("Import a Kohya SS config", "Kohya SS GUI config (.json), sd-scripts config or "
+                             "dataset (.toml), or a file with its command line:", "",
+                             suffixes=(".json", ".toml", ".sh", ".txt", ".bat", ".ps1")),
             lambda path: self.import_file(path) if path else None,
         )
 
@@ -276,7 +277,7 @@ class WizardApp(App[int]):
 
     def on_add_to_queue(self, path: Path) -> None:
         """Hook called with the saved run file by Add to queue: queue a copy, start the worker."""
-        from engine.queue.store import QueueBusy, read_state
+        from engine.queue.store import QueueTrouble, read_state
 
         from .queueing import add_checked, check_files, ensure_worker
 
@@ -287,7 +288,7 @@ class WizardApp(App[int]):
                 return
             (added,) = add_checked(good)
             started = ensure_worker(paused=read_state().paused)
-        except QueueBusy as exc:
+        except QueueTrouble as exc:
             self.notify(str(exc), title="Cannot queue the run", severity="error")
             return
         worker = f"Queue worker started (pid {started.pid})." if started.pid else started.message

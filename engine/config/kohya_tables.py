@@ -79,6 +79,10 @@ SAMPLERS = {"ddim": "ddim", "pndm": "pndm", "lms": "lms", "k_lms": "lms", "euler
 NEAREST_SAMPLERS = {"dpmsolver": "dpmpp_2m", "dpmsingle": "dpmpp_2m", "dpm_2": "heun", "k_dpm_2": "heun",
                     "dpm_2_a": "euler_a", "k_dpm_2_a": "euler_a"}
 
+# noise_offset_type for sd-scripts' own options: sd-scripts adds offset noise and multires noise
+# when both are given (the GUI passes one kind only).
+NOISE_BOTH = "sd-scripts: both"
+
 # When Kohya itself uses a key (for this config); other keys of a scope are ignored by Kohya too.
 SCOPES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "always": lambda d: True,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..models import families
+from engine import families
 from ..problems import Problem, error, warning
-from .schema import Setting
+from engine.schema import Setting
 
 QUANTIZATIONS = ("none", "fp8", "nf4", "int8")
 TEXT_QUANTIZATIONS = ("none", "fp8", "int8")

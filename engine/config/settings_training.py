@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .schema import Setting
-from ..models.families import native_resolution_of
+from ..schema import Setting
+from ..families.native import native_resolution_of
 from .settings_model import is_tiny, model_family
 
 

@@ -30,7 +30,7 @@ from .latents import LatentEncoder, centre_crop_conditioning
 from .memory import MemoryProbe
 from .reporting import RunReporting
 from .setup import TrainedModel, build_model, resolve_mixed_precision, weight_dtype_for
-from .text import ConditioningCache
+from ..diffusion.text import ConditioningCache
 
 
 # bitsandbytes warns at import about optional CPU kernels it can do without; keep the console clean.

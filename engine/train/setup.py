@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..config import RunConfig
-from ..models import families
-from ..models.families import requested_family
-from ..models.loading import BaseModel, load_base_model
+from ..config import SETTINGS, RunConfig
+from .. import families
+from ..families import requested_family
+from ..families.load import load_base_model
+from ..models.base_model import BaseModel
 from ..networks.inject import apply_network, network_parameters
 from ..networks.adapter_tensors import import_network, infer_rank_alpha
 from ..problems import ProblemError, error
@@ -99,13 +100,14 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
                            v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl,
                            family=requested_family(cfg.values), clip_l=cfg.model.clip_l, t5xxl=cfg.model.t5xxl,
                            ae=cfg.model.ae)
-    problems = base.spec.run_problems(cfg.values) + family_problems(base.spec, cfg.values)  # `auto` knows it only now
+    # `auto` knows the family only now
+    problems = base.spec.run_problems(cfg.values, SETTINGS) + family_problems(base.spec, cfg.values)
     if problems:
         raise ProblemError(problems)
     if isinstance(continue_from, (str, os.PathLike)):
         continue_from = read_continue_file(continue_from, base)
     shape = network_shape(cfg, continue_from, base.unet)
-    train_te = cfg.text_encoder_lr != 0
+    train_te = cfg.trains_text_encoder
     model = TrainedModel(base, shape, train_te, continued_from=continue_from)
     common = dict(network_type=shape.network_type, rank=shape.rank, alpha=shape.alpha, conv_rank=shape.conv_rank,
                   conv_alpha=shape.conv_alpha, dropout=cfg.network.dropout, rank_dropout=cfg.network.rank_dropout,

@@ -14,10 +14,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..config.text_encoder import text_encoder_trained
 import engine.vram.activations as act  # the module itself: `from . import` would read the package, which imports this file
 import engine.vram.savers as savers
 
-from ..models import families
+from engine import families
 from .counts import denoiser_parameters, text_encoder_parameters, vae_parameters
 from .lora_params import LokrSplit, denoiser_layers, network_shapes, text_encoder_layers
 from .optimizer_state import optimizer_state_bytes
@@ -67,11 +68,6 @@ class VramEstimate:
 def mixed_precision_of(values: Mapping[str, Any]) -> str:
     wanted = values.get("training.mixed_precision") or "auto"
     return {"auto": "bf16", "no": "fp32"}.get(wanted, wanted)  # auto: bf16 on a current GPU
-
-
-def text_encoder_trained(values: Mapping[str, Any]) -> bool:
-    lr = values.get("optimizer.text_encoder_lr")
-    return (values.get("optimizer.learning_rate") if lr is None else lr) != 0
 
 
 def largest_area(values: Mapping[str, Any], buckets: list[tuple[int, int]] | None) -> tuple[int, int]:
@@ -178,7 +174,7 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
 
 def flux_text_tokens(values: Mapping[str, Any], parts: ModelParts) -> int:
     """T5 tokens per caption: the setting, else the variant's own length ([schnell] 256, [dev] 512)."""
-    from engine.models.families import flux1_reference as ref  # torch-free facts
+    from engine.families.flux1 import reference as ref  # torch-free facts
 
     configured = values.get("flux.t5xxl_max_token_length")
     if configured:

@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..models import families
+from engine import families
+
+from ..config.text_encoder import text_encoder_trained
 from .estimate import estimate_vram
 from .optimizer_state import is_eight_bit
 from .parts import ModelParts, model_parts
@@ -63,8 +65,7 @@ def _candidates(values: Mapping[str, Any], known_keys: set[str] | None) -> list[
              Cost(0, 0.5, "8-bit optimizer state")))
     elif not is_eight_bit(name) and name not in ("Adafactor", "SGDNesterov"):
         add(("use the 8-bit optimizer AdamW8bit", {"optimizer.name": "AdamW8bit"}, Cost(0, 1, "another optimizer")))
-    lr = values.get("optimizer.text_encoder_lr")
-    trains_text = (values.get("optimizer.learning_rate") if lr is None else lr) != 0
+    trains_text = text_encoder_trained(values)
     if known("training.cache_text_encoder_outputs") and not values.get("training.cache_text_encoder_outputs"):
         add(("cache text-encoder outputs (trains the UNet only)",
              {"training.cache_text_encoder_outputs": True, "optimizer.text_encoder_lr": 0.0},

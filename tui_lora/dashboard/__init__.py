@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from engine.events import read_events
-from engine.runs import find_run, run_status
+from engine.runs import ending_events, find_run, index_problem, run_status
 
 from . import formatting as fmt
 from .control import RunControl
@@ -29,6 +29,8 @@ def run_monitor(selector: str | None = None, *, mouse: bool = True) -> int:
         if selector:
             print(f"tui-lora: no run matches {selector!r}. `tui-lora runs` lists the runs it knows; "
                   "a run folder (…/.runs/<id>) works too.", file=sys.stderr)
+        elif index_problem():
+            print(f"tui-lora: {index_problem()}", file=sys.stderr)
         else:
             print("tui-lora: no runs yet. Start one with `tui-lora train run.yaml` or from the wizard.",
                   file=sys.stderr)
@@ -38,6 +40,7 @@ def run_monitor(selector: str | None = None, *, mouse: bool = True) -> int:
         if note:
             print(note)
         events = read_events(info.run.events)
+        events += ending_events(info.run, events)  # kept aside when the events file was on a full disk
         state = apply_run_status(build_state(events), run_status(info.run, events))
         # a run that has just registered has no run_started event yet: its index entry names it
         state.run_id = state.run_id or info.run_id
