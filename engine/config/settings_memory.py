@@ -135,7 +135,7 @@ MEMORY_FLUX_SETTINGS = [
 ]
 
 # Keys the Kohya GUI saves for FLUX.1 only (read only when the config trains FLUX.1).
-FLUX_GUI_KEYS = ("blocks_to_swap", "cpu_offload_checkpointing", "train_blocks")
+FLUX_GUI_KEYS = ("blocks_to_swap", "train_blocks")  # offloaded checkpoints work for every family
 
 
 def memory_rules(v: Mapping[str, Any]) -> list[Problem]:
