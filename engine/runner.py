@@ -14,6 +14,7 @@ import sys
 from .config import load_run_file
 from .console import ConsoleReporter, quiet_dependencies
 from .problems import ProblemError
+from .refusal import record_refusal
 
 
 def _inside_accelerate() -> bool:
@@ -72,6 +73,8 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print("nothing was started: fix the errors above", file=sys.stderr)
+        if rank == 0:  # a dashboard opened by the app's launcher shows the same words, not "lost"
+            record_refusal(cfg.folders.output, run_id or os.environ.get("TUI_LORA_RUN_ID"), exc.problems)
         return 2
     except KeyboardInterrupt:  # before the run's own signal handlers were in place
         print("interrupted before the run started", file=sys.stderr)

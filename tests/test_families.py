@@ -39,7 +39,7 @@ def _config(root, family, **overrides):
     values = {
         **FAMILY_SETTINGS[family], "folders.images": str(root / "images"), "folders.output": str(root / "out"),
         "folders.output_name": "lora", "network.rank": 4, "network.alpha": 2.0, "training.batch_size": 2,
-        "training.seed": 11, "training.cpu_threads_per_core": 1, "buckets.step": 32, "optimizer.name": "AdamW",
+        "training.seed": 11, "training.cpu_threads_per_process": 1, "buckets.step": 32, "optimizer.name": "AdamW",
         "optimizer.learning_rate": 1e-2, "optimizer.text_encoder_lr": 1e-2, "optimizer.scheduler": "constant",
         "optimizer.warmup_percent": 0.0, "training.save_precision": "float",
     }

@@ -43,7 +43,7 @@ training:
   batch_size: 2
   epochs: 10
   seed: 11
-  cpu_threads_per_core: 1
+  cpu_threads_per_process: 1
   max_resolution: [64, 64]
   save_precision: float
 optimizer:
@@ -317,7 +317,7 @@ def test_flux_run_stopped_and_resumed_gives_the_uninterrupted_lora(tmp_path):
     stop_at_step_2 = lambda e: e["type"] == "step" and e["step"] == 2 and control.stop_requested.set()  # noqa: E731
     values = {"model.quick_pick": "builtin-tiny-flux1", "folders.images": str(tmp_path / "images"),
               "folders.output": str(tmp_path / "out"), "folders.output_name": "lora", "network.rank": 4,
-              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_core": 1, "buckets.step": 32,
+              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_process": 1, "buckets.step": 32,
               "training.max_resolution": [64, 64], "optimizer.name": "AdamW", "optimizer.text_encoder_lr": 0.0,
               "optimizer.scheduler": "constant", "optimizer.warmup_percent": 0.0, "training.epochs": 2,
               "training.save_state": True}

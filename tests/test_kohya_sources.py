@@ -103,7 +103,7 @@ def test_flux_command_line_imports_as_flux1_with_its_companions_and_flux_options
     assert (cfg.flux.guidance_scale, cfg.flux.timestep_sampling, cfg.flux.discrete_flow_shift) == (1.0, "shift", 3.1582)
     assert (cfg.flux.model_prediction_type, cfg.flux.apply_t5_attn_mask, cfg.flux.t5xxl_max_token_length) == ("raw", True, 512)
     assert (cfg.network.type, cfg.network.rank, cfg.optimizer.text_encoder_lr) == ("lora", 16, 0.0)  # unet only
-    assert (cfg.training.epochs, cfg.training.cpu_threads_per_core) == (16, 1)
+    assert (cfg.training.epochs, cfg.training.cpu_threads_per_process) == (16, 1)
     # --dataset_config is read beside the command file: its two subsets are the two folders
     assert (cfg.folders.images, cfg.folders.regularization, cfg.training.batch_size) == (
         "/data/ayaka/img", "/data/ayaka/reg", 4)

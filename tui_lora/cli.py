@@ -68,7 +68,22 @@ def _parser() -> argparse.ArgumentParser:
     from .commands.queue_args import add_parser as add_queue_parser
 
     add_queue_parser(commands)
+    describe_subcommands(commands)
     return parser
+
+
+def describe_subcommands(commands: argparse._SubParsersAction) -> None:
+    """Every `tui-lora X --help` (and `queue Y --help`) opens with the line its parent lists it with,
+    in one place, so a command added anywhere gets its description without repeating it."""
+    for choice in commands._choices_actions:  # the listed commands, with their help line
+        sub = commands.choices.get(choice.dest)
+        if sub is None:
+            continue
+        if not sub.description and choice.help:
+            sub.description = choice.help[0].upper() + choice.help[1:] + "."
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                describe_subcommands(action)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,6 +64,7 @@ class QueueMonitorApp(DashboardApp):
 
     def on_mount(self, event: events.Mount) -> None:
         event.prevent_default()  # instead of DashboardApp's plain dashboard
+        self.use_wizard_theme()
         self.push_screen(QueueDashboardScreen(self.run_dir, self.label), self.exit)
         self.follow_queue()
 
@@ -139,5 +140,8 @@ def monitor_queue(*, mouse: bool = True) -> int | None:
         print(label)
         print(text_summary(apply_run_status(build_state(events), run_status(run, events))))
         return 0
-    QueueMonitorApp(entry, label, mouse=mouse).run()
+    from .dashboard import farewell
+
+    app = QueueMonitorApp(entry, label, mouse=mouse)
+    print(farewell(app.run(), app.run_id))
     return 0

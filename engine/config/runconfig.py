@@ -12,6 +12,7 @@ from typing import Any, Iterator, Mapping
 
 from .. import families
 from ..problems import Problem, error
+from .renamed import RENAMED, renamed_note
 from ..schema import SettingsTable
 from .text_encoder import text_encoder_lr, text_encoder_trained
 from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, fill_family
@@ -89,6 +90,13 @@ def parse_nested(document: Any, *, source: str = "run file") -> tuple[dict[str, 
         section_keys = [s.name for s in SETTINGS if s.section == key]
         for sub_key, sub_value in top_value.items():
             full = f"{key}.{sub_key}"
+            if full in RENAMED:
+                new = RENAMED[full]
+                both = new.split(".")[-1] in top_value
+                problems.append(renamed_note(full, both))
+                if not both:
+                    _take(new, sub_value, values, problems)
+                continue
             if full not in SETTINGS:
                 hint = did_you_mean(str(sub_key), section_keys)
                 if not hint and str(sub_key) in all_names:

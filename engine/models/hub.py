@@ -6,9 +6,9 @@ Used by every family's loader; nothing here names a family. Cheap to import (no 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
+from engine.hub_cache import cached_snapshot
 from engine.problems import Problem, ProblemError, error
 
 
@@ -21,13 +21,7 @@ def hub_offline() -> bool:
 
 
 def cached_hub_snapshot(repo_id: str) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(repo_id, "model_index.json")
-    except Exception:  # an id the cache layout cannot hold is simply not cached
-        return None
-    return str(Path(found).parent) if isinstance(found, str) else None
+    return cached_snapshot(repo_id)  # no huggingface_hub (nor httpx) import when plainly not cached
 
 
 def hub_download_problem(repo_id: str, offline: bool, detail: str = "") -> Problem:

@@ -31,6 +31,7 @@ from .memory import MemoryProbe
 from .reporting import RunReporting
 from .setup import TrainedModel, build_model, resolve_mixed_precision, weight_dtype_for
 from ..diffusion.text import ConditioningCache
+from .threads import choose_threads
 
 
 # bitsandbytes warns at import about optional CPU kernels it can do without; keep the console clean.
@@ -78,8 +79,11 @@ class Trainer(RunReporting, Checkpointing):
         cfg = self.cfg
         self.phase("loading_model", "loading the model")
         _quiet_libraries()
-        torch.set_num_threads(cfg.training.cpu_threads_per_core)
         use_cuda = torch.cuda.is_available()
+        threads = choose_threads(cfg.training.cpu_threads_per_process, on_gpu=use_cuda)
+        torch.set_num_threads(threads.threads)
+        self.cpu_threads = threads.threads
+        self.emit("log", message=f"CPU threads: {threads.threads} ({threads.reason})", cpu_threads=threads.threads)
         device = torch.device("cuda" if use_cuda else "cpu")
         self.mixed_precision = resolve_mixed_precision(cfg.training.mixed_precision, device)
         trackers = self._trackers()

@@ -49,8 +49,19 @@ def run_monitor(selector: str | None = None, *, mouse: bool = True) -> int:
         return 0
     from .screen import DashboardApp  # Textual loads here, not at import
 
-    DashboardApp(info.run.path, control=RunControl.from_run(info.run), mouse=mouse, note=note).run()
+    outcome = DashboardApp(info.run.path, control=RunControl.from_run(info.run), mouse=mouse, note=note).run()
+    print(farewell(outcome, info.run_id))
     return 0
+
+
+def farewell(outcome: str | None, run_id: str) -> str:
+    """The line `monitor` leaves in the terminal: whether the run goes on, and how to come back."""
+    if outcome == "detach":
+        return (f"Detached: run {run_id} goes on in the background. "
+                f"Watch it again with: tui-lora monitor {run_id}")
+    if outcome == "stop":
+        return f"Stop requested: run {run_id} saves and exits. `tui-lora runs` shows when it has."
+    return f"Run {run_id}: `tui-lora runs` lists your runs; `tui-lora monitor {run_id}` shows this one again."
 
 
 def nothing_running_note(info) -> str | None:

@@ -358,7 +358,8 @@ _HANDLERS = {
 
 def _log(state: DashboardState, event: dict[str, Any] | None, level: str, text: str) -> None:
     when = _num(event, "time") if event is not None else state.last_event_at
-    origin = state.started_at if state.started_at is not None else state.clock_origin  # before run_started
+    # the clock the elapsed time and the result use (the engine's start), so "0:39" means one moment
+    origin = state.clock_origin if state.clock_origin is not None else state.started_at
     offset = when - origin if when is not None and origin is not None else None
     state.log.append(LogLine(offset, level, text))
 

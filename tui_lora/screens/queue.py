@@ -201,4 +201,4 @@ def queue_dashboard(run_path: str, label: str):
     """The run's dashboard with `queue k/M` in its header."""
     from ..queue_monitor import QueueDashboardScreen
 
-    return QueueDashboardScreen(run_path, label)
+    return QueueDashboardScreen(run_path, label, q_word="Back")  # q returns to the queue, as Esc does
