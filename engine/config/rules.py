@@ -16,6 +16,7 @@ from ..dataset.buckets import bucket_limit_problems
 from .runconfig import SETTINGS
 from .text_encoder import text_encoder_trained
 from .settings_model import LEGACY_FLAGS, QUICK_PICKS
+from .settings_memory import memory_rules
 from .settings_objective import objective_rules
 from .settings_step_saves import step_save_rules
 from .settings_lycoris import lycoris_rules
@@ -31,7 +32,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 def check_rules(v: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for rule in (_model_rules, _folder_rules, _network_rules, _resolution_rules, _optimizer_rules,
-                 _training_rules, objective_rules, _family_rules, step_save_rules, lycoris_rules, dylora_rules,
+                 _training_rules, objective_rules, _family_rules, memory_rules, step_save_rules, lycoris_rules, dylora_rules,
                  scheduler_class_rules, _sampling_rules, _hardware_rules):
         problems.extend(rule(v))
     return problems

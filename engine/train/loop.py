@@ -240,7 +240,9 @@ class Trainer(RunReporting, Checkpointing):
     # -- the run --------------------------------------------------------------------------------
     def prepare(self) -> None:
         modules = self.model.components
-        prepared = self.accelerator.prepare(*modules.values(), self.optimizer)
+        swapping = self.model.savers.swap is not None  # the swap placed the denoiser: accelerate must not move it
+        placement = [not (swapping and name == "unet") for name in modules] + [True]
+        prepared = self.accelerator.prepare(*modules.values(), self.optimizer, device_placement=placement)
         *prepared_modules, self.optimizer = prepared
         named = dict(zip(modules.keys(), prepared_modules))
         self.unet = named["unet"]
@@ -255,6 +257,9 @@ class Trainer(RunReporting, Checkpointing):
         for name, encoder in zip(base.spec.text_encoder_components, self.text_encoders):
             if name not in named:
                 encoder.eval()
+        from .memory_savers import after_prepare
+
+        after_prepare(self, self.model.savers)
         if self.cfg.training.cache_text_encoder_outputs:
             from .text_cache import cache_text_outputs
 

@@ -30,7 +30,7 @@ def vram_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | Non
     parts: list = [title, "\n  ", (verdict(estimate, gpu_bytes), "bold" if fits else "bold $error")]
     fixes: list[Fix] = []
     if not fits:
-        fixes = ways_to_fit(values, set(SETTINGS.keys()))[:SHOWN_FIXES]
+        fixes = ways_to_fit(values, set(SETTINGS.keys()), gpu_bytes=gpu_bytes)[:SHOWN_FIXES]
     if not fixes:  # the breakdown's largest lines, when there is room (fixes matter more)
         largest = sorted(estimate.lines, key=lambda line: line.bytes, reverse=True)[:_SHOWN_LINES]
         for line in largest:
