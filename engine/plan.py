@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .config import RunConfig
 from .dataset.scan import DatasetSummary, scan_dataset
+from .dataset.subsets import subset_plan
 from .lora_size import estimate_file_size
 from .optim.numbers import warmup_steps
 from .problems import Problem
@@ -58,6 +59,7 @@ def scan_for(cfg: RunConfig) -> DatasetSummary:
         bucket_no_upscale=cfg.buckets.no_upscale,
         gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
         num_processes=cfg.hardware.num_processes,
+        subsets=subset_plan(cfg.values),
     )
 
 

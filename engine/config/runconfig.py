@@ -17,6 +17,7 @@ from .settings_network import NETWORK_SETTINGS
 from .settings_lycoris import LYCORIS_SETTINGS
 from .settings_dylora import DYLORA_SETTINGS
 from .settings_dataset import DATASET_SETTINGS
+from .settings_subsets import SUBSET_SETTINGS
 from .settings_flux import FLUX_MODEL_SETTINGS, FLUX_SETTINGS, FLUX_TRAINING_SETTINGS, with_flux_exclusions
 from .settings_objective import OBJECTIVE_SETTINGS
 from .settings_step_saves import STEP_SAVE_SETTINGS
@@ -34,7 +35,8 @@ SCHEMA_VERSION = 1
 SETTINGS = SettingsTable(with_flux_exclusions(
     MODEL_SETTINGS + FLUX_MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS + DYLORA_SETTINGS
     + TRAINING_SETTINGS + LOADING_SETTINGS + FLUX_TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS
-    + FLUX_SETTINGS + OPTIMIZER_SETTINGS + SCHEDULER_CLASS_SETTINGS + DATASET_SETTINGS + SAMPLING_SETTINGS
+    + FLUX_SETTINGS + OPTIMIZER_SETTINGS + SCHEDULER_CLASS_SETTINGS + DATASET_SETTINGS + SUBSET_SETTINGS
+    + SAMPLING_SETTINGS
     + RUN_SETTINGS
 ))
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick

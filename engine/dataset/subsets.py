@@ -1,0 +1,109 @@
+"""Per-folder values for the scan and the training loop (`dataset.subsets`).
+
+`SubsetPlan` answers, for each concept folder the scan meets, what the folder trains with: its
+repeats, caption tokens, caption extension, whether it is regularisation, and the `ImageOptions`
+(caption shuffle, keep tokens, caption dropout, flip, colour jitter, random crop) every image of
+it carries into the loop. Folders no entry names get the run-wide options and keep what their
+names say. Torch-free, like the scan.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from engine.config.settings_subsets import SETTING_KEY, dotted, entry_folder, is_bare_name
+from engine.dataset.captions import process_caption
+
+from ..problems import Problem, error
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How one image's caption and pixels vary from draw to draw."""
+
+    shuffle: bool = False
+    keep_tokens: int = 0
+    dropout_rate: float = 0.0
+    flip: bool = False
+    color_aug: bool = False
+    random_crop: bool = False
+
+
+# entry key → ImageOptions field
+_OPTION_KEYS = {"shuffle_caption": "shuffle", "keep_tokens": "keep_tokens", "caption_dropout_rate": "dropout_rate",
+                "flip_aug": "flip", "color_aug": "color_aug", "random_crop": "random_crop"}
+
+
+@dataclass(frozen=True)
+class FolderRule:
+    """What one `dataset.subsets` entry decides for its folder (None: the folder name decides)."""
+
+    index: int
+    repeats: int | None
+    tokens: str | None
+    is_reg: bool | None
+    caption_extension: str | None
+    options: ImageOptions
+
+
+class SubsetPlan:
+    def __init__(self, run_options: ImageOptions = ImageOptions(), entries: list[Mapping[str, Any]] = ()):
+        self.run_options = run_options
+        self.rules: dict[str, FolderRule] = {}
+        for index, entry in enumerate(entries):
+            changes = {field: entry[key] for key, field in _OPTION_KEYS.items() if key in entry}
+            rule = FolderRule(index, entry.get("num_repeats"), entry.get("class_tokens"), entry.get("is_reg"),
+                              dotted(entry["caption_extension"]) if entry.get("caption_extension") else None,
+                              replace(run_options, **changes))
+            self.rules.setdefault(entry_folder(entry), rule)
+        self.seen: set[str] = set()
+
+    def _key(self, folder: Path) -> str | None:
+        full = os.path.normpath(os.path.abspath(folder))
+        return full if full in self.rules else folder.name if folder.name in self.rules else None
+
+    def rule_for(self, folder: Path) -> FolderRule | None:
+        key = self._key(folder)
+        if key is None:
+            return None
+        self.seen.add(key)
+        return self.rules[key]
+
+    def options_for(self, folder: Path) -> ImageOptions:
+        key = self._key(folder)
+        return self.rules[key].options if key is not None else self.run_options
+
+    def unmatched(self) -> list[Problem]:
+        """Entries whose folder the scan never met: missing, or not a folder."""
+        problems = []
+        for folder, rule in self.rules.items():
+            if folder in self.seen:
+                continue
+            if is_bare_name(folder):
+                why = "is not a concept folder of folders.images or folders.regularization"
+            else:
+                why = "is not a folder" if os.path.exists(folder) else "does not exist"
+            problems.append(error(f"{SETTING_KEY}[{rule.index}].image_dir", f"{folder} {why}",
+                                  "check the folder's name, or remove the entry"))
+        return problems
+
+
+def caption_for(item: Any, rng: Any) -> str:
+    """The caption one draw of an image trains with, under its folder's caption options."""
+    options = item.options
+    return process_caption(item.caption, shuffle=options.shuffle, keep_tokens=options.keep_tokens,
+                           dropout_rate=options.dropout_rate, rng=rng)
+
+
+def run_options(values: Mapping[str, Any]) -> ImageOptions:
+    """The run-wide options every folder without an override trains with."""
+    return ImageOptions(shuffle=bool(values["captions.shuffle"]), keep_tokens=int(values["captions.keep_tokens"]),
+                        dropout_rate=float(values["captions.dropout_rate"]), flip=bool(values["augment.flip"]),
+                        random_crop=bool(values["augment.random_crop"]))
+
+
+def subset_plan(values: Mapping[str, Any]) -> SubsetPlan:
+    return SubsetPlan(run_options(values), list(values.get(SETTING_KEY) or []))
