@@ -3,6 +3,7 @@ augmentation and regularisation, judged by the schema and honoured by the scan a
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from pathlib import Path
@@ -187,4 +188,11 @@ def test_a_real_run_trains_each_folder_with_its_own_repeats_and_captions(two_fol
     assert draws == {"5_alpha": 2 * 3 * 2, "beta": 1 * 2 * 2}  # images × repeats × epochs
     assert all(c.split(", ")[:2] == ["alpha", "red"] for f, c in seen if f == "5_alpha")
     assert all(c.startswith("beta, ") and len(c.split(", ")) == 5 for f, c in seen if f == "beta")
-    assert Path(result.outputs[0]).exists()
+    # the file records each folder's values as sd-scripts' ss_datasets does
+    from safetensors import safe_open
+
+    with safe_open(str(result.outputs[0]), "np") as handle:
+        (dataset,) = json.loads(handle.metadata()["ss_datasets"])
+    recorded = {s["image_dir"]: (s["num_repeats"], s["keep_tokens"], s["flip_aug"]) for s in dataset["subsets"]}
+    assert recorded == {"5_alpha": (3, 2, False), "beta": (2, 1, True)}
+    assert dataset["num_train_images"] == 8

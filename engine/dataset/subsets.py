@@ -9,6 +9,7 @@ names say. Torch-free, like the scan.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -96,6 +97,33 @@ def caption_for(item: Any, rng: Any) -> str:
     options = item.options
     return process_caption(item.caption, shuffle=options.shuffle, keep_tokens=options.keep_tokens,
                            dropout_rate=options.dropout_rate, rng=rng)
+
+
+def datasets_metadata(summary: Any, values: Mapping[str, Any]) -> str | None:
+    """`ss_datasets` as sd-scripts writes it for a run with a dataset config: one dataset whose
+    subsets are the concept folders with the values each trained with (folder names only, no
+    paths). None when no folder has its own values, as sd-scripts writes it only then."""
+    if not values.get(SETTING_KEY):
+        return None
+    subsets = []
+    for concept in summary.concepts:
+        options = next((i.options for i in summary.items if i.concept == concept.name
+                        and i.is_reg == concept.is_regularization), None) or run_options(values)
+        subsets.append({
+            "img_count": concept.image_count, "num_repeats": concept.repeats, "color_aug": options.color_aug,
+            "flip_aug": options.flip, "random_crop": options.random_crop, "shuffle_caption": options.shuffle,
+            "keep_tokens": options.keep_tokens, "caption_dropout_rate": options.dropout_rate,
+            "image_dir": concept.name, "class_tokens": concept.tokens or None, "is_reg": concept.is_regularization,
+        })
+    width, height = values["training.max_resolution"]
+    dataset = {
+        "is_dreambooth": True, "batch_size_per_device": values["training.batch_size"],
+        "num_train_images": summary.num_train_images, "num_reg_images": summary.num_reg_images,
+        "resolution": [width, height], "enable_bucket": values["buckets.enabled"],
+        "min_bucket_reso": values["buckets.min_resolution"], "max_bucket_reso": values["buckets.max_resolution"],
+        "tag_frequency": summary.tag_frequency, "subsets": subsets,
+    }
+    return json.dumps([dataset])
 
 
 def run_options(values: Mapping[str, Any]) -> ImageOptions:
