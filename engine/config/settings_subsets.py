@@ -162,7 +162,7 @@ def folder_name(entry: Mapping[str, Any]) -> str:
 SUBSET_SETTINGS = [
     Setting(
         SETTING_KEY, "subsets", [], "Per-folder overrides",
-        "Concept folders with their own repeats, captions or augmentation (empty: folder names decide).",
+        "Folders with their own repeats, captions or augmentation; Enter on a folder edits its values.",
         "Each entry names one concept folder (its name, or its path) of the image or regularisation "
         "folder and the values it trains with instead of the run-wide ones: num_repeats, is_reg (train "
         "it as regularisation images), caption_extension, class_tokens (the caption of images without a "
