@@ -187,7 +187,7 @@ def scan_dataset(
         scanned = train + reg
         train = [pair for pair in scanned if not pair[0].is_regularization]
         reg = [pair for pair in scanned if pair[0].is_regularization]
-        problems += subsets.unmatched()
+        problems += subsets.unmatched([concept.folder for concept, _ in scanned])
 
     num_train = sum(c.repeats * c.image_count for c, _ in train)
     num_reg = sum(c.repeats * c.image_count for c, _ in reg)

@@ -60,7 +60,6 @@ class SubsetPlan:
                               dotted(entry["caption_extension"]) if entry.get("caption_extension") else None,
                               replace(run_options, **changes))
             self.rules.setdefault(entry_folder(entry), rule)
-        self.seen: set[str] = set()
 
     def _key(self, folder: Path) -> str | None:
         full = os.path.normpath(os.path.abspath(folder))
@@ -68,25 +67,24 @@ class SubsetPlan:
 
     def rule_for(self, folder: Path) -> FolderRule | None:
         key = self._key(folder)
-        if key is None:
-            return None
-        self.seen.add(key)
-        return self.rules[key]
+        return self.rules[key] if key is not None else None
 
     def options_for(self, folder: Path) -> ImageOptions:
         key = self._key(folder)
         return self.rules[key].options if key is not None else self.run_options
 
-    def unmatched(self) -> list[Problem]:
-        """Entries whose folder the scan never met: missing, or not a folder."""
+    def unmatched(self, scanned: list[Path]) -> list[Problem]:
+        """Entries that name none of the `scanned` concept folders: missing, or not a folder."""
+        seen = {self._key(folder) for folder in scanned}
         problems = []
         for folder, rule in self.rules.items():
-            if folder in self.seen:
+            if folder in seen:
                 continue
             if is_bare_name(folder):
                 why = "is not a concept folder of folders.images or folders.regularization"
             else:
-                why = "is not a folder" if os.path.exists(folder) else "does not exist"
+                why = ("was not used (0 repeats, or it cannot be read)" if os.path.isdir(folder)
+                       else "is not a folder" if os.path.exists(folder) else "does not exist")
             problems.append(error(f"{SETTING_KEY}[{rule.index}].image_dir", f"{folder} {why}",
                                   "check the folder's name, or remove the entry"))
         return problems

@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.dataset.buckets import BucketPicker, BucketSettings, Size, check_bucket_settings
 from engine.dataset.images import read_image_header
 from engine.dataset.scan import scan_dataset
+from engine.dataset.subsets import SubsetPlan, subset_plan
 
 from .balance import balance_of, check_balance
 from .blocking import blocking_findings
@@ -55,6 +56,7 @@ class DoctorOptions:
     use_cache: bool = True
     config_path: str | None = None
     workers: int = 0  # 0: up to 4, never more than the CPUs
+    subsets: SubsetPlan | None = None  # the run's per-folder values (dataset.subsets), as the run scans
 
     @classmethod
     def from_config(cls, cfg, *, config_path: str | None = None, images_dir: str | None = None,
@@ -84,6 +86,7 @@ class DoctorOptions:
             keep_tokens_known=config_path is not None,
             tokenizer_dir=tokenizer_folder(cfg.model.path, cfg.model.config_dir or "") if find_tokenizer else None,
             config_path=config_path,
+            subsets=subset_plan(cfg.values),
             **extra,
         )
 
@@ -117,7 +120,7 @@ def run_doctor(options: DoctorOptions, progress: Progress | None = None,
         buckets_enabled=options.buckets_enabled, bucket_min=options.bucket_min, bucket_max=options.bucket_max,
         bucket_step=options.bucket_step, bucket_no_upscale=options.bucket_no_upscale,
         gradient_accumulation_steps=options.gradient_accumulation_steps, num_processes=options.num_processes,
-        read_header=read_header,
+        read_header=read_header, subsets=options.subsets,
     )
     report = DoctorReport(images_root, summary.regularization_dir, options.config_path)
     report.image_count, report.cached_count = len(facts), cache.hits
