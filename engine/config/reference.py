@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from .runconfig import SCHEMA_VERSION, SETTINGS, complete
-from .schema import Setting
+from ..schema import Setting
 
 COMMAND = "python -m engine.config.reference > docs/settings.md"
 _SCREENS = {"model": "Model", "folders": "Folders", "basic": "Parameters › Basic", "advanced": "Parameters › Advanced"}

@@ -19,7 +19,7 @@ from pathlib import PurePath
 from typing import Any
 
 from ..problems import Problem, error, warning
-from .schema import Setting
+from ..schema import Setting
 from .values import coerce, did_you_mean
 
 SETTING_KEY = "dataset.subsets"

@@ -391,6 +391,19 @@ def _names(names: list[str]) -> str:
     return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
+def _not_a_file(entry: os.DirEntry) -> tuple[str, str]:
+    """(message, hint) for a name with an image extension that is no regular file: say what it is."""
+    import stat
+
+    try:
+        mode = os.stat(entry.path).st_mode  # follows a link: what it leads to
+    except OSError:
+        return "symlink that leads nowhere (broken, or a loop)", "fix or remove it"
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    return f"not a regular file but {kind}" if kind != "not a regular file" else kind, "remove it, or put the image itself there"
+
+
 def _scan_concept(
     folder: Path, repeats: int, tokens: str, is_reg: bool, extension: str, problems: list[Problem],
     read_header: Callable[[Path], ImageHeader] = read_image_header,
@@ -411,7 +424,7 @@ def _scan_concept(
     for name in images:
         path = folder / name
         if not _is_file(files[name]):
-            problems.append(error(str(path), "symlink that leads nowhere (broken, or a loop)", "fix or remove it"))
+            problems.append(error(str(path), *_not_a_file(files[name])))
             unreadable += 1
             continue
         try:

@@ -30,7 +30,8 @@ from .latents import LatentEncoder, centre_crop_conditioning
 from .memory import MemoryProbe
 from .reporting import RunReporting
 from .setup import TrainedModel, build_model, resolve_mixed_precision, weight_dtype_for
-from .text import ConditioningCache
+from ..diffusion.text import ConditioningCache
+from .threads import choose_threads
 
 
 # bitsandbytes warns at import about optional CPU kernels it can do without; keep the console clean.
@@ -78,8 +79,11 @@ class Trainer(RunReporting, Checkpointing):
         cfg = self.cfg
         self.phase("loading_model", "loading the model")
         _quiet_libraries()
-        torch.set_num_threads(cfg.training.cpu_threads_per_core)
         use_cuda = torch.cuda.is_available()
+        threads = choose_threads(cfg.training.cpu_threads_per_process, on_gpu=use_cuda)
+        torch.set_num_threads(threads.threads)
+        self.cpu_threads = threads.threads
+        self.emit("log", message=f"CPU threads: {threads.threads} ({threads.reason})", cpu_threads=threads.threads)
         device = torch.device("cuda" if use_cuda else "cpu")
         self.mixed_precision = resolve_mixed_precision(cfg.training.mixed_precision, device)
         trackers = self._trackers()
@@ -236,7 +240,9 @@ class Trainer(RunReporting, Checkpointing):
     # -- the run --------------------------------------------------------------------------------
     def prepare(self) -> None:
         modules = self.model.components
-        prepared = self.accelerator.prepare(*modules.values(), self.optimizer)
+        swapping = self.model.savers.swap is not None  # the swap placed the denoiser: accelerate must not move it
+        placement = [not (swapping and name == "unet") for name in modules] + [True]
+        prepared = self.accelerator.prepare(*modules.values(), self.optimizer, device_placement=placement)
         *prepared_modules, self.optimizer = prepared
         named = dict(zip(modules.keys(), prepared_modules))
         self.unet = named["unet"]
@@ -251,6 +257,9 @@ class Trainer(RunReporting, Checkpointing):
         for name, encoder in zip(("text_encoder", "text_encoder_2"), self.text_encoders):
             if name not in named:
                 encoder.eval()
+        from .memory_savers import after_prepare
+
+        after_prepare(self, self.model.savers)
         if self.cfg.training.cache_text_encoder_outputs:
             from .text_cache import cache_text_outputs
 

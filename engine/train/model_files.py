@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import SETTINGS, Setting
-from ..models.loading import SINGLE_FILE_SUFFIXES, describe_kind
+from ..families.load import SINGLE_FILE_SUFFIXES, describe_kind
 from ..problems import Problem, error
 
 _SMALLEST_SAFETENSORS = 8  # the header's length field alone

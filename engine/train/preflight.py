@@ -73,7 +73,7 @@ def package_problems(cfg: RunConfig, plan: RunPlan) -> list[Problem]:
 
 
 def _model_problems(cfg: RunConfig) -> list[Problem]:
-    from ..models.loading import describe_model_path
+    from ..families.load import describe_model_path
 
     try:
         description = describe_model_path(cfg.model.path, cfg.model.config_dir)
@@ -89,8 +89,8 @@ def _family_flag_problems(cfg: RunConfig, kind: str, family: str | None) -> list
     Checked here, before anything is written, as well as when the weights load. Where the
     prediction type cannot be read (single files, hub SD 1.x/SDXL), the flag is taken as given.
     """
-    from ..models import families
-    from ..models import family as fam
+    from .. import families
+    from ..families import detect as fam
 
     requested = families.requested_family(cfg.values)
     if family is None or requested == families.AUTO:
@@ -165,7 +165,7 @@ PROBE_TIMEOUT_S = 2.0
 def download_problems(cfg: RunConfig) -> list[Problem]:
     """A hub model missing from the local cache needs a download: an error when HF_HUB_OFFLINE is
     set (the loader will not even try), a warning when huggingface.co cannot be reached."""
-    from ..models.loading import describe_model_path
+    from ..families.load import describe_model_path
 
     try:
         description = describe_model_path(cfg.model.path, cfg.model.config_dir or None)

@@ -70,7 +70,7 @@ def _subset_note(cfg, index: int) -> str:
 def _print_vram(cfg, plan) -> None:
     from engine.config import SETTINGS
     from engine.vram import estimate_vram, planned_gpu_bytes, ways_to_fit
-    from engine.vram.report import breakdown_lines, fit_text, fix_lines
+    from engine.vram.report import breakdown_lines, fit_text, fix_lines, plan_lines
 
     estimate = estimate_vram(cfg.values, buckets=list(plan.dataset.buckets))
     if estimate is None:
@@ -81,6 +81,8 @@ def _print_vram(cfg, plan) -> None:
     for row in breakdown_lines(estimate):
         print(row)
     if gpu_bytes and not estimate.fits(gpu_bytes):
-        print("ways to fit, largest saving first:")
-        for row in fix_lines(ways_to_fit(cfg.values, set(SETTINGS.keys()))):
+        print("ways to fit, cheapest first (what each saves alone, and what it costs):")
+        for row in fix_lines(ways_to_fit(cfg.values, set(SETTINGS.keys()), gpu_bytes=gpu_bytes)):
+            print(row)
+        for row in plan_lines(cfg.values, gpu_bytes, set(SETTINGS.keys())):
             print(row)

@@ -22,6 +22,7 @@ from textual.widgets import Input, Select, Static, Switch, TextArea
 from engine.config import Setting, coerce
 from engine.problems import Problem
 
+from .path_input import PathInput
 from .path_suggester import PathSuggester
 from .subsets_table import SubsetsTable
 
@@ -99,7 +100,7 @@ class SettingField(Widget):
             return area
         suggester = PathSuggester(folders_only=s.key.startswith("folders.") or s.key == "model.config_dir") \
             if s.kind == "path" or s.key == "model.path" else None
-        return Input(
+        return (PathInput if suggester is not None else Input)(
             str(self._value),
             placeholder=self._placeholder,
             id=cid,

@@ -19,16 +19,18 @@ _SHOWN_LINES = 3
 def vram_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | None,
                  gpu: tuple[int | None, str]) -> tuple[Content, list[Fix]]:
     """The panel's text and the fixes it offers (empty when the run fits or the size is unknown)."""
+    gpu_bytes, source = gpu
+    if gpu_bytes is None and not source:  # no GPU found and none planned: the engine will use the CPU
+        return cpu_content(values, buckets), []
     title = ("GPU memory", "bold $accent")
     estimate = estimate_vram(values, buckets=buckets)
     if estimate is None:
         return Content.assemble(title, "\n  ", ("known once the built-in model is built (first run)", "dim")), []
-    gpu_bytes, _ = gpu
     fits = gpu_bytes is None or estimate.fits(gpu_bytes)
     parts: list = [title, "\n  ", (verdict(estimate, gpu_bytes), "bold" if fits else "bold $error")]
     fixes: list[Fix] = []
     if not fits:
-        fixes = ways_to_fit(values, set(SETTINGS.keys()))[:SHOWN_FIXES]
+        fixes = ways_to_fit(values, set(SETTINGS.keys()), gpu_bytes=gpu_bytes)[:SHOWN_FIXES]
     if not fixes:  # the breakdown's largest lines, when there is room (fixes matter more)
         largest = sorted(estimate.lines, key=lambda line: line.bytes, reverse=True)[:_SHOWN_LINES]
         for line in largest:
@@ -38,6 +40,16 @@ def vram_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | Non
     for index, fix in enumerate(fixes, 1):
         parts += ["\n  ", (f"{index}", "bold $accent"), f" {fix.label}: −{fix.saving_bytes / GIB:.1f} GiB"]
     return Content.assemble(*parts), fixes
+
+
+def cpu_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | None) -> Content:
+    """A machine without a GPU: say the run uses the CPU, and what that means."""
+    estimate = estimate_vram(values, buckets=buckets)
+    size = f" The training itself needs about {estimate.total_gib:.1f} GiB of RAM." if estimate is not None else ""
+    return Content.assemble(
+        ("Device", "bold $accent"), "\n  ", ("No GPU found on this machine: the run will train on the CPU.", "bold"),
+        "\n  ", (f"Fine for the built-in tiny models; a real model takes hours per epoch.{size} "
+                  "Planning for a GPU elsewhere? Set hardware.vram_gb to check the fit.", "dim"))
 
 
 class VramPanel(Static):
