@@ -19,10 +19,10 @@ from pathlib import PurePath
 from typing import Any
 
 from ..problems import Problem, error, warning
+from ..dataset.subsets import SETTING_KEY, dotted, entry_folder, is_bare_name
 from ..schema import Setting
 from .values import coerce, did_you_mean
 
-SETTING_KEY = "dataset.subsets"
 
 # key → (kind, label, bounds) of one entry's values; run-wide counterparts in RUN_WIDE.
 ENTRY_KEYS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -83,24 +83,6 @@ def parse_subsets(setting: Setting, value: Any, lenient: bool) -> tuple[Any, Pro
             entry["caption_extension"] = dotted(entry["caption_extension"])
         entries.append(entry)
     return entries, None
-
-
-def dotted(extension: str) -> str:
-    text = extension.strip()
-    return text if text.startswith(".") else f".{text}"
-
-
-def entry_folder(entry: Mapping[str, Any]) -> str:
-    """What an entry names: a concept folder's name alone (found in either image folder by the
-    scan), or a path, made absolute and normalised."""
-    text = os.path.expanduser(str(entry["image_dir"]).strip())
-    if is_bare_name(text):
-        return text
-    return os.path.normpath(os.path.abspath(text))
-
-
-def is_bare_name(text: str) -> bool:
-    return os.sep not in text and "/" not in text
 
 
 def root_of(folder: str, values: Mapping[str, Any]) -> str | None:

@@ -15,10 +15,30 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from engine.config.settings_subsets import SETTING_KEY, dotted, entry_folder, is_bare_name
 from engine.dataset.captions import process_caption
 
 from ..problems import Problem, error
+
+
+SETTING_KEY = "dataset.subsets"
+
+
+def dotted(extension: str) -> str:
+    text = extension.strip()
+    return text if text.startswith(".") else f".{text}"
+
+
+def entry_folder(entry: Mapping[str, Any]) -> str:
+    """What an entry names: a concept folder's name alone (found in either image folder by the
+    scan), or a path, made absolute and normalised."""
+    text = os.path.expanduser(str(entry["image_dir"]).strip())
+    if is_bare_name(text):
+        return text
+    return os.path.normpath(os.path.abspath(text))
+
+
+def is_bare_name(text: str) -> bool:
+    return os.sep not in text and "/" not in text
 
 
 @dataclass(frozen=True)
