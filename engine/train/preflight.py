@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..config import RunConfig
 from ..problems import Problem, error, warning
+from .model_files import model_file_problems
 
 if TYPE_CHECKING:  # the plan scans images (numpy, PIL): not needed before the run registers
     from ..plan import RunPlan
@@ -67,7 +68,8 @@ def package_problems(cfg: RunConfig, plan: RunPlan) -> list[Problem]:
     if plan.total_steps < 1 and not plan.dataset.errors:
         problems.append(error("folders.images", "the dataset gives no training steps", "add images"))
     problems += _model_problems(cfg) + _package_problems(cfg)
-    return problems + [p for p in download_problems(cfg) if p not in problems]
+    more = [p for p in model_file_problems(cfg.values) if p.field != "model.path"]  # the model's are above
+    return problems + [p for p in more + download_problems(cfg) if p not in problems]
 
 
 def _model_problems(cfg: RunConfig) -> list[Problem]:
@@ -142,8 +144,9 @@ def _package_problems(cfg: RunConfig) -> list[Problem]:
 
 def environment_problems(cfg: RunConfig) -> list[Problem]:
     """What training would hit on this machine, found without loading anything: a missing
-    attention package, a model that would need a download the machine cannot make."""
-    return attention_problems(cfg) + download_problems(cfg)
+    attention package, a model file that is missing or unreadable, a model that would need a
+    download the machine cannot make."""
+    return attention_problems(cfg) + model_file_problems(cfg.values) + download_problems(cfg)
 
 
 def attention_problems(cfg: RunConfig) -> list[Problem]:
