@@ -21,6 +21,7 @@ from .settings_lycoris import LYCORIS_SETTINGS
 from .settings_dylora import DYLORA_SETTINGS
 from .settings_dataset import DATASET_SETTINGS
 from .settings_memory import MEMORY_FLUX_SETTINGS, MEMORY_SETTINGS
+from .settings_subsets import SUBSET_SETTINGS
 from .settings_objective import OBJECTIVE_SETTINGS
 from .settings_step_saves import STEP_SAVE_SETTINGS
 from .settings_loading import LOADING_SETTINGS
@@ -50,7 +51,7 @@ SETTINGS = SettingsTable(_adjusted(
     MODEL_SETTINGS + _family_settings("model") + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS
     + DYLORA_SETTINGS + TRAINING_SETTINGS + LOADING_SETTINGS + _family_settings("loading") + MEMORY_SETTINGS + STEP_SAVE_SETTINGS
     + OBJECTIVE_SETTINGS + _family_settings("objective") + MEMORY_FLUX_SETTINGS + OPTIMIZER_SETTINGS + SCHEDULER_CLASS_SETTINGS
-    + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
+    + DATASET_SETTINGS + SUBSET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
 ))
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from engine.config import load_run_file
+from engine.config.settings_subsets import describe_entry
 from engine.plan import plan_run
 from engine.problems import ProblemError
 
@@ -35,7 +36,8 @@ def validate_command(path: str) -> int:
     for concept in data.concepts:
         kind = "reg " if concept.is_regularization else ""
         print(f"  {kind}{concept.folder.name}: {concept.image_count} images × {concept.repeats} repeats, "
-              f"captions {concept.captions_found} found / {concept.captions_missing} missing")
+              f"captions {concept.captions_found} found / {concept.captions_missing} missing"
+              + (_subset_note(cfg, concept.subset) if concept.subset is not None else ""))
     if data.buckets:
         print("buckets: " + ", ".join(f"{w}×{h}: {n}" for (w, h), n in data.buckets.items()))
     print(f"steps per epoch: {plan.steps_per_epoch}")
@@ -58,6 +60,11 @@ def validate_command(path: str) -> int:
         return 2
     print(f"{path}: valid" + (f" with {len(problems)} warning(s)" if problems else ""))
     return 0
+
+
+def _subset_note(cfg, index: int) -> str:
+    entry = cfg.dataset.subsets[index]
+    return f" (dataset.subsets[{index}]: {describe_entry(entry)})"
 
 
 def _print_vram(cfg, plan) -> None:
