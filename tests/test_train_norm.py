@@ -209,3 +209,32 @@ def test_a_run_trains_saves_and_continues_its_norm_deltas(tiny_config):
     continued = load_file(str(second.outputs[-1]))
     for key, value in w_norm.items():
         torch.testing.assert_close(continued[key], value)  # restored from the file (lr 0 keeps them)
+
+
+# ----------------------------------------------------------------------------- settings
+
+def test_train_norm_round_trips_and_validation_refuses_it_without_a_lycoris_type(tmp_path):
+    from engine.config import dump_run_yaml
+
+    from .helpers import errors_of, load_text
+
+    cfg, _ = load_text(tmp_path, "folders: {images: imgs}\nnetwork: {type: loha, train_norm: true}\n")
+    assert load_text(tmp_path, dump_run_yaml(cfg))[0].network.train_norm is True
+    for network_type in ("locon", "loha", "lokr"):
+        _, problems = load_text(tmp_path, f"folders: {{images: imgs}}\nnetwork: {{type: {network_type}, train_norm: true}}\n")
+        assert not [p for p in problems if p.is_error and p.field == "network.train_norm"]
+    for network_type in ("lora", "dylora"):
+        errors = errors_of(tmp_path, f"folders: {{images: imgs}}\nnetwork: {{type: {network_type}, train_norm: true}}\n")
+        assert any(e.startswith("network.train_norm") and "only for locon, loha and lokr" in e for e in errors), errors
+
+
+def test_kohya_import_takes_train_norm_from_lycoris_types_only():
+    from engine.config.kohya_import import convert_kohya_settings
+
+    for lora_type, network_type in (("LyCORIS/LoCon", "locon"), ("LyCORIS/LoHa", "loha"), ("LyCORIS/LoKr", "lokr")):
+        result = convert_kohya_settings({"train_data_dir": "imgs", "LoRA_type": lora_type, "train_norm": True})
+        assert (result.config.network.type, result.config.network.train_norm) == (network_type, True)
+    kohya_locon = convert_kohya_settings({"train_data_dir": "imgs", "LoRA_type": "Kohya LoCon", "conv_dim": 4,
+                                          "train_norm": True})
+    assert not kohya_locon.config.network.train_norm  # sd-scripts' networks.lora has no norm deltas
+    assert any(note.field == "train_norm" and "not imported" in note.message for note in kohya_locon.notes)

@@ -81,8 +81,12 @@ LYCORIS_SETTINGS = [
 
 
 def lycoris_rules(v) -> list[Problem]:
-    """A LoKr factor LyCORIS cannot use, and options set where they do nothing."""
+    """A LoKr factor LyCORIS cannot use, norm training where no file can hold it, and options set where
+    they do nothing."""
     out = []
+    if v["network.train_norm"] and (why := _locon_loha_lokr(v)):
+        out.append(error("network.train_norm", f"norm layers train {why} (LyCORIS' train_norm)",
+                         "set network.type to locon, loha or lokr, or turn network.train_norm off"))
     if v["network.lokr_factor"] == 0:
         out.append(error("network.lokr_factor", "0 is not a factor", "use -1 (automatic) or a whole number ≥ 1"))
     if v["network.rank_dropout_scale"] and not v["network.rank_dropout"] and v["network.type"] in ("loha", "lokr"):
