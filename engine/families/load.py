@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from engine import families
 import engine.families.detect as fam
@@ -178,6 +178,7 @@ def load_base_model(
     clip_l: str | None = None,
     t5xxl: str | None = None,
     ae: str | None = None,
+    companions: Mapping[str, str | None] | None = None,
 ) -> BaseModel:
     """Load `path` (builtin name, diffusers folder, single file or hub id) as a frozen `BaseModel`.
 
@@ -200,10 +201,11 @@ def load_base_model(
     if kind == "missing":
         raise ProblemError([_missing_problem(path)])
 
+    given = {"clip_l": clip_l, "t5xxl": t5xxl, "ae": ae, **(companions or {})}  # single-file companions by name
     for spec in families.REGISTRY.values():  # a family with its own loader claims its models first
         if spec.claims_source(kind, location, family):
             return spec.load_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
-                                  cache_dir=cache_dir, companions={"clip_l": clip_l, "t5xxl": t5xxl, "ae": ae})
+                                  cache_dir=cache_dir, companions={name: given.get(name) for name in spec.companions})
     warnings: list[Problem] = []
     if kind == "single_file":
         parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, auto)
