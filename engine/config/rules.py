@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..problems import Problem, error, warning
+from ..problems import Problem, ProblemError, error, warning
 from ..models import families
 from .settings_model import LEGACY_FLAGS, QUICK_PICKS
 from .settings_flux import flux_rules
@@ -21,6 +21,7 @@ from .settings_dylora import dylora_rules
 from .settings_scheduler_class import scheduler_class_rules
 from .settings_training import native_side
 from .settings_optimizer import LR_FREE_OPTIMIZERS, NO_WARMUP_SCHEDULERS
+from .key_values import parse_extra_args  # torch-free: types the values (too large, not key=value)
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 
@@ -178,9 +179,6 @@ def _optimizer_rules(v) -> list[Problem]:
             if v[key] not in (None, 0) and v[key] < 0.1:
                 out.append(warning(key, f"{v['optimizer.name']} finds its own step size; the learning rate is a multiplier "
                                         f"and {v[key]:g} makes it {1 / v[key]:.0f}× smaller than intended", "set it to 1"))
-    from ..optim.extra_args import parse_extra_args  # torch-free: types the values (too large, not key=value)
-    from ..problems import ProblemError
-
     try:
         parse_extra_args(v["optimizer.extra_args"])
     except ProblemError as exc:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Sequence
 
-from ..problems import Problem, error, warning
+from ..problems import Problem, ProblemError, error, warning
+from .key_values import parse_extra_args
 from .schema import Setting
 
 TORCH_PREFIX = "torch.optim.lr_scheduler."
+ARGS_FIELD = "optimizer.scheduler_args"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -51,11 +54,16 @@ def scheduler_class_rules(v) -> list[Problem]:
     elif v["optimizer.scheduler_args"]:
         out.append(warning("optimizer.scheduler_args", "does nothing without a scheduler class",
                            "set optimizer.scheduler_type, or clear this"))
-    from ..optim.custom_schedule import parse_scheduler_args  # torch-free: the values' form only
-    from ..problems import ProblemError
-
     try:
         parse_scheduler_args(v["optimizer.scheduler_args"])
     except ProblemError as exc:
         out += exc.problems
     return out
+
+
+def parse_scheduler_args(items: Sequence[str]) -> dict[str, Any]:
+    """The 'key=value' items typed as optimizer arguments are (numbers, booleans, tuples, text)."""
+    try:
+        return parse_extra_args(items)
+    except ProblemError as exc:
+        raise ProblemError([error(ARGS_FIELD, p.message, "e.g. T_max=1000 eta_min=1e-7") for p in exc.problems]) from None

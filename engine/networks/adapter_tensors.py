@@ -26,7 +26,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from engine.networks.inject import ADAPTER_NAME, adapter_layers, layer_kind
+from engine.networks.inject import select_targets
+from engine.networks.peft_layers import ADAPTER_NAME, adapter_layers, layer_kind
 from engine.problems import Problem, ProblemError, error, warning
 
 TensorsByModule = dict[str, dict[str, torch.Tensor]]
@@ -268,8 +269,6 @@ def _has_non_attention_layers(model: nn.Module | None, tensors_by_module: Mappin
     """LoCon without wide convolutions (conv rank 0) still adapts the ResNet blocks' linear layers."""
     if model is None:
         return False
-    from engine.networks.inject import select_targets
-
     attention = select_targets(model, "unet", "lora")
     everything = select_targets(model, "unet", "locon")
     outside = set(everything) - set(attention)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.networks.inject import ADAPTER_NAME, adapter_layers
+from engine.networks.peft_layers import ADAPTER_NAME, adapter_layers
 
 
 class RankDraw:

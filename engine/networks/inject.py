@@ -23,13 +23,12 @@ import torch
 from torch import nn
 
 from engine.networks import COMPONENTS, NETWORK_TYPES
+from engine.networks.dylora import make_dynamic
+from engine.networks.peft_layers import ADAPTER_NAME, adapter_layers
+from engine.networks.regularizers import install_dropouts
 from engine.problems import ProblemError, error
 
 Component = Literal["unet", "text_encoder", "text_encoder_2"]
-
-# peft supports several named adapters per layer; a run trains exactly one.
-ADAPTER_NAME = "default"
-
 
 def apply_network(
     model: nn.Module,
@@ -122,8 +121,6 @@ def apply_network(
         for layer in layers.values():
             _full_lokr_at_scale_one(layer)
     if network_type == "dylora":
-        from engine.networks.dylora import make_dynamic
-
         make_dynamic(model, int(dylora_unit))
 
     for parameter in model.parameters():
@@ -132,8 +129,6 @@ def apply_network(
         if dtype is not None:
             parameter.data = parameter.data.to(dtype)
         parameter.requires_grad_(True)
-
-    from engine.networks.regularizers import install_dropouts
 
     install_dropouts(model, dropout=dropout, rank_dropout=rank_dropout, module_dropout=module_dropout,
                      rank_dropout_scale=rank_dropout_scale)
@@ -164,17 +159,6 @@ def select_targets(model: nn.Module, component: str, network_type: str) -> dict[
     return targets
 
 
-def adapter_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The peft layers that carry our adapter, by their path in the model (the adapted module's path)."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    found = {}
-    for name, module in model.named_modules():
-        if isinstance(module, BaseTunerLayer) and ADAPTER_NAME in _adapter_names(module):
-            found[name] = module
-    return found
-
-
 def network_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The trainable adapter parameters of a model, in a stable order (for the optimizer)."""
     parameters: list[nn.Parameter] = []
@@ -189,31 +173,6 @@ def network_parameters(model: nn.Module) -> list[nn.Parameter]:
             else:
                 parameters.extend(entry.parameters())
     return parameters
-
-
-def layer_kind(layer: nn.Module) -> Literal["lora", "loha", "lokr"]:
-    """Which adapter family a peft layer belongs to (locon layers are lora layers on convolutions,
-    DyLoRA layers are lora layers trained in rank steps)."""
-    from peft.tuners.loha import LoHaLayer
-    from peft.tuners.lokr import LoKrLayer
-    from peft.tuners.lora import LoraLayer
-
-    if isinstance(layer, LoraLayer):
-        return "lora"
-    if isinstance(layer, LoHaLayer):
-        return "loha"
-    if isinstance(layer, LoKrLayer):
-        return "lokr"
-    raise TypeError(f"not a LoRA, LoHa or LoKr layer: {type(layer).__name__}")
-
-
-def _adapter_names(layer: nn.Module) -> set[str]:
-    names: set[str] = set()
-    for attribute in layer.adapter_layer_names:
-        holder = getattr(layer, attribute, None)
-        if holder is not None:
-            names.update(holder.keys())
-    return names
 
 
 def _container_types(component: str, network_type: str) -> tuple[type, ...]:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.networks.inject import ADAPTER_NAME, adapter_layers, layer_kind
+from engine.networks.peft_layers import ADAPTER_NAME, adapter_layers, layer_kind
 
 
 class LoraDownDropout:

@@ -10,26 +10,15 @@ schedulers) or a metric (ReduceLROnPlateau) cannot be given in text and are refu
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from typing import Sequence
 
-from engine.config.settings_scheduler_class import TORCH_PREFIX
+from engine.config.settings_scheduler_class import ARGS_FIELD, TORCH_PREFIX, parse_scheduler_args
 from engine.config.values import did_you_mean
 from engine.problems import Problem, ProblemError, error
 
-from .extra_args import parse_extra_args
-
 TYPE_FIELD = "optimizer.scheduler_type"
-ARGS_FIELD = "optimizer.scheduler_args"
 NOT_FROM_TEXT = frozenset(("LRScheduler", "_LRScheduler", "LambdaLR", "MultiplicativeLR", "SequentialLR",
                            "ChainedScheduler", "ReduceLROnPlateau"))
-
-
-def parse_scheduler_args(items: Sequence[str]) -> dict[str, Any]:
-    """The 'key=value' items typed as optimizer arguments are (numbers, booleans, tuples, text)."""
-    try:
-        return parse_extra_args(items)
-    except ProblemError as exc:
-        raise ProblemError([error(ARGS_FIELD, p.message, "e.g. T_max=1000 eta_min=1e-7") for p in exc.problems]) from None
 
 
 def usable_classes() -> dict[str, type]:

@@ -17,6 +17,7 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from engine.config.settings_optimizer import SCHEDULERS
 from engine.problems import ProblemError, error
 
+from .custom_schedule import build_custom_scheduler
 from .numbers import adafactor_relative_step, parse_step_rules, warmup_steps
 from .optimizers import unwrap_optimizer
 
@@ -29,8 +30,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, *, name: str, total_steps:
     """The scheduler for `name`, to be stepped once per optimizer step over `total_steps` steps;
     a `scheduler_type` (a torch class, see custom_schedule) replaces it."""
     if scheduler_type:
-        from .custom_schedule import build_custom_scheduler
-
         return build_custom_scheduler(optimizer, scheduler_type, scheduler_args)
     if name not in SCHEDULERS:
         raise ProblemError([error("optimizer.scheduler", f"'{name}' is not a known schedule",
@@ -101,8 +100,6 @@ def _stepped_curve(base_lrs: Mapping[str, float], total_steps: int, scheduler_ty
                    max_points: int) -> dict[str, list[tuple[int, float]]]:
     """A scheduler class has no formula to sample: step it on a dummy optimizer and keep evenly
     spaced points (stepping costs microseconds; the curve is drawn once per run)."""
-    from .custom_schedule import build_custom_scheduler
-
     groups = list(base_lrs)
     dummies = [{"params": [torch.zeros(1, requires_grad=True)], "lr": float(base_lrs[g])} for g in groups]
     optimizer = torch.optim.AdamW(dummies, lr=max(float(lr) for lr in base_lrs.values()))

@@ -25,6 +25,7 @@ from ..problems import Problem, ProblemError, error
 from ..outputs import existing_outputs
 from ..runs import RunDir
 from .control import RunControl, StopRequested
+from .interrupted_saves import clean_interrupted_saves
 from .preflight import output_problems, package_problems
 from .reservation import AbortState, Reservation, raise_errors
 
@@ -221,31 +222,6 @@ def optimizer_hardware_problems(cfg: RunConfig) -> list[Problem]:
 
 
 _SAFE_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-# `.<name>.safetensors.<random>.partial` (lorafile.io) and `.<name>.yaml.<random>.tmp` (run-file copy)
-_TEMP_KINDS = r"(?:-\d{6}|-step\d{6,8})?\.(?:safetensors\.[^/]+\.partial|ckpt\.[^/]+\.partial|yaml\.[^/]+\.tmp)"
-
-
-def clean_interrupted_saves(output: Path, output_name: str) -> list[str]:
-    """Remove temporary files a killed save of this output name left behind, and put back a state
-    folder a kill caught between its two renames. Returns the names removed."""
-    pattern = re.compile(r"\." + re.escape(output_name) + _TEMP_KINDS + r"$")
-    removed = []
-    try:
-        entries = list(output.iterdir())
-    except OSError:
-        return []
-    for path in entries:
-        if pattern.match(path.name) and path.is_file():
-            try:
-                path.unlink()
-                removed.append(path.name)
-            except OSError:
-                pass
-    from .resume_state import recover_state_folders
-
-    return removed + recover_state_folders(output, output_name)
-
-
 def _copy_run_file(trainer, yaml_text: str, config_path: str | None) -> None:
     """`<name>.yaml` beside the LoRA: the settings that made it. Written only where the start-up
     checks found no such file (or overwrite / resume allow replacing it); the user's own run file,

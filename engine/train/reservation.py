@@ -14,6 +14,7 @@ from ..events import EventWriter
 from ..outputs import OutputLock, collision_problems
 from ..problems import Problem, ProblemError, error
 from ..runs import create_run, new_run_id, remove_run
+from .interrupted_saves import clean_interrupted_saves
 
 
 def raise_errors(problems: list[Problem]) -> None:
@@ -89,8 +90,6 @@ class AbortState:
             except (OSError, ValueError):
                 pass
         try:
-            from .entry import clean_interrupted_saves
-
             # an interrupted save's temporary file; the lock keeps other runs' files out of reach
             clean_interrupted_saves(Path(self.cfg.folders.output), self.cfg.folders.output_name)
         except Exception:  # noqa: BLE001 - ending anyway

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import activations as act
+import engine.vram.activations as act  # the module itself: `from . import` would read the package, which imports this file
 from .counts import denoiser_parameters, text_encoder_parameters, vae_parameters
 from .lora_params import LokrSplit, denoiser_layers, network_shapes, text_encoder_layers
 from .optimizer_state import optimizer_state_bytes

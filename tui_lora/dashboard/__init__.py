@@ -11,6 +11,7 @@ import sys
 from engine.events import read_events
 from engine.runs import find_run, run_status
 
+from . import formatting as fmt
 from .control import RunControl
 from .reducer import DashboardState, apply_run_status, build_state
 
@@ -63,8 +64,6 @@ def nothing_running_note(info) -> str | None:
 
 def text_summary(state: DashboardState) -> str:
     """A few plain lines for pipes and logs: status, progress, loss, the result."""
-    from . import formatting as fmt
-
     progress = state.progress
     lines = [
         f"run {state.run_id or '?'} ({state.output_name or 'unnamed'}): {state.status}",

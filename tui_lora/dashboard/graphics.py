@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from textual.content import Content
 
-from . import formatting as fmt
+import tui_lora.dashboard.formatting as fmt  # not `from . import`: that reads the package, whose __init__ opens the screen
 from .charts import bucket_by_x, column_rows, marker_column, sample_curve
 from .panels import LABEL, Panel
 from .reducer import DashboardState

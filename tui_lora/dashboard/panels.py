@@ -17,7 +17,7 @@ from textual.content import Content
 from textual.geometry import Region
 from textual.widget import Widget
 
-from . import formatting as fmt
+import tui_lora.dashboard.formatting as fmt  # not `from . import`: that reads the package, whose __init__ opens the screen
 from .reducer import DashboardState, current_activity, elapsed_now
 
 LABEL = "$foreground-muted"

@@ -25,6 +25,7 @@ from ..checks import output_file
 from ..widgets.dataset_summary import DatasetSummaryView
 from ..widgets.doctor_panel import DoctorPanel
 from .form import FormScreen
+from .modals import MessageScreen
 
 _SCAN_DELAY = 0.4
 _SCAN_KEYS = {"folders.images", "folders.regularization"}
@@ -138,6 +139,9 @@ class FoldersScreen(FormScreen):
             self.post_message(self.Scanned(request, failure=f"could not scan: {exc}"))
             return
         self.post_message(self.Scanned(request, summary))
+
+    def on_doctor_panel_report_requested(self, message: DoctorPanel.ReportRequested) -> None:
+        self.app.push_screen(MessageScreen(message.title, message.text))
 
     def on_folders_screen_scanned(self, message: Scanned) -> None:
         if message.request != self._request:

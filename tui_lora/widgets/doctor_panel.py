@@ -48,6 +48,13 @@ class DoctorPanel(Vertical, can_focus=True):
             super().__init__()
             self.request, self.report, self.failure = request, report, failure
 
+    class ReportRequested(Message):
+        """Enter on the panel: the screen shows the full report (a widget opens no screens itself)."""
+
+        def __init__(self, title: str, text: str):
+            super().__init__()
+            self.title, self.text = title, text
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.request = 0
@@ -141,9 +148,7 @@ class DoctorPanel(Vertical, can_focus=True):
             return
         from engine.dataset.doctor import format_report
 
-        from ..screens.modals import MessageScreen
-
-        self.app.push_screen(MessageScreen("Dataset doctor", format_report(self.report, width=64)))
+        self.post_message(self.ReportRequested("Dataset doctor", format_report(self.report, width=64)))
 
 
 def findings_content(report: Any) -> tuple[Content, list[Static]]:
