@@ -136,3 +136,21 @@ def load_single_file(path: str, *, qwen3: str | None, ae: str | None, config_dir
     tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
     scheduler_config = FlowMatchEulerDiscreteScheduler.load_config(str(folder), subfolder="scheduler")
     return transformer, vae, [qwen], [tokenizer], dict(scheduler_config)
+
+
+def load_zimage(kind: str, location: str, *, config_dir: str | None, dtype: Any, hub_offline: bool,
+                builtin_folder: Any = None, qwen3: str | None = None, ae: str | None = None):
+    """The parts from whichever source `model.path` names (kind: builtin, folder, hub, single_file).
+    Library errors at the boundary with the user's files become problems naming model.path."""
+    if kind == "single_file":
+        return location, load_single_file(location, qwen3=qwen3, ae=ae, config_dir=config_dir, dtype=dtype)
+    source = str(builtin_folder) if kind == "builtin" else location
+    hub = kind == "hub"
+    try:
+        return source, load_parts(source, hub=hub, local_only=hub and hub_offline, dtype=dtype)
+    except ProblemError:
+        raise
+    except Exception as exc:
+        raise ProblemError([error("model.path", f"could not load {source} as a Z-Image model: {_first_line(exc)}",
+                                  "check that the Z-Image model is complete (diffusers ZImagePipeline layout)"
+                                  + (" and in the local Hugging Face cache" if hub and hub_offline else ""))]) from None

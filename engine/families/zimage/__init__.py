@@ -1,0 +1,112 @@
+"""Z-Image (Tongyi-MAI; Z-Image-Turbo and the Z-Image base): a single-stream flow-matching transformer
+over 2×2 patches of FLUX.1's 16-channel latents, conditioned on Qwen3's hidden states.
+
+The facts come from `reference.py`; the torch parts live beside it (`objective.py`, `lora_io.py`,
+`loading.py`, `tiny.py`, `memory.py`) and are reached through the methods below, imported lazily.
+Qwen3 stays frozen (its outputs can be cached); the LoRA trains the transformer's attention and
+feed-forward linears and is written in the `diffusion_model.` form ComfyUI and diffusers load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.models.families.base import ModelFamily
+
+from . import reference as ref
+
+
+@dataclass(frozen=True, eq=False)
+class ZImageFamily(ModelFamily):
+    """Z-Image: its own objective, caption encoding, file form and sampling."""
+
+    flow_matching: bool = True
+
+    def variant_of(self, source: Any) -> str:
+        return ref.variant_of(str(source or ""))
+
+    # ------------------------------------------------------------------ training (torch inside)
+
+    def objective(self, cfg: Any, base: Any, *, generator: Any, weight_dtype: Any, device: Any) -> Any:
+        from .objective import ZImageObjective
+
+        return ZImageObjective(cfg, base, generator=generator, weight_dtype=weight_dtype, device=device)
+
+    def text_options(self, cfg: Any, base: Any) -> dict[str, Any]:
+        return {"max_sequence_length": int(cfg.zimage.max_sequence_length)}
+
+    def encode_text(self, tokenizers: list[Any], encoders: list[Any], captions: list[str], *, device: Any,
+                    max_sequence_length: int = ref.MAX_SEQUENCE_LENGTH) -> Any:
+        from .objective import encode_zimage_captions
+
+        return encode_zimage_captions(tokenizers[0], encoders[0], captions, max_sequence_length=max_sequence_length,
+                                      device=device)
+
+    def run_problems(self, values: Any) -> list[Any]:
+        return []
+
+    def finish_metadata(self, metadata: dict[str, str], cfg: Any, base: Any) -> dict[str, str]:
+        """ai-toolkit's base version, musubi-tuner's modelspec facts and the `zimage:` options."""
+        options = {name: cfg.values[f"zimage.{name}"] for name in ref.TRAINING_OPTIONS}
+        metadata.update(ref.lora_metadata(options))
+        metadata["ss_network_module"] = "networks.lora"
+        for key in ("modelspec.prediction_type", "modelspec.encoder_layer", "ss_clip_skip"):
+            metadata.pop(key, None)  # flow matching is neither ε nor v; Qwen3 has no CLIP skip
+        return metadata
+
+    def write_lora(self, path: Any, weights: Any, *, base: Any, metadata: Any, save_dtype: Any, fmt: str) -> None:
+        from .lora_io import save_zimage_lora
+
+        save_zimage_lora(path, weights, metadata=metadata, save_dtype=save_dtype, fmt=fmt)
+
+    def read_lora(self, path: Any, base: Any) -> Any:
+        from .lora_io import read_zimage_lora
+
+        return read_zimage_lora(path, {name for name, _ in base.unet.named_modules()})
+
+    def prepare_denoiser(self, denoiser: Any, cfg: Any) -> None:
+        pass  # diffusers' Z-Image attention already runs on PyTorch's fused attention
+
+    def lora_targets(self, denoiser: Any) -> list[str]:
+        from .lora_io import default_targets
+
+        return default_targets(denoiser)
+
+    def sample_scheduler(self, sampler: str, base: Any) -> Any:
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        return FlowMatchEulerDiscreteScheduler.from_config(base.scheduler_config)  # the model's own flow sampler
+
+    def sample_options(self, prompt: Any, clip_skip: int) -> dict[str, Any]:
+        return {"negative_prompt": prompt.negative or None}
+
+    def pipeline(self, *, vae: Any, text_encoders: list[Any], tokenizers: list[Any], denoiser: Any,
+                 scheduler: Any) -> Any:
+        from diffusers import ZImagePipeline
+
+        return ZImagePipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoders[0], tokenizer=tokenizers[0],
+                              transformer=denoiser)
+
+
+ZIMAGE = ZImageFamily(
+    name=ref.NAME,
+    label=ref.LABEL,
+    naming=ref.NAME,
+    prediction_type="flow_matching",
+    base_model_version=ref.BASE_MODEL_VERSION,
+    architecture=ref.ARCHITECTURE,
+    implementation=ref.IMPLEMENTATION,
+    config_repo=ref.HUB_IDS["turbo"],
+    native_side=ref.NATIVE_SIDE,
+    text_encoder_components=("text_encoder",),
+    pipeline_class="ZImagePipeline",
+    reference_configs=ref.REFERENCE_CONFIGS,
+    bucket_max_side=2048,
+    text_conditioning="qwen3",
+    metadata_prefixes=(ref.BASE_MODEL_VERSION, ref.ARCHITECTURE.lower()),
+    marks_v_in_version=False,
+    writes_prediction_type=False,
+    settings_section="zimage",
+    trainable_text_encoders=0,  # Qwen3 stays frozen, as in diffusers' example and ai-toolkit
+)
