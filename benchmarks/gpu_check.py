@@ -15,6 +15,10 @@ FLUX.1 [dev] (`flux1`, and `flux1-fp8` with `training.fp8_base`) is built on the
 materialised straight on the GPU in bf16 (12B + 4.7B parameters: a CPU init would take minutes),
 then trained at 512 px, LoRA rank 16, AdamW8bit, gradient checkpointing, text-encoder outputs
 cached, as sd-scripts' Flux guides set it up. Both entries share one saved model folder.
+
+Z-Image-Turbo (`zimage`, and `zimage-fp8`) is built the same way from its reference configs (6.2B
+transformer, 4.0B Qwen3, FLUX.1's autoencoder) and trained at 1024 px, rank 16, AdamW8bit,
+checkpointing and cached Qwen3 outputs, as ai-toolkit's Z-Image presets do.
 """
 
 from __future__ import annotations
@@ -193,9 +197,67 @@ def build_flux1_fp8(folder: Path) -> dict:
     return {**build_flux1(folder), "training.fp8_base": True}
 
 
+def zimage_pipeline(transformer_config: dict, qwen_config: dict, vae_config: dict, device: str, dtype=None):
+    """A ZImagePipeline at the given sizes (Z-Image's reference configs or smaller ones), weights made on
+    `device`; the tokenizer is the tiny model's local one (its ids fit any Qwen3 vocabulary)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    from engine.families.zimage import reference as zref
+    from engine.families.zimage.tokenizer import PAD_TOKEN, build_qwen_tokenizer
+
+    dtype = dtype or torch.bfloat16
+    strip = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    tokenizer = build_qwen_tokenizer()
+    transformer = _materialise(ZImageTransformer2DModel, strip(transformer_config), dtype, device)
+    qwen = _materialise(Qwen3Model, Qwen3Config(**strip(qwen_config), pad_token_id=tokenizer.convert_tokens_to_ids(PAD_TOKEN)),
+                        dtype, device)
+    vae = _materialise(AutoencoderKL, strip(vae_config), dtype, device)
+    return ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(**zref.SCHEDULER_CONFIG), vae=vae,
+                          text_encoder=qwen, tokenizer=tokenizer, transformer=transformer)
+
+
+def save_zimage_folder(pipe, folder: Path) -> None:
+    from engine.families.zimage.tokenizer import write_qwen_tokenizer
+
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    write_qwen_tokenizer(folder / "tokenizer")
+
+
+ZIMAGE_SETTINGS = {"model.family": "zimage", "training.max_resolution": [1024, 1024], "buckets.max_resolution": 2048,
+                   "optimizer.name": "AdamW8bit", "network.rank": 16, "network.alpha": 16.0,
+                   "optimizer.text_encoder_lr": 0.0, "training.gradient_checkpointing": True,
+                   "training.cache_text_encoder_outputs": True}
+
+
+def _zimage_folder(folder: Path) -> Path:
+    """One saved Z-Image-Turbo-sized folder for both Z-Image entries (6.2B + 4.0B parameters)."""
+    import torch
+
+    from engine.families.zimage import reference as zref
+
+    shared = folder.parent.parent / "zimage-shared" / "model"
+    if not (shared / "model_index.json").exists():
+        pipe = zimage_pipeline(zref.TRANSFORMER_CONFIG, zref.QWEN3_CONFIG, zref.VAE_CONFIG, DEVICE)
+        save_zimage_folder(pipe, shared)
+        del pipe
+        gc.collect()
+        torch.cuda.empty_cache()
+    return shared
+
+
+def build_zimage(folder: Path) -> dict:
+    return {**ZIMAGE_SETTINGS, "model.path": str(_zimage_folder(folder))}
+
+
+def build_zimage_fp8(folder: Path) -> dict:
+    return {**build_zimage(folder), "training.fp8_base": True}
+
+
 # name -> (builder writing a diffusers folder and returning the run's settings, trained side)
 MODELS = {"sd15": (build_sd15, 512), "sdxl": (build_sdxl, 1024), "flux1": (build_flux1, 512),
-          "flux1-fp8": (build_flux1_fp8, 512)}
+          "flux1-fp8": (build_flux1_fp8, 512), "zimage": (build_zimage, 1024), "zimage-fp8": (build_zimage_fp8, 1024)}
 
 
 def run_one(name: str, work: Path) -> dict:
