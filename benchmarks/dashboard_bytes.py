@@ -182,7 +182,7 @@ def real_run(folder: Path, epochs: int = 400):
     cfg = RunConfig.from_values({
         "model.quick_pick": "builtin-tiny-sd1", "folders.images": str(images), "folders.output": str(folder / "out"),
         "folders.output_name": "bytes", "training.epochs": epochs, "training.batch_size": 2, "training.seed": 3,
-        "training.cpu_threads_per_core": 1, "buckets.step": 32, "optimizer.name": "AdamW", "overwrite": True,
+        "training.cpu_threads_per_process": 1, "buckets.step": 32, "optimizer.name": "AdamW", "overwrite": True,
     })
     run_file = save_run_file(cfg, folder / "bytes.yaml")
     return launch_training(run_file, folder / "out")
@@ -274,8 +274,10 @@ def main() -> None:
             result = measure_monitor(launched.run.path, seconds=args.seconds, columns=columns, rows=rows)
         finally:
             os.kill(launched.pid, signal.SIGKILL)
-        steps = [json.loads(line) for line in launched.run.events.read_text().splitlines() if '"step"' in line]
-        rate = steps[-1].get("it_per_s") if steps else None
+        # step events only: '"step"' also matches the `step` field of checkpoint and sample events
+        events = [json.loads(line) for line in launched.run.events.read_text().splitlines() if line.strip()]
+        steps = [event for event in events if event.get("type") == "step" and event.get("it_per_s")]
+        rate = steps[-1]["it_per_s"] if steps else None
         report(f"real tiny-model run at {rate or 0:.1f} it/s, {columns}x{rows}", result)
         if args.show:
             print(result.last_screen)

@@ -50,7 +50,7 @@ def make_run_file(folder: Path, epochs: int) -> Path:
     cfg = RunConfig.from_values({
         "model.quick_pick": "builtin-tiny-sd1", "folders.images": str(images), "folders.output": str(folder / "out"),
         "folders.output_name": "bench", "training.epochs": epochs, "training.batch_size": 2, "training.seed": 3,
-        "training.cpu_threads_per_core": 1, "buckets.step": 32, "optimizer.name": "AdamW", "overwrite": True,
+        "training.cpu_threads_per_process": 1, "buckets.step": 32, "optimizer.name": "AdamW", "overwrite": True,
     })
     return save_run_file(cfg, folder / "bench.yaml")
 

@@ -42,7 +42,7 @@ def make_config(root: Path, images: Path, *, batch_size: int, epochs: int, cache
         "training.batch_size": batch_size,
         "training.epochs": epochs,
         "training.seed": 1,
-        "training.cpu_threads_per_core": 1,
+        "training.cpu_threads_per_process": 1,
         "training.cache_latents": cache_latents,
         "training.save_precision": "float",
         "buckets.step": 32,
@@ -89,7 +89,7 @@ class BareLoop:
         from engine.train.batches import epoch_batches
         from engine.train.latents import LatentEncoder
         from engine.train.setup import build_model
-        from engine.train.text import encode_captions
+        from engine.diffusion.text import encode_captions
 
         from engine.train.loop import _quiet_libraries
 

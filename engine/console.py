@@ -100,9 +100,10 @@ class ConsoleReporter:
                 self._last_print = now
                 self._print(step_line(event))
         elif kind == "run_started":
-            self._print(f"training {event.get('output_name')}: {event.get('total_steps')} steps, "
-                        f"{event.get('total_epochs')} epoch(s), {event.get('steps_per_epoch')} steps per epoch, "
-                        f"device {event.get('device')}, precision {event.get('mixed_precision')}, seed {event.get('seed')}")
+            # two lines, each within 80 columns for usual names (one line was 99-104 and wrapped)
+            self._print(f"training {event.get('output_name')}: {event.get('total_steps')} steps = "
+                        f"{event.get('total_epochs')} epoch(s) × {event.get('steps_per_epoch')} steps")
+            self._print(f"  on {event.get('device')}, precision {event.get('mixed_precision')}, seed {event.get('seed')}")
         elif kind == "phase":
             if event.get("name") != "saving":  # "saved …" follows at once
                 self._print(f"{event.get('label') or event.get('name')}…")

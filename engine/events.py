@@ -18,9 +18,10 @@ Fields by type (all optional beyond these; readers ignore what they do not know)
   loading_model, the last caching event ends caching, a step ends first_step (and any phase), a
   sample ends sampling, a checkpoint ends saving. Readers show what is happening and for how long.
 - caching: stage ("latents"), done, total.
-- step: step, total_steps, epoch, total_epochs, loss, avg_loss, lr {group: value}, it_per_s,
-  eta_s, elapsed_s, memory {device: "cuda"|"cpu", allocated, reserved, peak, total} in bytes
-  (on CPU: rss, total), gpu_util (percent, when readable), max_norm {keys_scaled, mean, max}.
+- step: the fields of `StepFields` in engine/event_types.py (the one definition, written by the engine
+  and read by the dashboard): step, total_steps, epoch, total_epochs, loss, avg_loss, lr {group: value},
+  it_per_s, eta_s, elapsed_s, memory {device, allocated, reserved, peak, total | rss, total} in bytes,
+  gpu_util (percent, beside memory, when readable), max_norm {keys_scaled, mean, max}.
 - epoch_end: epoch, total_epochs, step, avg_loss.
 - checkpoint: path, bytes, step, epoch, kind ("epoch" | "manual" | "final" | "stopped" | "state" |
   "rescued": the last save, written to another folder because the output disk was full).

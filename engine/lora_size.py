@@ -25,9 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.models import families
+from engine import families
+from engine.config.text_encoder import text_encoder_trained
 
-# The reference models' layer configs live with each family (engine.models.families).
+# The reference models' layer configs live with each family (engine.families).
 REFERENCE_CONFIGS: dict[str, Mapping[str, Any]] = {name: f.reference_configs for name, f in families.REGISTRY.items()}
 _BYTES_PER_NUMBER = {"float": 4, "fp16": 2, "bf16": 2}
 
@@ -116,11 +117,10 @@ def estimate_file_size(values: Mapping[str, Any]) -> tuple[int | None, str]:
         return None, "known once the built-in model has been built (first training run)"
     unet, encoders, source = configs
     rank, conv_rank = values["network.rank"], values["network.conv_rank"]
-    te_lr = values["optimizer.text_encoder_lr"]
     try:
         numbers, layers = count_parameters(
             unet, encoders, rank=rank, conv_rank=conv_rank, network_type=values["network.type"],
-            train_text_encoder=te_lr != 0,
+            train_text_encoder=text_encoder_trained(values),
         )
     except (KeyError, TypeError, ValueError, IndexError):
         return None, f"could not read the layer shapes from {source}"

@@ -23,9 +23,40 @@ def next_free_name(output_dir: str | Path, name: str, extension: str) -> str:
     return f"{stem}_v{number}"
 
 
+# The one definition of the names a run's saves get; every reader (collision checks, resume,
+# cleaning after a kill) matches them with `save_stem_pattern`, so a digit count cannot drift.
+EPOCH_DIGITS = 6  # sd-scripts' train_util.EPOCH_FILE_NAME: `<name>-000003`
+STEP_DIGITS = 8  # sd-scripts' train_util.STEP_FILE_NAME: `<name>-step00000500`
+_SAVE_TAIL = rf"(?:-\d{{{EPOCH_DIGITS},}}|-step\d{{{STEP_DIGITS},}})"
+
+
+def epoch_save_stem(output_name: str, epoch: int) -> str:
+    return f"{output_name}-{epoch:0{EPOCH_DIGITS}d}"
+
+
 def step_save_stem(output_name: str, step: int) -> str:
     """sd-scripts' name for a step save (train_util.get_step_ckpt_name): `<name>-step00000500`."""
-    return f"{output_name}-step{step:08d}"
+    return f"{output_name}-step{step:0{STEP_DIGITS}d}"
+
+
+def sample_stem(output_name: str, epoch: int, step: int, index: int) -> str:
+    return f"{output_name}_e{epoch:0{EPOCH_DIGITS}d}_s{step:06d}_{index:02d}"
+
+
+def save_stem_pattern(output_name: str, *, final: bool = True, epoch: bool = True) -> str:
+    """A regex (unanchored) for the stems of this name's saves: step saves always, epoch saves and
+    the final file unless left out."""
+    name = re.escape(output_name)
+    if final and epoch:
+        return name + _SAVE_TAIL + "?"
+    if epoch:
+        return name + _SAVE_TAIL
+    step = rf"-step\d{{{STEP_DIGITS},}}"
+    return name + (f"(?:{step})?" if final else step)
+
+
+def sample_pattern(output_name: str) -> str:
+    return re.escape(output_name) + r"_e\d+_s\d+_\d+"
 
 
 def planned_step_saves(output_name: str, every: int | None, total_steps: int) -> list[str]:

@@ -10,16 +10,18 @@ nothing stale. No torch here: `validate` uses the name-length check.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 from pathlib import Path
 
+from .output_names import epoch_save_stem, sample_pattern, save_stem_pattern, step_save_stem
 from .problems import Problem, ProblemError, error
 
 # The longest name a run derives from output_name: a step save's temporary file during its write,
 # `.<name>-step00000000.safetensors.<8 random>.partial` (sd-scripts numbers step saves with 8 digits).
-LONGEST_DERIVED = ".{name}-step00000000.safetensors.abcdefgh.partial"
+LONGEST_DERIVED = "." + step_save_stem("{name}", 0) + ".safetensors.abcdefgh.partial"
 DEFAULT_NAME_MAX = 255
 
 
@@ -57,15 +59,15 @@ def planned_files(cfg, epochs: int) -> list[Path]:
     files = [out / f"{name}{suffix}", out / f"{name}.yaml"]
     every = cfg.training.save_every_n_epochs
     if every:
-        files += [out / f"{name}-{epoch:06d}{suffix}" for epoch in range(every, epochs, every)]
+        files += [out / f"{epoch_save_stem(name, epoch)}{suffix}" for epoch in range(every, epochs, every)]
     if cfg.training.save_state:
         files += [path.with_name(path.stem + "-state") for path in files if path.suffix == suffix]
     return files
 
 
 def _step_and_sample_pattern(cfg) -> re.Pattern[str]:
-    name = re.escape(cfg.folders.output_name)
-    return re.compile(rf"{name}-step\d+(?:\.safetensors|\.ckpt|-state)$|{name}_e\d+_s\d+_\d+\.png$")
+    steps = save_stem_pattern(cfg.folders.output_name, final=False, epoch=False)
+    return re.compile(rf"{steps}(?:\.safetensors|\.ckpt|-state)$|{sample_pattern(cfg.folders.output_name)}\.png$")
 
 
 def existing_outputs(cfg, epochs: int) -> list[Path]:
@@ -154,7 +156,10 @@ class OutputLock:
         import fcntl
 
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise ProblemError([self._unwritable(exc)]) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -169,9 +174,21 @@ class OutputLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"run_id": run_id, "pid": os.getpid()}).encode())
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"run_id": run_id, "pid": os.getpid()}).encode())
+        except OSError as exc:  # a full disk: the lock file goes again, nothing of the run stays
+            self.release()
+            raise ProblemError([self._unwritable(exc)]) from None
+
+    def _unwritable(self, exc: OSError) -> Problem:
+        folder = self.path.parent
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return error("folders.output", f"the disk holding {folder} is full: the run cannot start",
+                         "free some space there (or choose another folders.output), then start the run again")
+        return error("folders.output", f"{self.path} cannot be written: {exc.strerror or exc}",
+                     "choose an output folder you can write to")
 
     def release(self) -> None:
         if self._fd is None:

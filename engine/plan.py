@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from .config import RunConfig
 from .dataset.scan import DatasetSummary, scan_dataset
+from .dataset.subsets import subset_plan
+from .dataset.scan_options import scan_options
 from .lora_size import estimate_file_size
 from .optim.numbers import warmup_steps
 from .problems import Problem
@@ -38,27 +40,14 @@ def warmup_steps_for(cfg: RunConfig, total_steps: int) -> int:
 
 def text_encoder_stop_step(cfg: RunConfig, total_steps: int) -> int | None:
     percent = cfg.training.stop_text_encoder_percent
-    if percent <= 0 or cfg.text_encoder_lr == 0:
+    if percent <= 0 or not cfg.trains_text_encoder:
         return None
     return math.ceil(total_steps * percent / 100)
 
 
 def scan_for(cfg: RunConfig) -> DatasetSummary:
-    return scan_dataset(
-        cfg.folders.images,
-        cfg.folders.regularization,
-        caption_extension=cfg.training.caption_extension,
-        batch_size=cfg.training.batch_size,
-        epochs=cfg.epochs,
-        max_resolution=tuple(cfg.training.max_resolution),
-        buckets_enabled=cfg.buckets.enabled,
-        bucket_min=cfg.buckets.min_resolution,
-        bucket_max=cfg.buckets.max_resolution,
-        bucket_step=cfg.buckets.step,
-        bucket_no_upscale=cfg.buckets.no_upscale,
-        gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
-        num_processes=cfg.hardware.num_processes,
-    )
+    return scan_dataset(cfg.folders.images, cfg.folders.regularization, **scan_options(cfg),
+                        subsets=subset_plan(cfg.values))
 
 
 def plan_run(cfg: RunConfig, dataset: DatasetSummary | None = None) -> RunPlan:

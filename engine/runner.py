@@ -14,6 +14,7 @@ import sys
 from .config import load_run_file
 from .console import ConsoleReporter, quiet_dependencies
 from .problems import ProblemError
+from .refusal import record_refusal
 
 
 def _inside_accelerate() -> bool:
@@ -72,6 +73,8 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print("nothing was started: fix the errors above", file=sys.stderr)
+        if rank == 0:  # a dashboard opened by the app's launcher shows the same words, not "lost"
+            record_refusal(cfg.folders.output, run_id or os.environ.get("TUI_LORA_RUN_ID"), exc.problems)
         return 2
     except KeyboardInterrupt:  # before the run's own signal handlers were in place
         print("interrupted before the run started", file=sys.stderr)
@@ -94,9 +97,9 @@ def train_main(file: str, *, resume: str | None = None, run_id: str | None = Non
 def _build_builtin_model_before_the_ranks(model_path: str) -> None:
     """Once the process group is up, transformers writes saved weights on rank 0 only, so the other
     ranks could not build a built-in model themselves: it is built here, before they start."""
-    from .models.tiny import BUILTIN_MODELS, ensure_builtin_model
+    from .families.builtin import builtin_names, ensure_builtin_model
 
-    if model_path.strip() in BUILTIN_MODELS:
+    if model_path.strip() in builtin_names():
         ensure_builtin_model(model_path.strip())
 
 

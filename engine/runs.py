@@ -24,6 +24,7 @@ from typing import Any
 from .events import FINAL_STATUSES, read_events
 from .problems import ProblemError, error
 from .procid import is_same_process, process_identity
+from .run_endings import read_endings, record_ending
 
 MAX_INDEX_BYTES = 64_000_000  # years of runs; a larger "index" is not ours to read whole
 
@@ -98,6 +99,9 @@ def create_run(output_dir: str | os.PathLike, *, run_id: str | None = None, conf
     except OSError as exc:
         if not existed:
             remove_run(run)
+        in_the_way = index_problem()
+        if in_the_way:
+            raise ProblemError([error("run index", in_the_way, "")]) from None
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         where = exc.filename or run.path
         raise ProblemError([error(str(where), "the disk is full: the run could not be registered" if full else
@@ -167,19 +171,66 @@ class RunInfo:
     output_name: str
     config: str | None
     last_event: dict[str, Any] | None
+    note: str = ""  # how it ended, when its events file could not say (see run_endings.py)
 
     @property
     def run_id(self) -> str:
         return self.run.run_id
 
 
-def run_status(run: RunDir, events: list[dict[str, Any]] | None = None) -> str:
+def run_status(run: RunDir, events: list[dict[str, Any]] | None = None,
+               endings: dict[str, dict[str, Any]] | None = None) -> str:
     events = read_events(run.events) if events is None else events
     for event in reversed(events):
         if event.get("type") == "run_finished":
             status = event.get("status")
             return status if status in FINAL_STATUSES else "failed"
+    ending = run_ending(run, endings)  # written as the run ends, when its events file had no room
+    if ending is not None:
+        return ending["status"]
     return "running" if run_pid(run) is not None else "lost"
+
+
+def run_ending(run: RunDir, endings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The ending recorded in the state folder for a run whose events file could not take it."""
+    return (read_endings(state_dir()) if endings is None else endings).get(str(run.path))
+
+
+def record_run_ending(run: RunDir, status: str, message: str, hint: str = "") -> bool:
+    return record_ending(state_dir(), run.path, status, message, hint)
+
+
+def ending_events(run: RunDir, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recorded ending as the `error` and `run_finished` events the run could not write (none
+    when its events say how it ended), so a reader shows it as if it had been written."""
+    if _finished(events):
+        return []
+    ending = run_ending(run)
+    if ending is None:
+        return []
+    when = events[-1].get("time", 0) if events else 0
+    ended = [{"type": "run_finished", "time": when, "status": ending["status"], "message": ending["message"]}]
+    if ending["status"] == "failed":
+        ended.insert(0, {"type": "error", "time": when, "message": ending["message"], "hint": ending["hint"]})
+    return ended
+
+
+def index_problem() -> str | None:
+    """Why the run index cannot be read or written (something else sits at its path), with the fix."""
+    import stat
+
+    index = run_index_path()
+    try:
+        mode = os.stat(index).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"the run index {index} cannot be read: {exc.strerror or exc}; check the state folder's permissions"
+    if stat.S_ISREG(mode):
+        return None
+    what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+    return (f"the run index {index} is {what}, so runs cannot be listed or registered; move it aside "
+            f"(e.g. `mv '{index}' '{index}.aside'`, which keeps it) and the next run starts a new index")
 
 
 def _index_lines() -> list[bytes]:
@@ -219,6 +270,7 @@ def list_runs(damaged: list[str] | None = None) -> list[RunInfo]:
     skipped; pass a list as `damaged` to hear about them (one description per line)."""
     infos: list[RunInfo] = []
     seen: set[str] = set()
+    endings = read_endings(state_dir())
     for number, line in enumerate(_index_lines(), start=1):
         if not line.strip():
             continue
@@ -235,9 +287,16 @@ def list_runs(damaged: list[str] | None = None) -> list[RunInfo]:
             continue
         seen.add(str(run.path))
         events = read_events(run.events)
-        infos.append(RunInfo(run, run_status(run, events), started, name, config, events[-1] if events else None))
+        status = run_status(run, events, endings)
+        ending = endings.get(str(run.path)) if not _finished(events) else None
+        note = " — ".join(t for t in (ending["message"], ending["hint"]) if t) if ending else ""
+        infos.append(RunInfo(run, status, started, name, config, events[-1] if events else None, note))
     infos.sort(key=lambda info: info.started, reverse=True)
     return infos
+
+
+def _finished(events: list[dict[str, Any]]) -> bool:
+    return any(e.get("type") == "run_finished" for e in events)
 
 
 def find_run(selector: str | None = None) -> RunInfo | None:

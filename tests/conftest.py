@@ -64,7 +64,7 @@ def tiny_config(tmp_path, synthetic_data, small_data):
             "training.batch_size": 2,
             "training.epochs": 1,
             "training.seed": 7,
-            "training.cpu_threads_per_core": 1,
+            "training.cpu_threads_per_process": 1,
             "buckets.step": 32,
             "optimizer.name": "AdamW",
             "optimizer.learning_rate": 1e-3,

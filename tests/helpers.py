@@ -83,7 +83,7 @@ def small_run(root: Path, quick_pick: str, **changes):
 
     values = {"model.quick_pick": quick_pick, "folders.images": str(root / "images"),
               "folders.output": str(root / "out"), "folders.output_name": "lora", "network.rank": 4,
-              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_core": 1, "buckets.step": 32,
+              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_process": 1, "buckets.step": 32,
               "training.max_resolution": [64, 64], "optimizer.name": "AdamW", "optimizer.text_encoder_lr": 0.0,
               "optimizer.scheduler": "constant", "optimizer.warmup_percent": 0.0, "overwrite": True}
     values.update({k.replace("__", "."): v for k, v in changes.items()})

@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from engine.config import RunConfig
-from engine.models.tiny import ensure_builtin_model
+from engine.families.builtin import ensure_builtin_model
 from engine.problems import ProblemError
 from engine.train.entry import run_config
 from tests.helpers import load_lora_noting_complaints, write_small_concepts
@@ -39,7 +39,7 @@ def _config(root, family, **overrides):
     values = {
         **FAMILY_SETTINGS[family], "folders.images": str(root / "images"), "folders.output": str(root / "out"),
         "folders.output_name": "lora", "network.rank": 4, "network.alpha": 2.0, "training.batch_size": 2,
-        "training.seed": 11, "training.cpu_threads_per_core": 1, "buckets.step": 32, "optimizer.name": "AdamW",
+        "training.seed": 11, "training.cpu_threads_per_process": 1, "buckets.step": 32, "optimizer.name": "AdamW",
         "optimizer.learning_rate": 1e-2, "optimizer.text_encoder_lr": 1e-2, "optimizer.scheduler": "constant",
         "optimizer.warmup_percent": 0.0, "training.save_precision": "float",
     }
@@ -95,7 +95,7 @@ def test_sdxl_pick_defaults_to_1024_px_and_2048_px_buckets():
 def test_v_parameterization_trains_against_the_velocity():
     from diffusers import DDPMScheduler
 
-    from engine.train.loss import training_target
+    from engine.diffusion.loss import training_target
 
     scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                               prediction_type="v_prediction")
@@ -152,7 +152,7 @@ def test_sdxl_size_conditioning_comes_from_each_images_bucket_and_crop(tmp_path)
 def test_frozen_sdxl_text_encoders_encode_each_caption_once(tmp_path):
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    from engine.train.text import encode_captions
+    from engine.diffusion.text import encode_captions
 
     write_small_concepts(tmp_path / "images")
     cfg = _config(tmp_path, "sdxl", optimizer__text_encoder_lr=0.0, training__epochs=2)
@@ -219,7 +219,7 @@ def _prompt_states(pipe, sdxl):
 
 @pytest.mark.parametrize("family", ["sd2-v", "sdxl"])
 def test_file_loads_in_diffusers_with_every_key_used_and_the_trained_outputs(trained, family):
-    from engine.train.sampling import build_sampler
+    from engine.diffusion.samplers import build_sampler
 
     result, events = trained(family)
     base = result.trainer.model.base

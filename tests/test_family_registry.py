@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import RunConfig, check_rules
 from engine.config.yamlio import config_from_document, load_yaml_text
-from engine.models import families
+from engine import families
 from engine.problems import ProblemError
 
 from . import wizard_support
@@ -108,7 +108,8 @@ def test_sd15_at_1024_warns_but_sdxl_at_1024_does_not():
 
 
 def test_every_family_names_its_metadata_as_sd_scripts_does():
-    from engine.lorafile.metadata import architecture, base_model_version, read_family
+    from engine.families import for_file, read_family
+    from engine.lorafile.metadata import architecture, base_model_version
 
     expected = {("sd1", False): ("sd_v1", "stable-diffusion-v1/lora"),
                 ("sd1", True): ("sd_v1_v", "stable-diffusion-v1/lora"),
@@ -116,13 +117,14 @@ def test_every_family_names_its_metadata_as_sd_scripts_does():
                 ("sd2", True): ("sd_v2_v", "stable-diffusion-v2-768-v/lora"),
                 ("sdxl", False): ("sdxl_base_v1-0", "stable-diffusion-xl-v1-base/lora")}
     for (naming, v), (version, arch) in expected.items():
-        assert (base_model_version(naming, v), architecture(naming, v)) == (version, arch)
+        family = for_file(naming, v)
+        assert (base_model_version(family, v), architecture(family)) == (version, arch)
         assert read_family({"ss_base_model_version": version}) == naming
         assert read_family({"modelspec.architecture": arch}) == naming
 
 
 def test_auto_accepts_whatever_family_the_model_is_and_a_named_one_is_checked(model_cache):
-    from engine.models.loading import load_base_model
+    from engine.families.load import load_base_model
 
     assert load_base_model("builtin-tiny-sdxl", family="auto").family == "sdxl"
     with pytest.raises(ProblemError) as caught:

@@ -24,8 +24,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.lorafile.flux_names import LoraWeights, default_targets, loras_from_peft, to_kohya  # noqa: E402
-from engine.models.families.flux1_reference import REFERENCE_CONFIGS  # noqa: E402
+from engine.families.flux1.lora_names import LoraWeights, default_targets, loras_from_peft, to_kohya  # noqa: E402
+from engine.families.flux1.reference import REFERENCE_CONFIGS  # noqa: E402
 
 CLIP_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
@@ -198,7 +198,7 @@ def tiny_trained(model_cache):
     from peft import LoraConfig
     from transformers import CLIPTextModel
 
-    from engine.models.tiny_flux import ensure_tiny_flux_model
+    from engine.families.flux1.tiny import ensure_tiny_flux_model
 
     folder = ensure_tiny_flux_model(model_cache)
     transformer = FluxTransformer2DModel.from_pretrained(str(folder / "transformer"))

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.lorafile.flux_names import (  # noqa: E402
+from engine.families.flux1.lora_names import (  # noqa: E402
     LoraWeights,
     UnknownKeyError,
     default_targets,
@@ -37,7 +37,7 @@ def tiny_pipe(model_cache):
 
     from diffusers import FluxPipeline
 
-    from engine.models.tiny_flux import ensure_tiny_flux_model
+    from engine.families.flux1.tiny import ensure_tiny_flux_model
 
     os.environ["TUI_LORA_CACHE"] = str(model_cache)
     return FluxPipeline.from_pretrained(str(ensure_tiny_flux_model(model_cache)))
@@ -207,7 +207,7 @@ def test_a_peft_lora_written_in_kohya_form_gives_a_fresh_pipeline_the_same_trans
     from peft import LoraConfig
     from safetensors.torch import save_file
 
-    from engine.lorafile.flux_names import loras_from_peft
+    from engine.families.flux1.lora_names import loras_from_peft
 
     transformer = copy.deepcopy(tiny_pipe.transformer)
     targets = [p for p in default_targets(2, 2) if not p.startswith("single_transformer_blocks.")

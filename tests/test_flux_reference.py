@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.models.families import flux1_reference as flux
+from engine.families.flux1 import reference as flux
 
 
 def test_lora_metadata_uses_sd_scripts_strings_and_defaults():
@@ -41,7 +41,7 @@ def test_variant_is_read_from_structure_not_names():
 
 def test_tiny_flux_model_reads_as_dev(model_cache):
     pytest.importorskip("torch")
-    from engine.models.tiny_flux import ensure_tiny_flux_model
+    from engine.families.flux1.tiny import ensure_tiny_flux_model
 
     config = json.loads((ensure_tiny_flux_model() / "transformer" / "config.json").read_text())
     assert flux.variant_of_config(config) == "dev"

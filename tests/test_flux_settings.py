@@ -104,7 +104,7 @@ def _bfl_file(path, guidance: bool):
 
 
 def test_single_flux_transformer_file_is_detected_and_asks_for_its_encoders_and_autoencoder(tmp_path):
-    from engine.models.loading import describe_model_path, load_base_model
+    from engine.families.load import describe_model_path, load_base_model
 
     file = _bfl_file(tmp_path / "flux1-dev.safetensors", guidance=True)
     assert describe_model_path(str(file)).family == "flux1"
@@ -122,7 +122,7 @@ def test_schnell_is_told_by_its_config_in_metadata_and_t5_length():
     from types import SimpleNamespace
 
     from engine.config import RunConfig
-    from engine.models import families
+    from engine import families
 
     flux = families.get("flux1")
     cfg = RunConfig.from_values(FLUX)

@@ -19,10 +19,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from engine.config import RunConfig, load_run_file
-from engine.lorafile import flux_names
+from engine.families.flux1 import lora_names as flux_names
 from engine.problems import ProblemError
 from engine.train.entry import run_config
-from engine.train.flux_step import FlowMatchingObjective, FlowOptions, apply_prediction_type, sample_sigmas, shifted
+from engine.families.flux1.objective import FlowMatchingObjective, FlowOptions, apply_prediction_type, sample_sigmas, shifted
 from engine.train.setup import build_model
 from tests.helpers import load_lora_noting_complaints, small_run, write_small_concepts
 
@@ -43,7 +43,7 @@ training:
   batch_size: 2
   epochs: 10
   seed: 11
-  cpu_threads_per_core: 1
+  cpu_threads_per_process: 1
   max_resolution: [64, 64]
   save_precision: float
 optimizer:
@@ -138,7 +138,7 @@ def test_flux_file_loads_in_diffusers_and_changes_the_image(run, tmp_path):
     not, so those keys are checked by the from_kohya round trip below instead."""
     from diffusers import FluxPipeline
 
-    from engine.models.tiny_flux import ensure_tiny_flux_model
+    from engine.families.flux1.tiny import ensure_tiny_flux_model
 
     _, path, _, _ = run
     state = load_file(str(path))
@@ -296,7 +296,7 @@ def test_gradient_checkpointing_trains_the_transformer_and_clip_l(tmp_path):
 
 
 def test_auto_family_refuses_sd_only_settings_once_the_model_shows_it_is_flux(tmp_path):
-    from engine.models.tiny_flux import ensure_tiny_flux_model
+    from engine.families.flux1.tiny import ensure_tiny_flux_model
 
     write_small_concepts(tmp_path / "images")
     cfg = RunConfig.from_values({"model.quick_pick": "custom", "model.family": "auto",
@@ -317,7 +317,7 @@ def test_flux_run_stopped_and_resumed_gives_the_uninterrupted_lora(tmp_path):
     stop_at_step_2 = lambda e: e["type"] == "step" and e["step"] == 2 and control.stop_requested.set()  # noqa: E731
     values = {"model.quick_pick": "builtin-tiny-flux1", "folders.images": str(tmp_path / "images"),
               "folders.output": str(tmp_path / "out"), "folders.output_name": "lora", "network.rank": 4,
-              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_core": 1, "buckets.step": 32,
+              "training.batch_size": 2, "training.seed": 3, "training.cpu_threads_per_process": 1, "buckets.step": 32,
               "training.max_resolution": [64, 64], "optimizer.name": "AdamW", "optimizer.text_encoder_lr": 0.0,
               "optimizer.scheduler": "constant", "optimizer.warmup_percent": 0.0, "training.epochs": 2,
               "training.save_state": True}
@@ -335,7 +335,7 @@ def test_schnell_shaped_transformer_trains_without_a_guidance_input():
 
     from diffusers import FluxTransformer2DModel
 
-    from engine.train.flux_step import FluxConditioning
+    from engine.families.flux1.objective import FluxConditioning
 
     torch.manual_seed(0)
     transformer = FluxTransformer2DModel(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1,

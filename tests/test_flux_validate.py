@@ -113,8 +113,8 @@ def test_file_size_counts_exactly_the_numbers_a_trained_tiny_flux_file_holds(tmp
     from diffusers import FluxTransformer2DModel
     from transformers import CLIPTextModel
 
-    from engine.lorafile.flux_names import default_targets, loras_from_peft, to_kohya
-    from engine.models.tiny_flux import ensure_tiny_flux_model
+    from engine.families.flux1.lora_names import default_targets, loras_from_peft, to_kohya
+    from engine.families.flux1.tiny import ensure_tiny_flux_model
 
     folder = ensure_tiny_flux_model(model_cache)
     transformer = FluxTransformer2DModel.from_pretrained(str(folder / "transformer"))

@@ -84,41 +84,27 @@ def test_without_cuda_it_says_so_and_measures_nothing(gpu_check, monkeypatch, ca
     assert "no CUDA GPU here" in capsys.readouterr().out
 
 
-def _small_zimage_configs():
-    """Z-Image's reference configs with every width and depth cut down (same keys, same structure)."""
-    from engine.families.zimage import reference as zref
+@pytest.mark.slow
+def test_gpu_check_sh_dry_run_goes_through_every_entry_and_path_on_the_cpu():
+    import subprocess
 
-    transformer = dict(zref.TRANSFORMER_CONFIG, dim=64, n_heads=2, n_kv_heads=2, n_layers=2, n_refiner_layers=2,
-                       cap_feat_dim=32, axes_dims=[8, 12, 12], axes_lens=[1024, 64, 64])
-    qwen = dict(zref.QWEN3_CONFIG, vocab_size=1024, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, head_dim=8)
-    vae = dict(zref.VAE_CONFIG, block_out_channels=[32, 32], layers_per_block=1, norm_num_groups=16,
-               down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
-    return transformer, qwen, vae
-
-
-def test_zimage_entries_train_real_size_zimage_at_1024_px_with_the_usual_memory_settings(gpu_check):
-    assert gpu_check.MODELS["zimage"][1] == gpu_check.MODELS["zimage-fp8"][1] == 1024
-    cfg = RunConfig.from_values({**gpu_check.ZIMAGE_SETTINGS, "model.quick_pick": "custom", "model.path": "/models/z",
-                                 "training.mixed_precision": "bf16", "training.fp8_base": True})
-    assert (cfg.model.family, cfg.network.rank, cfg.optimizer.name) == ("zimage", 16, "AdamW8bit")
-    assert cfg.training.gradient_checkpointing and cfg.training.cache_text_encoder_outputs
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=root, capture_output=True, text=True,
+                          timeout=1500)
+    out = done.stdout
+    assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
+    table = out.split("paths exercised (dry run on the CPU):")[0].rsplit("\n\n", 1)[-1]
+    assert [line.split()[0] for line in table.strip().splitlines()[1:]] == gpu_check_default_entries()
+    assert "4 entries measured, 0 failed" in out
+    paths = out.split("paths exercised (dry run on the CPU):")[1]
+    assert "8-bit optimizer: sd15: AdamW8bit" in paths and "fp8: flux1-fp8:" in paths
+    assert "block swap: flux1-fp8-swap:" in paths and " 0 late" in paths
+    assert "nf4: completed, " in paths and "int8: completed, " in paths
 
 
-def test_saved_zimage_folder_from_meta_configs_trains_through_the_engine(gpu_check, tmp_path, small_data):
-    from engine.train.entry import run_config
-
-    pipe = gpu_check.zimage_pipeline(*_small_zimage_configs(), "cpu", torch.float32)
-    weights = dict(pipe.transformer.named_parameters())
-    assert all(not w.is_meta and torch.isfinite(w).all() for w in weights.values())
-    assert float(weights["layers.1.attention.to_q.weight"].std()) == pytest.approx(0.02, rel=0.2)
-    folder = tmp_path / "zimage"
-    gpu_check.save_zimage_folder(pipe, folder)
-    settings = {**gpu_check.ZIMAGE_SETTINGS, "training.max_resolution": [64, 64], "optimizer.name": "AdamW",
-                "network.rank": 2, "network.alpha": 1.0, "buckets.min_resolution": 32, "buckets.max_resolution": 128}
-    cfg = RunConfig.from_values({**settings, "model.quick_pick": "custom", "model.path": str(folder),
-                                 "folders.images": str(small_data), "folders.output": str(tmp_path / "out"),
-                                 "training.epochs": 1, "training.mixed_precision": "no", "buckets.step": 32})
-    result = run_config(cfg)
-    assert result.trainer.progress.step == result.trainer.plan.total_steps > 0
-    assert (tmp_path / "out" / f"{cfg.folders.output_name}.safetensors").exists()
+def gpu_check_default_entries() -> list[str]:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check_entries", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DEFAULT_ONLY.split(",")

@@ -106,7 +106,7 @@ def _gen(seed=1):
 def test_random_noise_offset_strength_draws_the_offset_between_0_and_the_value():
     """sd-scripts get_noise_noisy_latents_and_timesteps: offset = rand(1) × noise_offset."""
     import torch
-    from engine.train.noise import NoiseOptions, sample_noise
+    from engine.diffusion.noise import NoiseOptions, sample_noise
 
     latents = torch.zeros(2, 4, 8, 8)
     plain = sample_noise(latents, NoiseOptions(), _gen())
@@ -123,7 +123,7 @@ def test_random_noise_offset_strength_draws_the_offset_between_0_and_the_value()
 def test_adaptive_noise_scale_adds_the_latents_channel_mean_to_the_offset():
     """sd-scripts apply_noise_offset: offset + adaptive_scale × |mean over H, W|, clamped at 0."""
     import torch
-    from engine.train.noise import offset_noise
+    from engine.diffusion.noise import offset_noise
 
     latents = torch.zeros(1, 2, 4, 4)
     latents[0, 0] = 3.0  # channel 0 mean 3, channel 1 mean 0
@@ -139,7 +139,7 @@ def test_adaptive_noise_scale_adds_the_latents_channel_mean_to_the_offset():
 def test_pyramid_noise_adds_coarse_layers_and_keeps_unit_deviation():
     """sd-scripts pyramid_noise_like: layers at sizes / r**i, weighted discount**i, then / std."""
     import torch
-    from engine.train.noise import NoiseOptions, sample_noise
+    from engine.diffusion.noise import NoiseOptions, sample_noise
 
     latents = torch.zeros(4, 4, 32, 32)
     plain = sample_noise(latents, NoiseOptions(), _gen())
@@ -154,7 +154,7 @@ def test_pyramid_noise_adds_coarse_layers_and_keeps_unit_deviation():
 def test_timesteps_stay_inside_min_and_max_and_one_level_when_equal():
     """sd-scripts get_timesteps: randint(min, max), or max itself when min == max."""
     import torch
-    from engine.train.noise import NoiseOptions, sample_timesteps
+    from engine.diffusion.noise import NoiseOptions, sample_timesteps
 
     drawn = sample_timesteps(2000, NoiseOptions(min_timestep=200, max_timestep=300), 1000, _gen(), "cpu")
     assert drawn.min() >= 200 and drawn.max() <= 299 and drawn.min() < 210 and drawn.max() > 290
@@ -167,7 +167,7 @@ def test_timesteps_stay_inside_min_and_max_and_one_level_when_equal():
 def test_input_perturbation_noise_goes_to_the_input_only():
     """sd-scripts: noisy = add_noise(latents, noise + gamma × randn, t); the target keeps `noise`."""
     import torch
-    from engine.train.noise import NoiseOptions, model_input_noise
+    from engine.diffusion.noise import NoiseOptions, model_input_noise
 
     noise = torch.randn(2, 4, 8, 8, generator=_gen(3))
     assert model_input_noise(noise, NoiseOptions(), _gen()) is noise
@@ -190,7 +190,7 @@ def _scheduler():
 def test_loss_types_follow_sd_scripts_conditional_loss():
     """sd-scripts conditional_loss: huber 2c(√(d²+c²)−c), smooth_l1 2(√(d²+c²)−c), l1 |d|, l2 d²."""
     import torch
-    from engine.train.loss import diffusion_loss
+    from engine.diffusion.loss import diffusion_loss
 
     prediction = torch.tensor([0.0, 0.0, 0.0, 0.0]).view(1, 1, 2, 2).repeat(2, 1, 1, 1)
     target = torch.tensor([0.05, -0.05, 2.0, -2.0]).view(1, 1, 2, 2).repeat(2, 1, 1, 1)
@@ -210,7 +210,7 @@ def test_huber_schedules_follow_sd_scripts_thresholds():
     import math
 
     import torch
-    from engine.train.loss import huber_thresholds
+    from engine.diffusion.loss import huber_thresholds
 
     scheduler, t = _scheduler(), torch.tensor([0, 500, 999])
     assert torch.allclose(huber_thresholds(scheduler, t, "constant", 0.1, 2.0), torch.full((3,), 0.2))
@@ -224,7 +224,7 @@ def test_huber_schedules_follow_sd_scripts_thresholds():
 def test_debiased_estimation_weights_by_inverse_root_snr():
     """sd-scripts apply_debiased_estimation: 1/√min(SNR, 1000) for ε, 1/(min(SNR,1000)+1) for v."""
     import torch
-    from engine.train.loss import debiased_weights
+    from engine.diffusion.loss import debiased_weights
 
     scheduler, t = _scheduler(), torch.tensor([0, 10, 500, 999])
     snr = torch.clamp(scheduler.alphas_cumprod[t] / (1 - scheduler.alphas_cumprod[t]), max=1000).float()

@@ -24,7 +24,7 @@ def _unet_inputs(unet, seed=0):
 def test_file_loads_in_diffusers_with_same_unet_output(tiny_config, network_type):
     from diffusers import StableDiffusionPipeline
 
-    from engine.models.tiny import ensure_builtin_model
+    from engine.families.builtin import ensure_builtin_model
 
     cfg = tiny_config(network__type=network_type, network__conv_rank=2, network__conv_alpha=1.0,
                       network__rank=4, network__alpha=1.0)

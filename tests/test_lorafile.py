@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 from safetensors.torch import save_file
 
+from engine import families
 from engine.lorafile import hashes, metadata as meta
 from engine.lorafile.io import read_lora_file, save_lora_file, to_state_dict
 from engine.lorafile.names import SDXL_BASE_UNET_CONFIG, KohyaNames, UnknownKeyError
@@ -132,7 +133,7 @@ def lora_weights(targets: dict[str, torch.nn.Module], rank=2, alpha=3.0, seed=0)
 
 def sd1_facts(**overrides):
     facts = dict(
-        family="sd1", v_parameterization=False, network_module="networks.lora", network_dim=8, network_alpha=1.0,
+        family=families.for_file("sd1", False), v_parameterization=False, network_module="networks.lora", network_dim=8, network_alpha=1.0,
         network_args={}, network_dropout=None, resolution=(512, 512), num_epochs=2, epoch=1, steps=10,
         max_train_steps=20, learning_rate=1e-4, unet_lr=None, text_encoder_lr=5e-5,
         optimizer="bitsandbytes.optim.adamw.AdamW8bit", lr_scheduler="cosine", lr_warmup_steps=2, seed=42,
@@ -305,7 +306,7 @@ def test_metadata_names_each_family():
                           "https://github.com/Stability-AI/generative-models", "epsilon"),
     }
     for (family, v_pred), (version, v2, arch, impl, pred) in cases.items():
-        md = meta.build_metadata(sd1_facts(family=family, v_parameterization=v_pred, resolution=(1024, 768),
+        md = meta.build_metadata(sd1_facts(family=families.for_file(family, v_pred), v_parameterization=v_pred, resolution=(1024, 768),
                                            title="Nice", author="me", tags="a,b"))
         assert (md["ss_base_model_version"], md["ss_v2"], md["modelspec.architecture"],
                 md["modelspec.implementation"], md["modelspec.prediction_type"]) == (version, v2, arch, impl, pred)
@@ -405,7 +406,7 @@ def test_read_returns_what_was_saved_for_sdxl(tmp_path):
                "text_encoder_2": lora_weights(clip_targets(te2), seed=2)}
     path = tmp_path / "xl.safetensors"
     save_lora_file(path, weights, family="sdxl", unet_config=unet.config,
-                   metadata=meta.build_metadata(sd1_facts(family="sdxl")), save_dtype=torch.float32)
+                   metadata=meta.build_metadata(sd1_facts(family=families.for_file("sdxl", False))), save_dtype=torch.float32)
     module_names = {"unet": {n for n, _ in unet.named_modules()}, "text_encoder": {n for n, _ in te1.named_modules()},
                     "text_encoder_2": {n for n, _ in te2.named_modules()}}
     back = read_lora_file(path, unet_config=unet.config, module_names=module_names)
@@ -537,7 +538,7 @@ def test_diffusers_maps_our_sdxl_unet_names_back_to_the_same_layers(tmp_path):
     merged = merged_copy(unet, unet_lora)
     path = tmp_path / "xl.safetensors"
     save_lora_file(path, {"unet": unet_lora}, family="sdxl", unet_config=unet.config,
-                   metadata=meta.build_metadata(sd1_facts(family="sdxl")), save_dtype=torch.float32)
+                   metadata=meta.build_metadata(sd1_facts(family=families.for_file("sdxl", False))), save_dtype=torch.float32)
     loader = diffusers.StableDiffusionXLPipeline
     state, alphas = loader.lora_state_dict(str(path), unet_config=unet.config)
     loader.load_lora_into_unet(state, alphas, unet=unet, adapter_name="ours")

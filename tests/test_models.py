@@ -18,16 +18,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from engine.models import family as fam
-from engine.models.loading import BaseModel, describe_model_path, load_base_model
-from engine.models.tiny import (
-    BUILTIN_MODELS as ALL_BUILTIN_MODELS,
-    STAMP_FILE,
-    build_pipeline,
-    builtin_model_dir,
-    default_cache_root,
-    ensure_builtin_model,
-)
+from engine.families import detect as fam
+from engine.families.load import describe_model_path, load_base_model
+from engine.models.base_model import BaseModel
+from engine.families.builtin import build_pipeline, builtin_names, ensure_builtin_model
+from engine.models.tiny import STAMP_FILE, builtin_model_dir, default_cache_root
 from engine.problems import ProblemError
 
 torch.set_num_threads(1)
@@ -40,7 +35,7 @@ FLAGS = {
 FAMILY = {"builtin-tiny-sd1": "sd1", "builtin-tiny-sd2-v": "sd2-v", "builtin-tiny-sdxl": "sdxl"}
 # The SD-shaped built-ins; the FLUX.1 one has its own tests (test_tiny_flux.py, test_flux_training.py).
 BUILTIN_MODELS = tuple(FAMILY)
-assert set(BUILTIN_MODELS) | {"builtin-tiny-flux1"} == set(ALL_BUILTIN_MODELS)
+assert set(BUILTIN_MODELS) | {"builtin-tiny-flux1"} == set(builtin_names())
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +161,7 @@ def test_loaded_model_reports_what_training_needs(loaded):
     assert sd2.noise_scheduler.config.prediction_type == "v_prediction" and sd2.is_v_prediction
     assert sd1.noise_scheduler.config.prediction_type == "epsilon"
     assert type(sd1.noise_scheduler).__name__ == "DDPMScheduler"
-    assert len(sdxl.text_encoders) == len(sdxl.tokenizers) == 2 and sdxl.is_sdxl
+    assert len(sdxl.text_encoders) == len(sdxl.tokenizers) == 2 and sdxl.spec.naming == "sdxl"
     assert type(sdxl.text_encoders[1]).__name__ == "CLIPTextModelWithProjection"
     assert all(t.model_max_length == 77 for m in loaded.values() for t in m.tokenizers)
     assert not any(p.requires_grad for p in sd1.unet.parameters())
@@ -480,7 +475,7 @@ def test_non_safetensors_bytes_are_not_read_as_a_header(tmp_path):
 
 def test_describing_model_paths_imports_no_torch(cache_root):
     code = (
-        "import sys; from engine.models.loading import describe_model_path; "
+        "import sys; from engine.families.load import describe_model_path; "
         f"print(describe_model_path({str(builtin_model_dir('builtin-tiny-sdxl', cache_root))!r}).family); "
         "print(describe_model_path('builtin-tiny-sd1').family); "
         "assert not {'torch', 'diffusers', 'transformers'} & set(sys.modules), 'heavy import'"
@@ -505,7 +500,7 @@ def test_a_64px_training_step_runs_on_the_unet(loaded, name, capsys):
         latents = torch.randn(1, 4, 64 // model.vae_scale_factor, 64 // model.vae_scale_factor)
         context = torch.randn(1, 77, unet.config.cross_attention_dim)
         extra = {}
-        if model.is_sdxl:
+        if model.spec.naming == "sdxl":
             pooled = model.text_encoders[1].config.projection_dim
             sizes = torch.tensor([[64.0, 64, 0, 0, 64, 64]])  # original size, crop corner, target size
             extra = {"added_cond_kwargs": {"text_embeds": torch.randn(1, pooled), "time_ids": sizes}}

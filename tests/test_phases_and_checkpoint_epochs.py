@@ -44,7 +44,7 @@ def _record(root: Path) -> list[dict]:
         "model.quick_pick": "builtin-tiny-sd1", "folders.images": str(write_small_concepts(root / "data")),
         "folders.output": str(root / "out"), "folders.output_name": "phases", "network.rank": 2,
         "training.batch_size": 2, "training.epochs": 2, "training.save_every_n_epochs": 1, "training.seed": 1,
-        "training.cpu_threads_per_core": 1, "buckets.step": 32, "optimizer.name": "AdamW",
+        "training.cpu_threads_per_process": 1, "buckets.step": 32, "optimizer.name": "AdamW",
         "sampling.prompts": ["red thing --s 2"],
     })
     control = RunControl()

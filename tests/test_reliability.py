@@ -15,6 +15,7 @@ import pytest
 
 from engine.config import load_run_file, save_run_file
 from engine.events import EventWriter, read_events
+from engine.output_names import step_save_stem
 from engine.outputs import OutputLock
 from engine.problems import ProblemError
 from engine.runs import create_run, list_runs, run_index_path, run_status
@@ -76,7 +77,7 @@ def test_the_final_save_never_replaces_a_file_that_appeared_during_the_run(tiny_
 @pytest.mark.parametrize("existing, settings", [
     ("test_lora.yaml", {}),
     ("test_lora-000001.safetensors", {"training__epochs": 2, "training__save_every_n_epochs": 1}),
-    ("test_lora-step000003.safetensors", {}),
+    (step_save_stem("test_lora", 3) + ".safetensors", {}),  # the name a step save gets (output_names)
     ("test_lora-state", {"training__save_state": True}),
     ("sample/test_lora_e000001_s000002_00.png", {}),
 ], ids=["yaml-copy", "epoch-save", "step-save", "state-folder", "sample"])

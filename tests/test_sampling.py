@@ -6,6 +6,8 @@ import random
 
 import numpy as np
 import pytest
+
+from engine.problems import ProblemError
 import torch
 from PIL import Image
 from safetensors.torch import load_file
@@ -31,7 +33,7 @@ def _events(cfg):
 
 def test_prompt_lines_take_kohya_options_and_missing_values_take_the_defaults():
     prompts = resolve_prompts(
-        ["a cat --n blurry, dark --s 3 --d 42 --l 4.5 --w 128 --h 200 --x ignored",
+        ["a cat --n blurry, dark --s 3 --d 42 --l 4.5 --w 128 --h 200",
          {"prompt": "a dog", "negative": "rain", "cfg": 2, "width": 96},
          "plain"],
         width=64, height=64, seed=100)
@@ -40,12 +42,15 @@ def test_prompt_lines_take_kohya_options_and_missing_values_take_the_defaults():
         SamplePrompt("a dog", "rain", seed=101, steps=20, cfg=2.0, width=64, height=64),
         SamplePrompt("plain", "", seed=102, steps=20, cfg=7.0, width=64, height=64),
     ]
+    # an option it cannot read is refused as validate and the wizard refuse it, never dropped unseen
+    with pytest.raises(ProblemError, match="unknown option --x"):
+        resolve_prompts(["a cat --x ignored"], width=64, height=64, seed=100)
 
 
 def test_every_schema_sampler_is_built_from_the_models_scheduler_config():
     import diffusers
 
-    from engine.models.loading import load_base_model
+    from engine.families.load import load_base_model
 
     choices = SETTINGS["sampling.sampler"].choices
     assert set(choices) == set(SAMPLERS)

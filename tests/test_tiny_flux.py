@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.models.tiny_flux import build_t5_tokenizer, ensure_tiny_flux_model, t5_vocab  # noqa: E402
+from engine.families.flux1.tiny import build_t5_tokenizer, ensure_tiny_flux_model, t5_vocab  # noqa: E402
 
 
 def test_t5_tokenizer_splits_known_words_into_pieces_and_ends_with_eos():

@@ -393,7 +393,7 @@ def _kohya_layout_file(path: Path, unet, text_encoder, *, rank: int, alpha: floa
 
 
 def test_kohya_layout_file_continues_with_its_rank_and_alpha(tiny_config, tmp_path):
-    from engine.models.loading import load_base_model
+    from engine.families.load import load_base_model
 
     base = load_base_model("builtin-tiny-sd1")
     source_path = tmp_path / "kohya.safetensors"
@@ -478,7 +478,7 @@ def test_disk_latent_cache_is_reused_and_invalidated_by_what_changes_a_latent(ti
 
 
 def test_disk_latent_cache_misses_for_another_vae(tiny_config, tmp_path):
-    from engine.models.tiny import ensure_builtin_model
+    from engine.families.builtin import ensure_builtin_model
 
     folder = tmp_path / "other-vae-model"
     shutil.copytree(ensure_builtin_model("builtin-tiny-sd1"), folder)
@@ -513,7 +513,7 @@ def test_a_frozen_text_encoder_encodes_each_caption_once(tiny_config):
 
 
 def test_conditioning_cache_keeps_captions_within_its_byte_budget():
-    from engine.train.text import Conditioning, ConditioningCache
+    from engine.diffusion.text import Conditioning, ConditioningCache
 
     encoded: list[list[str]] = []
 

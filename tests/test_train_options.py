@@ -250,7 +250,7 @@ def test_random_crop_changes_the_crop_each_time_and_needs_uncached_latents(tiny_
 
 
 def test_noise_offset_shifts_each_channel_of_the_noise(tiny_config):
-    from engine.train.noise import NoiseOptions, sample_noise
+    from engine.diffusion.noise import NoiseOptions, sample_noise
 
     latents = torch.zeros(2, 4, 8, 8)
     plain = sample_noise(latents, NoiseOptions(), torch.Generator().manual_seed(1))

@@ -28,7 +28,7 @@ def test_reference_configs_give_the_published_parameter_counts():
 
 @pytest.mark.parametrize("name", ["builtin-tiny-sd1", "builtin-tiny-sd2-v", "builtin-tiny-sdxl"])
 def test_parameter_counts_match_the_built_tiny_models(name):
-    from engine.models.loading import load_base_model
+    from engine.families.load import load_base_model
 
     base = load_base_model(name, v2="sd2" in name, v_parameterization="sd2" in name, sdxl="sdxl" in name)
     parts = _tiny_parts(name)
@@ -39,7 +39,7 @@ def test_parameter_counts_match_the_built_tiny_models(name):
 
 
 def _tiny_parts(name: str):
-    from engine.models.tiny import ensure_builtin_model
+    from engine.families.builtin import ensure_builtin_model
 
     ensure_builtin_model(name)
     return model_parts({"model.path": name})
@@ -100,7 +100,7 @@ def _measure_unet(name: str, resolution: int, batch: int, checkpointing: bool, n
     import torch
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from engine.models.loading import load_base_model
+    from engine.families.load import load_base_model
     from engine.networks.inject import apply_network
     from tests.vram_support import saved_activation_bytes
 
@@ -269,7 +269,7 @@ def test_each_lora_layer_keeps_its_own_copy_of_a_half_precision_input():
     import torch
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from engine.models.loading import load_base_model
+    from engine.families.load import load_base_model
     from engine.networks.inject import apply_network
     from engine.vram.activations import unet_activations
     from tests.vram_support import saved_activation_bytes

@@ -36,7 +36,9 @@ async def test_unsaved_stays_in_the_header_at_80_columns_even_with_a_long_file_n
             await pilot.pause()
             header = app.screen.query_one(StepBar).visual.plain
             assert header.endswith("• unsaved") and len(header) <= 78, header
-            assert "…" in header and header.split("  ")[-1].startswith("my_char")
+            assert "…" in header and header.split("  ")[-1].startswith("my_ch")
+            # the file name gives way before the step names (issue 26: `1 Model › 2 › 3 › 4`)
+            assert "Folders" in header and "Parameters" in header and "Review" in header, header
 
 
 def test_help_of_optional_paths_and_texts_no_longer_reads_allowed_or_empty():
@@ -63,11 +65,28 @@ async def test_focused_explanation_reads_in_full_at_80x24_and_ctrl_down_scrolls_
                 assert "Run file: " + key in panel.text  # the whole explanation, to its last fact
             else:
                 longest = key
-        if longest is not None:  # taller than 55 % of the screen: the keys reach its end
+        if longest is not None:  # taller than a third of the screen: the keys reach its end
             await reach(pilot, longest, tab=False)
-            await pilot.press("ctrl+down")
-            await pilot.pause(0.1)
+            for _ in range(4):
+                await pilot.press("ctrl+down")
+                await pilot.pause(0.1)
             assert panel.scroll_y == panel.max_scroll_y > 0
+            await pilot.press("ctrl+up")
+            await pilot.pause(0.1)
+            assert panel.scroll_y < panel.max_scroll_y
+
+
+@run_async
+async def test_the_form_keeps_most_rows_at_80x24(dataset):
+    """The help panel takes at most a third of the screen: at least five fields stay in view."""
+    app = WizardApp(draft())
+    async with app.run_test(size=(80, 24)) as pilot:
+        for step in (2, 3):
+            await open_step(pilot, step)
+            panel = app.screen.query_one(HelpPanel)
+            assert panel.region.height <= 8, panel.region
+            form = app.screen.query_one("#form" if step == 2 else "TabbedContent")
+            assert form.region.height >= 11, form.region
 
 
 @run_async

@@ -51,7 +51,7 @@ async def test_flux_options_are_enabled_for_flux_and_disabled_with_the_reason_fo
 
 @run_async
 async def test_flux_run_made_with_keys_saves_a_yaml_that_loads_and_validates(dataset, wizard_env):
-    from engine.models.tiny_flux import ensure_tiny_flux_model
+    from engine.families.flux1.tiny import ensure_tiny_flux_model
 
     ensure_tiny_flux_model()  # built, so the Review screen can read its configs for the estimates
     app = WizardApp()

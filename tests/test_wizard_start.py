@@ -61,6 +61,26 @@ async def test_kohya_import_opens_the_converted_run_and_lists_the_notes(wizard_e
 
 
 @run_async
+async def test_kohya_import_reads_an_sd_scripts_command_line_file(wizard_env):
+    command = wizard_env / "flux.sh"
+    command.write_text("accelerate launch flux_train_network.py \\\n  --pretrained_model_name_or_path /m/flux1-dev.safetensors "
+                       "--clip_l /m/clip_l.safetensors --t5xxl /m/t5xxl.safetensors --ae /m/ae.safetensors \\\n"
+                       "  --network_module networks.lora_flux --network_dim 16 --max_train_epochs 5 --train_data_dir imgs\n")
+    app = WizardApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("i")
+        await type_text(pilot, "flux.sh")
+        await pilot.press("enter")
+        await settle(pilot)
+        if isinstance(app.screen, MessageScreen):  # the importer's notes, when there are any
+            await pilot.press("enter")
+        assert isinstance(app.screen, ModelScreen)
+        values = app.draft.values
+        assert (values["model.family"], values["model.clip_l"], values["network.rank"], values["training.epochs"]) == (
+            "flux1", "/m/clip_l.safetensors", "16", "5")
+
+
+@run_async
 async def test_q_and_escape_on_the_start_screen_quit_asking_first_when_work_is_unsaved(wizard_env):
     app = WizardApp()
     async with app.run_test(size=(80, 24)) as pilot:

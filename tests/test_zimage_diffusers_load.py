@@ -49,8 +49,11 @@ def test_diffusers_loads_every_key_of_our_file_and_the_image_changes(tiny_pipeli
     pipe.unload_lora_weights()
 
 
-def test_the_complaint_check_sees_a_key_diffusers_leaves_unused(tiny_pipeline, tmp_path):
+def test_the_complaint_check_sees_a_key_diffusers_leaves_unused(model_cache, tmp_path):
+    from diffusers import ZImagePipeline
     from safetensors.torch import load_file, save_file
+
+    tiny_pipeline = ZImagePipeline.from_pretrained(str(ensure_tiny_zimage_model(model_cache)))  # no earlier adapter
 
     path = tmp_path / "zimage.safetensors"
     save_zimage_lora(path, random_weights(tiny_pipeline.transformer, rank=2), metadata={}, save_dtype=torch.float32)

@@ -23,24 +23,29 @@ THEMES: dict[str, Theme] = {
             error="#ff5f5f",  # 203
             success="#87d787",  # 114
             foreground="#d0d0d0",  # 252
-            background="#1c1c1c",  # 234
-            surface="#262626",  # 235
-            panel="#3a3a3a",  # 237
+            background="#121212",  # 233
+            surface="#1c1c1c",  # 234
+            # 235: greys from 236 up turn into the 16-colour grey (85,85,85), under which the
+            # text and the error badge fall below 4.5:1 and 3:1
+            panel="#262626",
             dark=True,
+            variables={"text-disabled": "auto 50%"},  # disabled labels, placeholders: 4.5:1 at least
         ),
         Theme(
             name="light",
             primary="#005faf",  # 25
             secondary="#5f5f87",  # 60
-            accent="#af5f00",  # 130
-            warning="#af5f00",
+            accent="#875f00",  # 94 (130 gave 4.1:1 on the surface)
+            warning="#875f00",
             error="#d70000",  # 160
-            success="#008700",  # 28
+            # 23, a dark teal: every green turns into the 16-colour (0,170,0), 3.1:1 on white
+            success="#005f5f",
             foreground="#1c1c1c",  # 234
             background="#ffffff",  # 231
             surface="#eeeeee",  # 255
-            panel="#d0d0d0",  # 252
+            panel="#dadada",  # 253: stays white in 16 colours (252 became grey, under grey words)
             dark=False,
+            variables={"text-disabled": "auto 60%", "foreground-muted": "#1c1c1cbb"},
         ),
         Theme(
             name="contrast",
@@ -64,6 +69,9 @@ THEMES: dict[str, Theme] = {
                 "footer-key-foreground": "#ffffff",
                 "border": "#ffffff",
                 "border-blurred": "#808080",
+                # never dimmer than the dark theme: disabled labels, placeholders and muted words
+                "text-disabled": "auto 70%",
+                "text-muted": "auto 85%",
             },
         ),
     )
@@ -81,5 +89,9 @@ def resolve_theme_name(name: str | None) -> str | None:
 
 
 def register_themes(app) -> None:
+    """Ours only: the command palette's theme list offers the documented themes, not Textual's."""
     for theme in THEMES.values():
         app.register_theme(theme)
+    for name in list(app.available_themes):
+        if name not in THEMES:
+            app.unregister_theme(name)

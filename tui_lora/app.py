@@ -16,11 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual._time import get_time as monotonic  # the clock of Textual's event times
+
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
-from textual.theme import BUILTIN_THEMES, Theme
+from textual.theme import Theme
 
 from engine.config import save_run_file
 from engine.problems import Problem, ProblemError
@@ -37,8 +40,11 @@ from .screens.modals import (
 )
 from .screens.start import StartScreen
 from .user_state import UserState
+from .widgets.step_bar import STEPS, StepBar
 
 TrainLauncher = Callable[["WizardApp", Path], Any]
+
+ONE_PER_STEP = ("ctrl+n", "escape")  # keys that move between steps
 KEYS_HELP = (
     "Keys: ↑/↓ and Enter choose · Tab / Shift+Tab move · Esc goes back · Ctrl+N next step · "
     "Ctrl+S save · F1 help · Ctrl+P command palette (change theme) · Ctrl+Q quit."
@@ -68,6 +74,8 @@ class WizardApp(App[int]):
         self._draft_started = draft is not None
         # Files this session may write without asking: the one opened, and any already saved to.
         self._confirmed_paths: set[Path] = {draft.path} if draft is not None and draft.path and draft.path.exists() else set()
+        self._opening_since: float | None = None  # a step being built (time.monotonic, as Textual's event times)
+        self._ready_at = 0.0
 
     # ------------------------------------------------------------------ start-up and themes
 
@@ -93,7 +101,10 @@ class WizardApp(App[int]):
 
     # ------------------------------------------------------------------ navigation
 
-    def open_step(self, step: int) -> None:
+    def open_step(self, step: int, *, announce: bool = False) -> None:
+        """Push step `step`. `announce` (Ctrl+N): the step bar says which step is opening, painted
+        before the build, and the push follows that paint (code that pushes more screens after
+        this one, e.g. the import's notes, keeps the plain, immediate push)."""
         from .screens.folders import FoldersScreen
         from .screens.model import ModelScreen
         from .screens.parameters import ParametersScreen
@@ -101,7 +112,27 @@ class WizardApp(App[int]):
 
         screens = {1: ModelScreen, 2: FoldersScreen, 3: ParametersScreen, 4: ReviewScreen}
         if step in screens:
-            self.push_screen(screens[step]())
+            # Building a step takes seconds on a busy machine: say so at once, and take keys pressed
+            # meanwhile as meant for the step they were pressed on (see on_event), not the next one.
+            self._opening_since = monotonic()
+            bar = self.screen.query(StepBar) if announce else None
+            if bar:  # painted before the build starts: the words show while it takes its seconds
+                bar.first().show_opening(STEPS[step - 1])
+                self.call_after_refresh(self.push_screen, screens[step]())
+            else:
+                self.push_screen(screens[step]())
+
+    def step_ready(self) -> None:
+        """Called by a step once it is mounted: keys pressed from now on are meant for it (the
+        user sees it a moment later; a key pressed while it was being built was meant for the last)."""
+        self._opening_since = None
+        self._ready_at = monotonic()
+
+    async def on_event(self, event: events.Event) -> None:
+        if (isinstance(event, events.Key) and event.key in ONE_PER_STEP
+                and (self._opening_since is not None or event.time < self._ready_at)):
+            return  # pressed while a step was still opening: one step per press (Ctrl+N twice skipped one)
+        await super().on_event(event)
 
     def has_draft_in_progress(self) -> bool:
         return self._draft_started
@@ -164,8 +195,9 @@ class WizardApp(App[int]):
 
     def ask_import(self) -> None:
         self.push_screen(
-            PathPromptScreen("Import a Kohya SS config", "Path of the Kohya SS GUI config (.json):", "",
-                             suffixes=(".json",)),
+            PathPromptScreen("Import a Kohya SS config", "Kohya SS GUI config (.json), sd-scripts config or "
+                             "dataset (.toml), or a file with its command line:", "",
+                             suffixes=(".json", ".toml", ".sh", ".txt", ".bat", ".ps1")),
             lambda path: self.import_file(path) if path else None,
         )
 
@@ -211,9 +243,9 @@ class WizardApp(App[int]):
         return [p for p in self.field_problems() if p.is_error]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "save" and not self._draft_started:
-            return None  # shown dimmed: nothing to save on the start screen yet
-        return True
+        if action == "save" and not (self._draft_started and getattr(self.screen, "EDITS_DRAFT", False)):
+            return False  # only the wizard's steps edit the run file: the start screen, a dashboard
+        return True        # or the queue would offer a save that means nothing there
 
     def action_save(self) -> None:
         self.save_then(None)
@@ -276,7 +308,7 @@ class WizardApp(App[int]):
 
     def on_add_to_queue(self, path: Path) -> None:
         """Hook called with the saved run file by Add to queue: queue a copy, start the worker."""
-        from engine.queue.store import QueueBusy, read_state
+        from engine.queue.store import QueueTrouble, read_state
 
         from .queueing import add_checked, check_files, ensure_worker
 
@@ -287,7 +319,7 @@ class WizardApp(App[int]):
                 return
             (added,) = add_checked(good)
             started = ensure_worker(paused=read_state().paused)
-        except QueueBusy as exc:
+        except QueueTrouble as exc:
             self.notify(str(exc), title="Cannot queue the run", severity="error")
             return
         worker = f"Queue worker started (pid {started.pid})." if started.pid else started.message
@@ -301,6 +333,9 @@ class WizardApp(App[int]):
         self.push_screen(MessageScreen("Help", KEYS_HELP))
 
     async def action_quit(self) -> None:
+        if getattr(self.screen, "q_word", "") is None:  # the dashboard of the run Train started: it
+            self.screen.action_quit_dashboard()  # asks whether a live run stops or goes on, then exits
+            return
         if not (self._draft_started and self.draft.dirty):
             self.exit(0)
             return
@@ -330,7 +365,8 @@ def _problem_saving(text: str) -> str | None:
 
 
 def theme_names() -> list[str]:
-    return list(THEMES) + [name for name in BUILTIN_THEMES if name not in THEMES]
+    """The documented themes (themes/): each is held to WCAG contrast, Textual's own are not."""
+    return list(THEMES)
 
 
 def run_app(path: str | None = None, theme: str | None = None, *, mouse: bool = True,
@@ -338,8 +374,7 @@ def run_app(path: str | None = None, theme: str | None = None, *, mouse: bool = 
     """Open the wizard (on `path` when given: a run file to edit, or a new one to create there)."""
     name = resolve_theme_name(theme)
     if name is not None and name not in theme_names():
-        print(f"tui-lora: unknown theme '{theme}'; choose one of: {', '.join(THEMES)} "
-              f"(or a Textual theme: {', '.join(n for n in theme_names() if n not in THEMES)})", file=sys.stderr)
+        print(f"tui-lora: unknown theme '{theme}'; choose one of: {', '.join(THEMES)}", file=sys.stderr)
         return 2
     draft = None
     if path:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import SETTINGS
-from engine.models import families
+from engine import families
 from engine.problems import Problem, error
 
 
@@ -74,7 +74,7 @@ _KIND_WORDS = {
 
 def describe_model(path: str, config_dir: str | None = None) -> ModelCheck:
     """Classify the model path and tell its family (slow-ish: reads a file header; call in a thread)."""
-    from engine.models.loading import describe_model_path
+    from engine.families.load import describe_model_path
 
     description = describe_model_path(path, config_dir or None)
     words = _KIND_WORDS.get(description.kind, description.kind)

@@ -7,6 +7,7 @@ import os
 import sys
 
 from . import __version__
+from .commands.kohya_args import EXPORT_DESCRIPTION, IMPORT_DESCRIPTION, IMPORT_FILE_HELP, add_export_arguments
 
 
 def _demo_families() -> list[str]:
@@ -32,10 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a run file and its dataset, print the plan")
     validate.add_argument("file", help="run file (.yaml)")
 
-    kohya = commands.add_parser("import-kohya", help="convert a Kohya SS GUI .json config into a run file")
-    kohya.add_argument("config", help="Kohya SS GUI config or preset (.json)")
+    kohya = commands.add_parser("import-kohya", help=IMPORT_DESCRIPTION)
+    kohya.add_argument("config", help=IMPORT_FILE_HELP)
     kohya.add_argument("-o", "--output", required=True, help="run file to write (.yaml)")
     kohya.add_argument("--force", action="store_true", help="replace the output file if it exists")
+
+    add_export_arguments(commands.add_parser("export-kohya", help=EXPORT_DESCRIPTION))
 
     train = commands.add_parser("train", help="train a LoRA from a run file (headless)")
     train.add_argument("file", help="run file (.yaml)")
@@ -65,7 +68,22 @@ def _parser() -> argparse.ArgumentParser:
     from .commands.queue_args import add_parser as add_queue_parser
 
     add_queue_parser(commands)
+    describe_subcommands(commands)
     return parser
+
+
+def describe_subcommands(commands: argparse._SubParsersAction) -> None:
+    """Every `tui-lora X --help` (and `queue Y --help`) opens with the line its parent lists it with,
+    in one place, so a command added anywhere gets its description without repeating it."""
+    for choice in commands._choices_actions:  # the listed commands, with their help line
+        sub = commands.choices.get(choice.dest)
+        if sub is None:
+            continue
+        if not sub.description and choice.help:
+            sub.description = choice.help[0].upper() + choice.help[1:] + "."
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                describe_subcommands(action)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +112,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands.import_kohya import main_import_kohya
 
         return main_import_kohya(args)
+    if args.command == "export-kohya":
+        from .commands.export_kohya import main_export_kohya
+
+        return main_export_kohya(args)
     if args.command == "train":
         from .commands.train import train_command
 

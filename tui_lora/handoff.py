@@ -28,7 +28,9 @@ def launch_and_watch(app, path: Path) -> None:
         else:
             app.exit(0, message=f"Run {launched.run.run_id}: see `tui-lora runs`; outputs in {cfg.folders.output}")
 
-    app.push_screen(DashboardScreen(launched.run.path, control=RunControl(launched.pid)), after_dashboard)
+    # q stays out of the footer: the wizard's ^q Quit beside it does the same (WizardApp.action_quit)
+    app.push_screen(DashboardScreen(launched.run.path, control=RunControl(launched.pid), q_word=None),
+                    after_dashboard)
 
 
 def _finished(run) -> bool:

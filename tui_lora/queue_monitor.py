@@ -15,7 +15,7 @@ from textual import events, work
 from textual.message import Message
 from textual.worker import get_current_worker
 
-from engine.queue.store import Entry, QueueState, read_state
+from engine.queue.store import Entry, QueueState, QueueTrouble, read_state
 
 from .dashboard.panels import RunHeader
 from .dashboard.screen import DashboardApp, DashboardScreen
@@ -64,6 +64,7 @@ class QueueMonitorApp(DashboardApp):
 
     def on_mount(self, event: events.Mount) -> None:
         event.prevent_default()  # instead of DashboardApp's plain dashboard
+        self.use_wizard_theme()
         self.push_screen(QueueDashboardScreen(self.run_dir, self.label), self.exit)
         self.follow_queue()
 
@@ -71,7 +72,11 @@ class QueueMonitorApp(DashboardApp):
     def follow_queue(self) -> None:
         worker = get_current_worker()
         while not worker.is_cancelled:
-            state = read_state()
+            try:
+                state = read_state()
+            except QueueTrouble:  # a damaged queue file: the run on screen goes on being shown
+                time.sleep(FOLLOW_S)
+                continue
             following = [e for e in state.running() if e.run_id != self.run_id and Path(e.run_path).is_dir()]
             upcoming = following[0] if following else None
             self.post_message(QueueSeen(queue_label(state, self.run_id), upcoming,
@@ -112,7 +117,10 @@ def monitor_queue(*, mouse: bool = True) -> int | None:
     """Follow the queue when it is working; None when there is nothing to follow (plain monitor)."""
     from engine.runs import find_run
 
-    state = read_state()
+    try:
+        state = read_state()
+    except QueueTrouble:  # `tui-lora queue` says what is wrong with it; the plain monitor still works
+        return None
     entry = queue_entry_to_follow(state)
     if entry is None:
         return None
@@ -132,5 +140,8 @@ def monitor_queue(*, mouse: bool = True) -> int | None:
         print(label)
         print(text_summary(apply_run_status(build_state(events), run_status(run, events))))
         return 0
-    QueueMonitorApp(entry, label, mouse=mouse).run()
+    from .dashboard import farewell
+
+    app = QueueMonitorApp(entry, label, mouse=mouse)
+    print(farewell(app.run(), app.run_id))
     return 0

@@ -26,10 +26,11 @@ def load_draft(path: str | Path) -> Draft:
 
 
 def import_kohya_draft(path: str | Path) -> Draft:
-    """A Kohya SS GUI `.json` config as a new, unsaved draft; the importer's notes come along."""
-    from engine.config.kohya_import import import_kohya_config
+    """A Kohya SS GUI `.json` config, sd-scripts TOML or command line as a new, unsaved draft; the
+    importer's notes come along."""
+    from engine.kohya.sources import import_kohya_file
 
-    result = import_kohya_config(path)
+    result = import_kohya_file(path)
     draft = Draft.from_config(result.config, notes=result.notes)
     draft.mark_unsaved()  # the import exists only in memory until saved: quitting must ask
     return draft

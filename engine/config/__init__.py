@@ -2,7 +2,7 @@
 
 from .rules import check_rules
 from .runconfig import SCHEMA_VERSION, SETTINGS, RunConfig, complete, parse_nested
-from .schema import Setting
+from ..schema import Setting
 from .validation import problem_key, validate_values
 from .values import coerce, did_you_mean
 from .yamlio import (

@@ -42,6 +42,7 @@ from .kohya_tables import (
     FLUX_GUI_RENAMES,
     SDXL_GUI_RENAMES,
     FLUX_NETWORK_TYPE,
+    NOISE_BOTH,
     is_flux_config,
     HUB_PICKS,
     HUB_FAMILIES,
@@ -61,7 +62,8 @@ from .kohya_tables import (
 )
 from .kohya_tables import number as _number
 from .prompt_options import OPTIONS_HINT, parse_prompt_line
-from .settings_flux import FLUX, FLUX_MODEL_SETTINGS, FLUX_SETTINGS, SD_ONLY
+from ..families.flux1.settings import FLUX, FLUX_MODEL_SETTINGS, FLUX_SETTINGS, SD_ONLY
+from .settings_memory import FLUX_GUI_KEYS
 from .settings_model import QUICK_PICKS
 from .settings_optimizer import NO_WARMUP_SCHEDULERS, OPTIMIZERS, SCHEDULERS
 from .validation import validate_values
@@ -71,7 +73,7 @@ from .yamlio import dump_run_yaml, write_text_atomic
 MAX_KOHYA_FILE_BYTES = 5_000_000
 _BY_KOHYA = SETTINGS.by_kohya_key()  # each setting names its Kohya key once, in the schema
 # Kohya keys only sd-scripts' FLUX.1 trainer reads (the GUI saves them, filled, in every config).
-_FLUX_ONLY_KEYS = tuple(s.kohya for s in FLUX_MODEL_SETTINGS + FLUX_SETTINGS) + tuple(FLUX_GUI_RENAMES)
+_FLUX_ONLY_KEYS = tuple(s.kohya for s in FLUX_MODEL_SETTINGS + FLUX_SETTINGS) + tuple(FLUX_GUI_RENAMES) + FLUX_GUI_KEYS
 _MISSING = object()
 
 
@@ -82,6 +84,7 @@ class ImportResult:
     config: RunConfig
     notes: list[Problem] = field(default_factory=list)
     source: str = ""
+    kind: str = "Kohya SS GUI config"  # what the file was (engine.kohya.sources reads the other kinds)
 
 
 # --- small value helpers ----------------------------------------------------------------------
@@ -138,12 +141,16 @@ def parse_script_flags(raw: Any) -> tuple[list[tuple[str, Any]], str]:
 
 
 def _kv_items(raw: Any) -> list[str]:
-    """Kohya's 'k=v k=v' text (quotes removed, as the GUI does) or a list of such items."""
-    if isinstance(raw, str):
-        return raw.replace('"', "").split()
+    """Kohya's 'k=v k=v' text or a list of such items, split and unquoted as the shell that runs
+    sd-scripts does: `betas='0.95,0.98'` reaches the optimizer as betas=0.95,0.98."""
     if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
-        return [part for item in raw for part in item.replace('"', "").split()]
-    return []
+        return [part for item in raw for part in _kv_items(item)]
+    if not isinstance(raw, str):
+        return []
+    try:
+        return shlex.split(raw)
+    except ValueError:  # an unclosed quote: drop the quotes, as the GUI does
+        return raw.replace('"', "").replace("'", "").split()
 
 
 # --- the conversion ---------------------------------------------------------------------------
@@ -668,6 +675,8 @@ class _Conversion:
         offset_keys = ("noise_offset", "adaptive_noise_scale", "noise_offset_random_strength")
         multires_keys = ("multires_noise_iterations", "multires_noise_discount")
         used, unused = (offset_keys, multires_keys) if SCOPES["noise"](self.data) else (multires_keys, offset_keys)
+        if self.data.get("noise_offset_type") == NOISE_BOTH:
+            used, unused = offset_keys + multires_keys, ()
         for key in used:
             self.put(key, self.take(key))
         for key in unused:
@@ -764,7 +773,7 @@ def _comment(text: str) -> str:
 
 def imported_yaml(result: ImportResult) -> str:
     """The run file's text, headed by comments listing how it was imported."""
-    head = [_comment(f"Imported from the Kohya SS GUI config {result.source or '(unnamed)'} by `tui-lora import-kohya`.")]
+    head = [_comment(f"Imported from the {result.kind} {result.source or '(unnamed)'} by `tui-lora import-kohya`.")]
     if result.notes:
         head.append(_comment("Import notes:"))
         head += [_comment(f"  {note}") for note in result.notes]

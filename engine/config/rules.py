@@ -10,10 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..problems import Problem, ProblemError, error, warning
-from ..models import families
+from ..problems import Problem, error, warning
+from .. import families
+from ..dataset.buckets import bucket_limit_problems
+from .runconfig import SETTINGS
+from .settings_subsets import subset_rules
+from .text_encoder import text_encoder_trained
 from .settings_model import LEGACY_FLAGS, QUICK_PICKS
-from .settings_flux import flux_rules
+from .settings_memory import memory_rules
 from .settings_objective import objective_rules
 from .settings_step_saves import step_save_rules
 from .settings_lycoris import lycoris_rules
@@ -21,7 +25,7 @@ from .settings_dylora import dylora_rules
 from .settings_scheduler_class import scheduler_class_rules
 from .settings_training import native_side
 from .settings_optimizer import LR_FREE_OPTIMIZERS, NO_WARMUP_SCHEDULERS
-from .key_values import parse_extra_args  # torch-free: types the values (too large, not key=value)
+from .optimizer_args import optimizer_argument_problems  # torch-free: a table of the signatures
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 
@@ -29,10 +33,15 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 def check_rules(v: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for rule in (_model_rules, _folder_rules, _network_rules, _resolution_rules, _optimizer_rules,
-                 _training_rules, objective_rules, flux_rules, step_save_rules, lycoris_rules, dylora_rules,
-                 scheduler_class_rules, _sampling_rules, _hardware_rules):
+                 _training_rules, objective_rules, _family_rules, memory_rules, step_save_rules, lycoris_rules, dylora_rules,
+                 scheduler_class_rules, subset_rules, _sampling_rules, _hardware_rules):
         problems.extend(rule(v))
     return problems
+
+
+def _family_rules(v) -> list[Problem]:
+    """Each registered family's rules about its own settings (FLUX.1: the flux: section)."""
+    return [problem for family in families.REGISTRY.values() for problem in family.settings_rules(v, SETTINGS)]
 
 
 def _model_rules(v) -> list[Problem]:
@@ -153,11 +162,9 @@ def _resolution_rules(v) -> list[Problem]:
             if side % step:
                 out.append(error(key, f"{side} is not a multiple of the bucket step {step}",
                                  f"use {max(step, side // step * step)}"))
-        if low > high:
-            out.append(error("buckets.min_resolution", f"smallest side {low} is above the largest {high}", "swap them"))
-        elif min(width, height) < low or max(width, height) > high:
-            out.append(warning("training.max_resolution", f"{width}×{height} lies outside the bucket sides {low}–{high}",
-                               "widen the bucket limits or change the resolution"))
+    # the limits' rule is the scan's own (dataset/buckets.py): what validate passes, the scan takes
+    out += bucket_limit_problems((width, height), enabled=v["buckets.enabled"], min_side=v["buckets.min_resolution"],
+                                 max_side=v["buckets.max_resolution"], step=step, no_upscale=v["buckets.no_upscale"])
     return out
 
 
@@ -179,10 +186,8 @@ def _optimizer_rules(v) -> list[Problem]:
             if v[key] not in (None, 0) and v[key] < 0.1:
                 out.append(warning(key, f"{v['optimizer.name']} finds its own step size; the learning rate is a multiplier "
                                         f"and {v[key]:g} makes it {1 / v[key]:.0f}× smaller than intended", "set it to 1"))
-    try:
-        parse_extra_args(v["optimizer.extra_args"])
-    except ProblemError as exc:
-        out += exc.problems
+    # the names and kinds the optimizer takes, from a table of its signature: no import of it here
+    out += optimizer_argument_problems(v["optimizer.name"], v["optimizer.extra_args"], scheduler=scheduler)
     return out
 
 
@@ -191,8 +196,7 @@ def _training_rules(v) -> list[Problem]:
     if v["logging.log_prefix"] and not re.fullmatch(r"[A-Za-z0-9._-]+", v["logging.log_prefix"]):
         out.append(error("logging.log_prefix", f"'{v['logging.log_prefix']}' would not make a plain folder name",
                          "use letters, digits, '-', '_' and '.' only"))
-    te_lr = v["optimizer.text_encoder_lr"]
-    if v["training.stop_text_encoder_percent"] > 0 and te_lr == 0:
+    if v["training.stop_text_encoder_percent"] > 0 and not text_encoder_trained(v):
         out.append(warning("training.stop_text_encoder_percent", "the text encoder is not trained (its learning rate is 0), so stopping it does nothing",
                            "set it to 0, or give the text encoder a learning rate"))
     if v["training.cache_latents_to_disk"] and not v["training.cache_latents"]:

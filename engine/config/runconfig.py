@@ -10,14 +10,18 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterator, Mapping
 
+from .. import families
 from ..problems import Problem, error
-from .schema import SettingsTable
+from .renamed import RENAMED, renamed_note
+from ..schema import SettingsTable
+from .text_encoder import text_encoder_lr, text_encoder_trained
 from .settings_model import FOLDER_SETTINGS, MODEL_SETTINGS, fill_family
 from .settings_network import NETWORK_SETTINGS
 from .settings_lycoris import LYCORIS_SETTINGS
 from .settings_dylora import DYLORA_SETTINGS
 from .settings_dataset import DATASET_SETTINGS
-from .settings_flux import FLUX_MODEL_SETTINGS, FLUX_SETTINGS, FLUX_TRAINING_SETTINGS, with_flux_exclusions
+from .settings_memory import MEMORY_FLUX_SETTINGS, MEMORY_SETTINGS
+from .settings_subsets import SUBSET_SETTINGS
 from .settings_objective import OBJECTIVE_SETTINGS
 from .settings_step_saves import STEP_SAVE_SETTINGS
 from .settings_loading import LOADING_SETTINGS
@@ -30,12 +34,24 @@ from .values import coerce, did_you_mean
 
 SCHEMA_VERSION = 1
 
+def _family_settings(place: str) -> list:
+    """The registered families' own settings that go at `place` in the schema (see ModelFamily)."""
+    return [setting for family in families.REGISTRY.values()
+            for setting in family.settings_sections().get(place, ())]
+
+
+def _adjusted(settings: list) -> list:
+    for family in families.REGISTRY.values():
+        settings = family.adjust_settings(settings)
+    return settings
+
+
 # Order here is the order of the YAML file and of the wizard within a screen.
-SETTINGS = SettingsTable(with_flux_exclusions(
-    MODEL_SETTINGS + FLUX_MODEL_SETTINGS + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS + DYLORA_SETTINGS
-    + TRAINING_SETTINGS + LOADING_SETTINGS + FLUX_TRAINING_SETTINGS + STEP_SAVE_SETTINGS + OBJECTIVE_SETTINGS
-    + FLUX_SETTINGS + OPTIMIZER_SETTINGS + SCHEDULER_CLASS_SETTINGS + DATASET_SETTINGS + SAMPLING_SETTINGS
-    + RUN_SETTINGS
+SETTINGS = SettingsTable(_adjusted(
+    MODEL_SETTINGS + _family_settings("model") + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS
+    + DYLORA_SETTINGS + TRAINING_SETTINGS + LOADING_SETTINGS + _family_settings("loading") + MEMORY_SETTINGS + STEP_SAVE_SETTINGS
+    + OBJECTIVE_SETTINGS + _family_settings("objective") + MEMORY_FLUX_SETTINGS + OPTIMIZER_SETTINGS + SCHEDULER_CLASS_SETTINGS
+    + DATASET_SETTINGS + SUBSET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
 ))
 FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick
 
@@ -75,6 +91,13 @@ def parse_nested(document: Any, *, source: str = "run file") -> tuple[dict[str, 
         section_keys = [s.name for s in SETTINGS if s.section == key]
         for sub_key, sub_value in top_value.items():
             full = f"{key}.{sub_key}"
+            if full in RENAMED:
+                new = RENAMED[full]
+                both = new.split(".")[-1] in top_value
+                problems.append(renamed_note(full, both))
+                if not both:
+                    _take(new, sub_value, values, problems)
+                continue
             if full not in SETTINGS:
                 hint = did_you_mean(str(sub_key), section_keys)
                 if not hint and str(sub_key) in all_names:
@@ -168,5 +191,8 @@ class RunConfig:
 
     @property
     def text_encoder_lr(self) -> float:
-        lr = self.values["optimizer.text_encoder_lr"]
-        return self.values["optimizer.learning_rate"] if lr is None else lr
+        return text_encoder_lr(self.values)
+
+    @property
+    def trains_text_encoder(self) -> bool:
+        return text_encoder_trained(self.values)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from .schema import Setting
+from ..schema import Setting
 from .settings_model import is_tiny, model_family
+from .settings_training import native_side
 
 
 def _bucket_min(values):
-    return 64 if is_tiny(values) else 256
+    # sd-scripts' 256, but never above the model's own size (a small custom model trains at 64 px):
+    # the limits follow the model as the resolution default does
+    return min(256, native_side(values)[0])
 
 
 def _bucket_max(values):

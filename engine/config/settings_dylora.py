@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..problems import Problem, error
-from .schema import Setting
+from ..schema import Setting
 
 DYLORA_SETTINGS = [
     Setting(

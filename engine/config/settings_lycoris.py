@@ -7,7 +7,7 @@ They follow LyCORIS' `lycoris/modules/lokr.py` and `loha.py` (the arguments sd-s
 from __future__ import annotations
 
 from ..problems import Problem, error, warning
-from .schema import Setting
+from ..schema import Setting
 
 
 def _lokr_only(values):

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from ..models import families
-from .schema import Setting
+from .. import families
+from ..schema import Setting
 
-_PICKS = {
-    # pick: hub id or builtin name, and the family it is
-    "sd15": ("stable-diffusion-v1-5/stable-diffusion-v1-5", "sd1"),
-    "sd21-base": ("stabilityai/stable-diffusion-2-1-base", "sd2"),
-    "sd21-768-v": ("stabilityai/stable-diffusion-2-1", "sd2-v"),
-    "sdxl-base": ("stabilityai/stable-diffusion-xl-base-1.0", "sdxl"),
-    "builtin-tiny-sd1": ("builtin-tiny-sd1", "sd1"),
-    "builtin-tiny-sdxl": ("builtin-tiny-sdxl", "sdxl"),
-    "flux1-dev": ("black-forest-labs/FLUX.1-dev", "flux1"),
-    "flux1-schnell": ("black-forest-labs/FLUX.1-schnell", "flux1"),
-    "builtin-tiny-flux1": ("builtin-tiny-flux1", "flux1"),
-}
+
+
+def _menu() -> dict[str, tuple[str, str]]:
+    """pick: (hub id or builtin name, family), from each family's quick picks: groups in registry order,
+    and within a group the real models before the built-in tiny ones."""
+    listed = [(family.menu_group or family.name, pick, path, family.name)
+              for family in families.REGISTRY.values() for pick, path in family.quick_picks]
+    groups = list(dict.fromkeys(group for group, *_ in listed))
+    ordered = sorted(enumerate(listed), key=lambda item: (groups.index(item[1][0]),
+                                                           item[1][2].startswith("builtin-"), item[0]))
+    return {pick: (path, name) for _, (_, pick, path, name) in ordered}
+
+
+_PICKS = _menu()
 # Each pick's path, family and the old family booleans that family implies.
 QUICK_PICKS: dict[str, dict] = {
     pick: {"path": path, "family": family, **families.get(family).legacy_flags()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .schema import Setting
+from ..schema import Setting
 
 NETWORK_TYPES = ("lora", "locon", "loha", "lokr", "dylora")
 

@@ -6,7 +6,7 @@ Each follows the sd-scripts option of the same name (see engine/train/noise.py a
 from __future__ import annotations
 
 from ..problems import Problem, error
-from .schema import Setting
+from ..schema import Setting
 
 
 def _needs_offset(values):

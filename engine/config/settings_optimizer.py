@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .schema import Setting
+from ..schema import Setting
 
 OPTIMIZERS = (
     "AdamW", "AdamW8bit", "PagedAdamW8bit", "Adafactor", "Lion", "Lion8bit", "SGDNesterov",

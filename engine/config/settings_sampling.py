@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .schema import Setting
+from ..schema import Setting
 
 SAMPLERS = ("euler", "euler_a", "ddim", "dpmpp_2m", "heun", "lms", "pndm")
 

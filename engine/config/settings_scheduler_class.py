@@ -6,8 +6,8 @@ import re
 from typing import Any, Sequence
 
 from ..problems import Problem, ProblemError, error, warning
+from ..schema import Setting
 from .key_values import parse_extra_args
-from .schema import Setting
 
 TORCH_PREFIX = "torch.optim.lr_scheduler."
 ARGS_FIELD = "optimizer.scheduler_args"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..problems import Problem, warning
-from .schema import Setting
+from ..schema import Setting
 
 
 def _needs_step_saves(values):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .schema import Setting
-from ..models.families import native_resolution_of
+from ..schema import Setting
+from ..families.native import native_resolution_of
 from .settings_model import is_tiny, model_family
 
 
@@ -90,11 +90,15 @@ TRAINING_SETTINGS = [
         "basic", kohya="save_precision", choices=("float", "fp16", "bf16"),
     ),
     Setting(
-        "training.cpu_threads_per_core", "int", 2, "CPU threads per process",
-        "Threads for data loading and CPU maths in each training process.",
+        "training.cpu_threads_per_process", "int", None, "CPU threads per process",
+        "Threads for CPU maths in each training process. Empty: as many as there are idle CPUs.",
         "Sets how many CPU threads each training process uses for its own work (torch and OpenMP). "
-        "On a CPU-only run this is the main speed knob; on a GPU it matters little.",
-        "basic", kohya="num_cpu_threads_per_process", minimum=1,
+        "On a CPU-only run this is the main speed knob: more threads than idle CPUs make every step "
+        "wait for the slowest thread, so on a busy machine fewer threads are faster. Empty picks, at "
+        "the start of the run, the idle CPUs this process may use (2 at most on a GPU, Kohya's default); "
+        "the run's log says how many. Formerly training.cpu_threads_per_core (still read).",
+        "basic", kohya="num_cpu_threads_per_process", optional=True, minimum=1,
+        empty_means="the idle CPUs, decided when the run starts",
     ),
     Setting(
         "training.seed", "int", None, "Seed",

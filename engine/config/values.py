@@ -12,9 +12,9 @@ import math
 from typing import Any
 
 from ..problems import Problem, error
-from .schema import Setting
+from ..schema import Setting
+from .prompt_options import PROMPT_KEYS, read_prompt_entry  # noqa: F401 - PROMPT_KEYS is read from here too
 
-PROMPT_KEYS = ("prompt", "negative", "seed", "steps", "cfg", "width", "height")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _YAML11_WORDS = {"yes", "no", "on", "off"}
@@ -163,31 +163,18 @@ def _as_prompts(s: Setting, value: Any) -> tuple[Any, Problem | None]:
         return None, _type_error(s, value, "a list of prompts")
     prompts = []
     for index, item in enumerate(value):
-        where = f"{s.key}[{index}]"
-        if isinstance(item, str):
-            prompts.append(item)
-            continue
-        if not isinstance(item, dict):
-            return None, error(where, "each prompt is a text or a mapping with 'prompt'", "")
-        unknown = [k for k in item if k not in PROMPT_KEYS]
-        if unknown:
-            hint = did_you_mean(str(unknown[0]), list(PROMPT_KEYS))
-            return None, error(where, f"unknown key '{unknown[0]}'", hint or "allowed: " + ", ".join(PROMPT_KEYS))
-        if not isinstance(item.get("prompt"), str) or not item["prompt"].strip():
-            return None, error(where, "needs a 'prompt' text", "")
-        for key in ("seed", "steps", "width", "height"):
-            if key in item and (isinstance(item[key], bool) or not isinstance(item[key], int) or item[key] < 0):
-                return None, error(f"{where}.{key}", f"{item[key]!r} is not a whole number ≥ 0", "")
-        if "cfg" in item and (isinstance(item["cfg"], bool) or not isinstance(item["cfg"], (int, float))):
-            return None, error(f"{where}.cfg", f"{item['cfg']!r} is not a number", "")
-        if "negative" in item and not isinstance(item["negative"], str):
-            return None, error(f"{where}.negative", "must be a text", "")
-        prompts.append(dict(item))
+        entry, problems = read_prompt_entry(item, f"{s.key}[{index}]")  # the wizard's and the sampler's verdict
+        if problems:
+            field, message, hint = problems[0]
+            return None, error(field, message, hint)
+        prompts.append(item if isinstance(item, str) else entry)
     return prompts, None
 
 
 def coerce(s: Setting, value: Any, *, lenient: bool = False) -> tuple[Any, Problem | None]:
     """Return the typed value for setting `s`, or a problem explaining why it is not valid."""
+    if s.parse is not None:
+        return s.parse(s, value, lenient)
     if value is None or (isinstance(value, str) and value.strip() == "" and s.kind not in ("str", "list", "int_list", "prompts")):
         if s.optional or (s.kind == "path" and not s.required):
             return None, None

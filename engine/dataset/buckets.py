@@ -56,45 +56,38 @@ class BucketChoice:
     aspect_error: float
 
 
-def check_bucket_settings(settings: BucketSettings) -> list[Problem]:
-    """Settings under which sd-scripts would refuse to start, as problems naming the setting."""
+def bucket_limit_problems(resolution: tuple[int, int], *, enabled: bool, min_side: int, max_side: int, step: int,
+                          no_upscale: bool) -> list[Problem]:
+    """Settings under which sd-scripts would refuse to start, as problems naming the setting: the one
+    rule for bucket limits, applied by `validate` (config/rules.py) and by the scan alike."""
     problems: list[Problem] = []
-    width, height = settings.max_resolution
+    width, height = resolution
     if width < 1 or height < 1:
         problems.append(error("training.max_resolution", f"must be positive, got {width}x{height}"))
-    if settings.step < 1:
-        problems.append(error("buckets.step", f"must be at least 1, got {settings.step}"))
-    if not settings.enabled or settings.no_upscale or problems:
+    if step < 1:
+        problems.append(error("buckets.step", f"must be at least 1, got {step}"))
+    if not enabled or no_upscale or problems:
         return problems
-    if settings.min_side < 1:
-        problems.append(error("buckets.min_resolution", f"must be at least 1, got {settings.min_side}"))
-    if settings.max_side < settings.min_side:
-        problems.append(
-            error(
-                "buckets.max_resolution",
-                f"{settings.max_side} is smaller than buckets.min_resolution {settings.min_side}",
-                "raise buckets.max_resolution or lower buckets.min_resolution",
-            )
-        )
-    if min(width, height) < settings.min_side:
-        problems.append(
-            error(
-                "buckets.min_resolution",
-                f"{settings.min_side} is larger than the shorter side of training.max_resolution "
-                f"({width}x{height})",
-                "lower buckets.min_resolution to at most the training resolution",
-            )
-        )
-    if max(width, height) > settings.max_side:
-        problems.append(
-            error(
-                "buckets.max_resolution",
-                f"{settings.max_side} is smaller than the longer side of training.max_resolution "
-                f"({width}x{height})",
-                "raise buckets.max_resolution to at least the training resolution",
-            )
-        )
+    if min_side < 1:
+        problems.append(error("buckets.min_resolution", f"must be at least 1, got {min_side}"))
+    if max_side < min_side:
+        problems.append(error("buckets.max_resolution", f"{max_side} is smaller than buckets.min_resolution {min_side}",
+                              "raise buckets.max_resolution or lower buckets.min_resolution"))
+    if min(width, height) < min_side:
+        problems.append(error("buckets.min_resolution", f"{min_side} is larger than the shorter side of "
+                              f"training.max_resolution ({width}x{height})",
+                              "lower buckets.min_resolution to at most the training resolution"))
+    if max(width, height) > max_side:
+        problems.append(error("buckets.max_resolution", f"{max_side} is smaller than the longer side of "
+                              f"training.max_resolution ({width}x{height})",
+                              "raise buckets.max_resolution to at least the training resolution"))
     return problems
+
+
+def check_bucket_settings(settings: BucketSettings) -> list[Problem]:
+    """Settings under which sd-scripts would refuse to start (the rule `validate` applies too)."""
+    return bucket_limit_problems(settings.max_resolution, enabled=settings.enabled, min_side=settings.min_side,
+                                 max_side=settings.max_side, step=settings.step, no_upscale=settings.no_upscale)
 
 
 def make_bucket_resolutions(max_resolution: Size, min_side: int, max_side: int, step: int) -> list[Size]:

@@ -17,7 +17,7 @@ import io
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Collection, Literal, Mapping, NamedTuple
+from typing import Any, Callable, Collection, Literal, Mapping, NamedTuple
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -25,7 +25,6 @@ from safetensors.torch import save as safetensors_save
 
 from engine.atomic import write_bytes_atomic
 from engine.lorafile.hashes import sshs_hashes
-from engine.lorafile.metadata import read_family
 from engine.lorafile.names import Family, KohyaNames, UnknownKeyError, match_model_paths
 from engine.problems import ProblemError, error
 
@@ -150,14 +149,15 @@ def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
     return loaded
 
 
-def guess_family(state_keys: Collection[str], state: Mapping[str, torch.Tensor],
-                 metadata: Mapping[str, str]) -> Family | None:
-    """Base family from the keys (SDXL structure), then metadata, then SD2's linear proj_in."""
+def guess_family(state_keys: Collection[str], state: Mapping[str, torch.Tensor], metadata: Mapping[str, str],
+                 read_name: Callable[[Mapping[str, str]], str | None] | None = None) -> Family | None:
+    """Base family from the keys (SDXL structure), then metadata (`read_name`: the family registry's
+    reader, `engine.families.read_family`), then SD2's linear proj_in."""
     if any(k.startswith(("lora_te1_", "lora_te2_")) for k in state_keys) or any(
             k.startswith("lora_unet_") and ("input_blocks" in k or "output_blocks" in k or "middle_block" in k)
             for k in state_keys):
         return "sdxl"
-    named = read_family(metadata)
+    named = read_name(metadata) if read_name is not None else None
     if named is not None:
         return named  # type: ignore[return-value]
     # SD 2.x transformers use a Linear proj_in, SD 1.x a 1x1 Conv: structure, not widths.
@@ -170,12 +170,14 @@ def guess_family(state_keys: Collection[str], state: Mapping[str, torch.Tensor],
 
 
 def read_lora_file(path: str | os.PathLike[str], *, unet_config: Any = None,
-                   module_names: Mapping[str, Collection[str]] | None = None) -> LoraFile:
+                   module_names: Mapping[str, Collection[str]] | None = None,
+                   read_name: Callable[[Mapping[str, str]], str | None] | None = None) -> LoraFile:
     """Read a Kohya-format LoRA (ours or sd-scripts'/LyCORIS', SD1/SD2/SDXL) into `Weights`.
 
     `unet_config` renumbers SDXL LDM block names (default: the real SDXL base layout).
     `module_names` ({component: model's named_modules() names}) checks every module exists in
-    the model and returns paths in that model's spelling. Unknown keys raise ProblemError.
+    the model and returns paths in that model's spelling. `read_name` reads the family a file's
+    metadata names (`engine.families.read_family`). Unknown keys raise ProblemError.
     """
     source = Path(path)
     if not source.is_file():
@@ -187,7 +189,7 @@ def read_lora_file(path: str | os.PathLike[str], *, unet_config: Any = None,
     else:
         raise ProblemError([error(str(source), f"unsupported LoRA file type '{source.suffix}'",
                                   "use a .safetensors (or .ckpt) file")])
-    family = guess_family(state.keys(), state, metadata)
+    family = guess_family(state.keys(), state, metadata, read_name)
     # Parsing accepts every family's spelling; only LDM block numbers need a (SDXL) UNet config.
     names = KohyaNames("sdxl", unet_config) if unet_config is not None else KohyaNames("sd1")
 

@@ -17,13 +17,12 @@ import json
 import time
 from typing import Any, Mapping, TypedDict
 
-from engine.models import families
 
 MODELSPEC_VERSION = "1.0.1"
 class RunFacts(TypedDict, total=False):
     """What a run knows when it saves. Required keys are marked; the rest default to None."""
 
-    family: str  # required: "sd1" | "sd2" | "sdxl"
+    family: Any  # required: the ModelFamily whose file this is (`engine.families.for_file(naming, v)`)
     v_parameterization: bool
     network_module: str  # required: "networks.lora", "networks.dylora" or "lycoris.kohya"
     network_dim: int  # required
@@ -68,26 +67,17 @@ _PLAIN_SS_KEYS = (
     "lr_warmup_steps", "seed", "mixed_precision", "training_comment", "output_name",
     "num_train_images", "num_reg_images", "training_started_at", "training_finished_at",
 )
-_NAMINGS = tuple(dict.fromkeys(family.naming for family in families.REGISTRY.values()))  # sd1, sd2, sdxl, flux1
 _MODELSPEC_OPTIONAL = ("author", "description", "license", "tags")
 
 
-def _family(naming: str, v_parameterization: bool) -> families.ModelFamily:
-    """The family a file's naming and objective describe (SD 2.x 768 is its own family)."""
-    matches = [family for family in families.REGISTRY.values() if family.naming == naming]
-    if not matches:
-        raise ValueError(f"unknown family {naming!r}; expected one of {_NAMINGS}")
-    return next((f for f in matches if f.is_v_prediction == bool(v_parameterization)), matches[0])
-
-
-def base_model_version(family: str, v_parameterization: bool) -> str:
+def base_model_version(family: Any, v_parameterization: bool) -> str:
     """`ss_base_model_version`: sd_v1, sd_v2, sd_v2_v, sdxl_base_v1-0 (sd-scripts' spelling)."""
-    return _family(family, v_parameterization).version_for(v_parameterization)
+    return family.version_for(v_parameterization)
 
 
-def architecture(family: str, v_parameterization: bool) -> str:
+def architecture(family: Any) -> str:
     """`modelspec.architecture` of a LoRA for this family."""
-    return _family(family, v_parameterization).modelspec_architecture()
+    return family.modelspec_architecture()
 
 
 def network_args_json(args: Mapping[str, Any]) -> str:
@@ -101,15 +91,15 @@ def _modelspec(facts: Mapping[str, Any], finished_at: float) -> dict[str, str]:
     width, height = facts["resolution"]
     spec = {
         "modelspec.sai_model_spec": MODELSPEC_VERSION,
-        "modelspec.architecture": architecture(family, v_param),
-        "modelspec.implementation": _family(family, v_param).implementation,
+        "modelspec.architecture": architecture(family),
+        "modelspec.implementation": family.implementation,
         "modelspec.title": str(facts.get("title") or facts["output_name"]),
         "modelspec.resolution": f"{int(width)}x{int(height)}",
         "modelspec.prediction_type": "v" if v_param else "epsilon",
         # Local time without microseconds, as sd-scripts writes it.
         "modelspec.date": datetime.datetime.fromtimestamp(int(finished_at)).isoformat(),
     }
-    if not _family(family, v_param).writes_prediction_type:
+    if not family.writes_prediction_type:
         del spec["modelspec.prediction_type"]
     for key in _MODELSPEC_OPTIONAL:
         if facts.get(key):
@@ -130,8 +120,8 @@ def build_metadata(facts: Mapping[str, Any], extra: Mapping[str, Any] | None = N
     if missing:
         raise ValueError(f"build_metadata needs {', '.join(missing)}")
     family = facts["family"]
-    if family not in _NAMINGS:
-        raise ValueError(f"unknown family {family!r}; expected one of {_NAMINGS}")
+    if not hasattr(family, "version_for"):
+        raise ValueError(f"build_metadata needs the family object, not {family!r} (engine.families.for_file)")
     v_param = bool(facts.get("v_parameterization", False))
     finished_at = facts.get("training_finished_at")
     if finished_at is None:
@@ -141,7 +131,7 @@ def build_metadata(facts: Mapping[str, Any], extra: Mapping[str, Any] | None = N
     width, height = facts["resolution"]
 
     metadata = {f"ss_{key}": str(value) for key, value in values.items()}
-    metadata["ss_v2"] = str(_family(family, v_param).legacy_flags()["v2"])
+    metadata["ss_v2"] = str(family.legacy_flags()["v2"])
     metadata["ss_base_model_version"] = base_model_version(family, v_param)
     metadata["ss_resolution"] = str((int(width), int(height)))
     metadata["ss_tag_frequency"] = json.dumps(dict(facts.get("tag_frequency") or {}))
@@ -158,18 +148,3 @@ def build_metadata(facts: Mapping[str, Any], extra: Mapping[str, Any] | None = N
 
     metadata.update(_modelspec(facts, finished_at))
     return metadata
-
-
-def read_family(metadata: Mapping[str, str]) -> str | None:
-    """The base family (naming) a file's metadata names, if any (ss_base_model_version, modelspec, ss_v2)."""
-    version = metadata.get("ss_base_model_version", "")
-    arch = metadata.get("modelspec.architecture", "")
-    for family in families.REGISTRY.values():
-        if version and version.startswith(family.metadata_prefixes[0]):
-            return family.naming
-    for family in families.REGISTRY.values():
-        if arch and arch.startswith(family.metadata_prefixes[1]):
-            return family.naming
-    if metadata.get("ss_v2") == "True":
-        return families.with_naming("sd2").naming
-    return None

@@ -1,5 +1,5 @@
 """Base models: built-in tiny models, loading, and family detection.
 
-Kept free of imports so `engine.models.family` and `describe_model_path` stay cheap (no torch);
+Kept free of imports so `engine.families.detect` and `describe_model_path` stay cheap (no torch);
 import the submodules directly.
 """

@@ -10,6 +10,7 @@ live in `queue/snapshots/<id>.yaml`. No torch here.
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from collections.abc import Iterator
@@ -22,6 +23,9 @@ from filelock import FileLock, Timeout
 
 from ..atomic import write_bytes_atomic
 from ..runs import state_dir
+from .store_shape import QueueDamaged, QueueTrouble, typed_state
+
+__all__ = ["QueueBusy", "QueueDamaged", "QueueTrouble", "Entry", "QueueState", "read_state", "transaction"]
 
 LOCK_TIMEOUT_S = 30.0
 FINISHED = ("completed", "failed", "stopped", "lost", "skipped")
@@ -40,7 +44,7 @@ def snapshots_dir() -> Path:
     return queue_dir() / "snapshots"
 
 
-class QueueBusy(RuntimeError):
+class QueueBusy(QueueTrouble):
     """Another tui-lora process held the queue's lock for too long."""
 
 
@@ -114,10 +118,9 @@ class QueueState:
         return json.dumps(data, indent=1) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "QueueState":
-        data = json.loads(text)
-        return cls([Entry.from_dict(e) for e in data.get("entries", [])], bool(data.get("paused", False)),
-                   str(data.get("pause_reason", "")), int(data.get("next_id", 1)), int(data.get("batch", 0)))
+    def from_json(cls, text: str, path: Any = "queue.json") -> "QueueState":
+        """The state, its shape checked (QueueDamaged names what is wrong)."""
+        return cls(**typed_state(text, path, Entry))
 
     def trim_history(self) -> None:
         finished = [e for e in self.entries if e.finished_state and e.batch != self.batch]
@@ -128,24 +131,53 @@ class QueueState:
 
 def read_state() -> QueueState:
     """The queue as last written (no lock: writes replace the file whole)."""
+    path = queue_file()
     try:
-        return QueueState.from_json(queue_file().read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            data = handle.read(64 * 1024 * 1024)
     except FileNotFoundError:
         return QueueState()
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise QueueBusy(f"{queue_file()} is damaged ({exc}); move it aside to start a new queue") from exc
+    except IsADirectoryError:
+        raise QueueDamaged(f"{path} is a folder, not the queue's file; move it aside (e.g. `mv {path} "
+                           f"{path}.damaged`, which keeps it) and the queue starts empty") from None
+    except OSError as exc:
+        raise QueueTrouble(f"{path} cannot be read: {exc.strerror or exc}; check the file and its folder") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise QueueDamaged(f"{path} is damaged: not UTF-8 text; move it aside (e.g. `mv {path} {path}.damaged`, "
+                           "which keeps it) and the queue starts empty") from None
+    return QueueState.from_json(text, path)
+
+
+def unwritable(path: Any, exc: OSError, what: str = "the queue's file") -> QueueTrouble:
+    """The message for a write of the queue's own files that failed (a full disk, a folder in the way)."""
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+        return QueueTrouble(f"the disk holding {path} is full, so {what} cannot be written; nothing was "
+                            "changed: free some space and try again")
+    if isinstance(exc, (IsADirectoryError, NotADirectoryError, FileExistsError)):
+        return QueueTrouble(f"{exc.filename or path} is in the way of {what} (a folder where a file belongs, or "
+                            "a file where a folder belongs); move it aside (which keeps it) and try again")
+    return QueueTrouble(f"{what} ({path}) cannot be written: {exc.strerror or exc}; check the folder's "
+                        "permissions and free space")
 
 
 @contextmanager
 def transaction(timeout: float = LOCK_TIMEOUT_S) -> Iterator[QueueState]:
-    """Read the queue under its lock, let the caller change it, write it back atomically."""
-    queue_dir().mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(queue_dir() / "queue.lock"))
+    """Read the queue under its lock, let the caller change it, write it back atomically.
+    The queue's own files in the wrong shape, or a full disk, raise QueueTrouble, never a traceback."""
+    lock_path = queue_dir() / "queue.lock"
     try:
+        queue_dir().mkdir(parents=True, exist_ok=True)
+        if lock_path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(lock_path))
+        lock = FileLock(str(lock_path))
         lock.acquire(timeout=timeout)
     except Timeout as exc:
-        raise QueueBusy(f"the queue is locked by another tui-lora process ({queue_dir() / 'queue.lock'}); "
+        raise QueueBusy(f"the queue is locked by another tui-lora process ({lock_path}); "
                         "try again in a moment") from exc
+    except OSError as exc:
+        raise unwritable(lock_path, exc, "the queue's lock") from None
     try:
         state = read_state()
         before = state.to_json()
@@ -153,7 +185,10 @@ def transaction(timeout: float = LOCK_TIMEOUT_S) -> Iterator[QueueState]:
         state.trim_history()
         text = state.to_json()
         if text != before:
-            write_bytes_atomic(queue_file(), text.encode("utf-8"))
+            try:
+                write_bytes_atomic(queue_file(), text.encode("utf-8"))
+            except OSError as exc:
+                raise unwritable(queue_file(), exc) from None
     finally:
         lock.release()
 

@@ -25,7 +25,7 @@ from ..events import read_events
 from ..runs import RunDir, new_run_id, record_process, run_status
 from .checks import problems_before_start, reason_text, saved_state_exists
 from .devices import gpu_count
-from .store import Entry, QueueState, finish_entry, transaction
+from .store import Entry, QueueState, QueueTrouble, finish_entry, transaction
 from .worker_claims import DevicesTaken, WorkerClaim, worker_alive
 
 POLL_S = 1.0
@@ -62,6 +62,9 @@ class Worker:
                     time.sleep(self.poll_s)
                     continue
                 self._run_entry(entry)
+        except QueueTrouble as exc:  # the queue's files are damaged or the disk is full: say so, stop
+            log(f"stopped: {exc}")
+            return 1
         finally:
             self.claim.release()
             for sig, handler in previous.items():

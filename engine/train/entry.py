@@ -23,7 +23,7 @@ from ..config import check_rules, RunConfig, dump_run_yaml, load_run_file
 from ..events import EventWriter
 from ..problems import Problem, ProblemError, error
 from ..outputs import existing_outputs
-from ..runs import RunDir
+from ..runs import RunDir, record_run_ending
 from .control import RunControl, StopRequested
 from .interrupted_saves import clean_interrupted_saves
 from .preflight import output_problems, package_problems
@@ -276,13 +276,16 @@ def explain_failure(exc: BaseException, cfg: RunConfig) -> tuple[str, str]:
     return f"{type(exc).__name__}: {exc}", "see the traceback file named in the run folder"
 
 
-def _emit_safely(trainer, type: str, **fields) -> None:
-    """Report even when the event file cannot be written (a full disk): the caller still hears it."""
+def _emit_safely(trainer, type: str, **fields) -> bool:
+    """Report even when the event file cannot be written (a full disk): the caller still hears it.
+    False when the events file did not take it."""
     try:
         trainer.emit(type, **fields)
+        return True
     except OSError:
         if trainer.on_event:
             trainer.on_event({"type": type, **fields})
+        return False
 
 
 def _ended(trainer, run: RunDir | None, message: str, hint: str, *, exc: BaseException | None = None,
@@ -299,8 +302,12 @@ def _ended(trainer, run: RunDir | None, message: str, hint: str, *, exc: BaseExc
     if status == "failed":
         _emit_safely(trainer, "error", message=message, hint=hint,
                      traceback_path=str(traceback_path) if traceback_path else None)
-    _emit_safely(trainer, "run_finished", status=status, outputs=[str(p) for p in trainer.outputs],
-                 step=trainer.progress.step, message=message)
+    written = _emit_safely(trainer, "run_finished", status=status, outputs=[str(p) for p in trainer.outputs],
+                           step=trainer.progress.step, message=message)
+    if not written and run is not None:
+        # the events file sits on the full disk: keep how the run ended (and where its weights went)
+        # in the state folder, so `runs` reads it as failed with the reason, not as lost
+        record_run_ending(run, status, message, hint)
     try:
         trainer.finish(status)
     except Exception:  # noqa: BLE001 - already ending

@@ -9,14 +9,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..output_names import save_stem_pattern
+
 # `.<name>.safetensors.<random>.partial` (lorafile.io) and `.<name>.yaml.<random>.tmp` (run-file copy)
-_TEMP_KINDS = r"(?:-\d{6}|-step\d{6,8})?\.(?:safetensors\.[^/]+\.partial|ckpt\.[^/]+\.partial|yaml\.[^/]+\.tmp)"
+_TEMP_KINDS = r"\.(?:safetensors\.[^/]+\.partial|ckpt\.[^/]+\.partial|yaml\.[^/]+\.tmp)"
 
 
 def clean_interrupted_saves(output: Path, output_name: str) -> list[str]:
     """Remove temporary files a killed save of this output name left behind, and put back a state
     folder a kill caught between its two renames. Returns the names removed."""
-    pattern = re.compile(r"\." + re.escape(output_name) + _TEMP_KINDS + r"$")
+    pattern = re.compile(r"\." + save_stem_pattern(output_name) + _TEMP_KINDS + r"$")  # the one save-name rule
     removed = []
     try:
         entries = list(output.iterdir())

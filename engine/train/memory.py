@@ -1,10 +1,11 @@
-"""Memory figures for the `step` event: VRAM from torch.cuda, RAM from psutil on CPU."""
+"""Memory figures for the `step` event: VRAM from torch.cuda, RAM from psutil on CPU, and the GPU
+load from NVML. The layout is engine/event_types.py's: the load goes beside `memory`, not in it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
+
+from ..event_types import MemoryFields
 
 try:  # GPU utilisation is a bonus: nvidia-ml-py is optional
     import pynvml  # type: ignore
@@ -23,24 +24,23 @@ class MemoryProbe:
             except Exception:  # noqa: BLE001 - no NVML on this machine
                 self._nvml_handle = None
 
-    def read(self) -> dict[str, Any]:
+    def read(self) -> MemoryFields:
         if self.device.type == "cuda":
             index = self.device.index or 0
             free, total = torch.cuda.mem_get_info(index)
-            stats = {
-                "device": "cuda",
-                "allocated": torch.cuda.memory_allocated(index),
-                "reserved": torch.cuda.memory_reserved(index),
-                "peak": torch.cuda.max_memory_allocated(index),
-                "total": total,
-            }
-            if self._nvml_handle is not None:
-                try:
-                    stats["gpu_util"] = pynvml.nvmlDeviceGetUtilizationRates(self._nvml_handle).gpu
-                except Exception:  # noqa: BLE001
-                    pass
-            return stats
+            return MemoryFields("cuda", allocated=torch.cuda.memory_allocated(index),
+                                reserved=torch.cuda.memory_reserved(index),
+                                peak=torch.cuda.max_memory_allocated(index), total=total)
         import psutil
 
         process = psutil.Process()
-        return {"device": "cpu", "rss": process.memory_info().rss, "total": psutil.virtual_memory().total}
+        return MemoryFields("cpu", rss=process.memory_info().rss, total=psutil.virtual_memory().total)
+
+    def gpu_util(self) -> float | None:
+        """Percent of the last sample period the GPU was busy; None when NVML cannot tell."""
+        if self._nvml_handle is None:
+            return None
+        try:
+            return float(pynvml.nvmlDeviceGetUtilizationRates(self._nvml_handle).gpu)
+        except Exception:  # noqa: BLE001 - the driver may refuse a query; the load is a bonus
+            return None

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..event_types import MemoryFields, StepFields
 from ..optim.optimizers import optimizer_lr_for_logging
 from ..problems import Problem
 
@@ -60,13 +61,13 @@ class RunReporting:
         recent = step_times[-20:]
         seconds_per_step = sorted(recent)[len(recent) // 2]
         lrs = self.step_lrs
-        fields: dict[str, Any] = dict(
+        memory, gpu_util = self._memory_reading()
+        fields = StepFields(
             step=step, total_steps=total, epoch=epoch + 1, total_epochs=self.plan.epochs, loss=loss, avg_loss=avg,
             lr=lrs, it_per_s=1.0 / seconds_per_step if seconds_per_step > 0 else None,
-            eta_s=seconds_per_step * (total - step), elapsed_s=time.time() - self.started_at, memory=self._memory_reading())
-        if self.max_norm_stats is not None:
-            fields["max_norm"] = self.max_norm_stats
-        self.emit("step", **fields)
+            eta_s=seconds_per_step * (total - step), elapsed_s=time.time() - self.started_at, memory=memory,
+            gpu_util=gpu_util, max_norm=self.max_norm_stats)
+        self.emit("step", **fields.to_fields())
         if self.accelerator.trackers:
             scalars = {"loss/current": loss, "loss/average": avg}
             scalars.update({f"lr/{k}": v for k, v in lrs.items()})
@@ -74,14 +75,14 @@ class RunReporting:
                 scalars.update({f"max_norm/{k}": v for k, v in self.max_norm_stats.items()})
             self.accelerator.log(scalars, step=step)
 
-    def _memory_reading(self) -> dict[str, Any]:
-        """The memory figures, read at most once a second: a read costs a system call per step."""
+    def _memory_reading(self) -> tuple[MemoryFields, float | None]:
+        """The memory figures and GPU load, read at most once a second: a read costs system calls."""
         now = time.monotonic()
         if self._memory_last is None or now - self._memory_at >= MEMORY_READ_INTERVAL_S:
-            self._memory_last, self._memory_at = self.memory.read(), now
+            self._memory_last, self._memory_at = (self.memory.read(), self.memory.gpu_util()), now
         return self._memory_last
 
-    _memory_last: dict[str, Any] | None = None
+    _memory_last: tuple[MemoryFields, float | None] | None = None
     _memory_at = 0.0
 
     def _group_lr(self, index: int) -> float:

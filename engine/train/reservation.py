@@ -37,6 +37,9 @@ class Reservation:
         run_id = run_id or new_run_id()
         self.lock = OutputLock(output, cfg.folders.output_name)
         self.run = None
+        # The app's launcher made the run's folder (its console log is in it) and a dashboard watches
+        # it: taking the registration back must leave that folder for the refusal to be told there.
+        self.launcher_folder = (output.resolve() / ".runs" / run_id).is_dir()
         try:
             self.lock.acquire(run_id)
             # Checked again now that no other run can write these names: one may have finished meanwhile.
@@ -51,7 +54,10 @@ class Reservation:
             raise
 
     def undo(self) -> None:
-        if self.run is not None:
+        if self.run is not None and self.launcher_folder:
+            for path in (self.run.events, self.run.config_copy):
+                path.unlink(missing_ok=True)
+        elif self.run is not None:
             remove_run(self.run)
         self.release()
         self._remove_output()

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from ..config import RunConfig
+from ..output_names import save_stem_pattern
 from ..problems import ProblemError, error, warning
 from .loop import Trainer
 from .saving import steps_to_remove
@@ -38,7 +39,7 @@ def state_dir_for(lora_path: Path) -> Path:
 
 
 def _state_name_pattern(output_name: str) -> str:
-    return re.escape(output_name) + r"(?:-\d{6}|-step\d{6,8})?-state"
+    return save_stem_pattern(output_name) + "-state"
 
 
 def find_latest_state(output_dir: Path, output_name: str) -> Path | None:

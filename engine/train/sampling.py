@@ -24,22 +24,16 @@ from typing import Any
 
 import torch
 
-from ..config.prompt_options import parse_prompt_line
+from ..config.prompt_options import read_prompt_entry
+from ..diffusion.samplers import SAMPLERS, build_sampler  # noqa: F401  (SAMPLERS: the names the UI lists)
+from ..output_names import sample_stem
+from ..problems import ProblemError, error
 
 DEFAULT_STEPS = 20
 DEFAULT_CFG = 7.0
 SIZE_STEP = 64  # sample sides snap to this: every SD family's UNet takes it without padding
 
-# sampling.sampler -> (diffusers scheduler class, settings over the base model's scheduler config)
-SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "euler": ("EulerDiscreteScheduler", {}),
-    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-    "ddim": ("DDIMScheduler", {"clip_sample": False, "set_alpha_to_one": False}),
-    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "heun": ("HeunDiscreteScheduler", {}),
-    "lms": ("LMSDiscreteScheduler", {}),
-    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
-}
+
 
 @dataclass(frozen=True)
 class SamplePrompt:
@@ -61,11 +55,10 @@ def resolve_prompts(entries: list[str | Mapping[str, Any]], *, width: int, heigh
     """
     prompts = []
     for index, entry in enumerate(entries):
-        if isinstance(entry, str):  # options the parser cannot read are dropped, as the Kohya scripts do
-            parsed = parse_prompt_line(entry, index + 1)[0]
-            values = parsed if isinstance(parsed, dict) else {"prompt": parsed or entry}
-        else:
-            values = dict(entry)
+        parsed, problems = read_prompt_entry(entry, f"sampling.prompts[{index}]")
+        if problems:  # validate refuses these; a config built in code gets the same verdict, not a silent drop
+            raise ProblemError([error(field, message, hint) for field, message, hint in problems])
+        values = parsed if isinstance(parsed, dict) else {"prompt": parsed}
         prompts.append(SamplePrompt(
             prompt=str(values["prompt"]).strip(),
             negative=str(values.get("negative") or ""),
@@ -80,18 +73,6 @@ def resolve_prompts(entries: list[str | Mapping[str, Any]], *, width: int, heigh
 
 def _snap(side: int) -> int:
     return max(SIZE_STEP, int(side) // SIZE_STEP * SIZE_STEP)
-
-
-def build_sampler(name: str, scheduler_config: Mapping[str, Any], prediction_type: str):
-    """A diffusers scheduler for `sampling.sampler`, built from the base model's own scheduler config."""
-    import diffusers
-
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
-    class_name, overrides = SAMPLERS[name]
-    config = {k: v for k, v in scheduler_config.items() if not k.startswith("_")}
-    config.update(overrides, prediction_type=prediction_type)
-    return getattr(diffusers, class_name).from_config(config)
 
 
 @contextlib.contextmanager
@@ -199,7 +180,7 @@ class SampleImages:
         self.folder.mkdir(parents=True, exist_ok=True)
         paths = []
         for index, image in enumerate(images):
-            path = self.folder / f"{self.cfg.folders.output_name}_e{epoch:06d}_s{step:06d}_{index:02d}.png"
+            path = self.folder / f"{sample_stem(self.cfg.folders.output_name, epoch, step, index)}.png"
             partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             image.save(partial, format="PNG")
             os.replace(partial, path)  # a reader (the dashboard) never sees half a PNG

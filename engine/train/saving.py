@@ -10,16 +10,16 @@ from pathlib import Path
 import torch
 
 from ..config import SETTINGS, RunConfig
-from ..models import families
+from .. import families
 from ..lorafile.metadata import build_metadata
 from ..networks.adapter_tensors import export_network
-from ..output_names import step_save_stem
+from ..output_names import epoch_save_stem, step_save_stem
 
 SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 def output_file(cfg: RunConfig, epoch: int | None = None) -> Path:
     """`<output>/<name>.safetensors`, or `<name>-00000N.safetensors` for an epoch save."""
     suffix = ".ckpt" if cfg.model.save_as == "ckpt" else ".safetensors"
-    name = cfg.folders.output_name if epoch is None else f"{cfg.folders.output_name}-{epoch:06d}"
+    name = cfg.folders.output_name if epoch is None else epoch_save_stem(cfg.folders.output_name, epoch)
     return Path(cfg.folders.output) / f"{name}{suffix}"
 
 
@@ -92,7 +92,7 @@ def gather_weights(trained) -> dict:
 def save_lora(path: Path, cfg: RunConfig, trained, facts: dict) -> int:
     """Write the LoRA file atomically; returns its size in bytes."""
     module, args = network_module_and_args(cfg, trained.shape)
-    family = lorafile_family(trained.base.family)
+    family = families.for_file(lorafile_family(trained.base.family), trained.base.is_v_prediction)
     full_facts = {
         "family": family,
         "v_parameterization": trained.base.is_v_prediction,
@@ -117,7 +117,11 @@ def save_lora(path: Path, cfg: RunConfig, trained, facts: dict) -> int:
         **facts,
     }
     spec = trained.base.spec
-    metadata = spec.finish_metadata(build_metadata(full_facts, extra_metadata(cfg, spec)), cfg, trained.base)
+    extra = extra_metadata(cfg, spec)
+    datasets = full_facts.pop("datasets", None)
+    if datasets:
+        extra["ss_datasets"] = datasets
+    metadata = spec.finish_metadata(build_metadata(full_facts, extra), cfg, trained.base)
     spec.write_lora(path, gather_weights(trained), base=trained.base, metadata=metadata,
                     save_dtype=SAVE_DTYPES[cfg.training.save_precision], fmt=cfg.model.save_as)
     return path.stat().st_size

@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..config import RunConfig
-from ..models import families
-from ..models.families import requested_family
-from ..models.loading import BaseModel, load_base_model
+from ..config import SETTINGS, RunConfig
+from .. import families
+from ..families import requested_family
+from ..families.load import load_base_model
+from ..models.base_model import BaseModel
 from ..networks.inject import apply_network, network_parameters
 from ..networks.adapter_tensors import import_network, infer_rank_alpha
 from ..problems import ProblemError, error
+from .memory_savers import SaverState, attach_swap, family_problems, store_frozen, swap_split_for
 
 TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
 
@@ -49,6 +51,7 @@ class TrainedModel:
     train_text_encoder: bool
     adapted: dict[str, list[str]] = field(default_factory=dict)  # component -> module paths
     continued_from: object | None = None  # the LoraFile network.weights named
+    savers: SaverState = field(default_factory=SaverState)  # what the memory savers did
 
     @property
     def components(self) -> dict[str, torch.nn.Module]:
@@ -91,19 +94,25 @@ def network_shape(cfg: RunConfig, continue_from=None, unet=None) -> NetworkShape
     return shape
 
 
+def single_file_companions(cfg: RunConfig) -> dict[str, str | None]:
+    """Every `model.*` file setting a family declares (its single-file companions), by short name."""
+    return {s.name: cfg.values.get(s.key) for s in SETTINGS if s.section == "model" and s.disk == "read_file"}
+
+
 def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype, continue_from=None) -> TrainedModel:
     """The base model with its networks; `continue_from` is a LoRA file's path (or a read LoraFile)."""
     base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, v2=cfg.model.v2,
                            v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl,
                            family=requested_family(cfg.values), clip_l=cfg.model.clip_l, t5xxl=cfg.model.t5xxl,
-                           ae=cfg.model.ae)
-    problems = base.spec.run_problems(cfg.values)  # `auto` knows the family only now
+                           ae=cfg.model.ae, companions=single_file_companions(cfg))
+    # `auto` knows the family only now
+    problems = base.spec.run_problems(cfg.values, SETTINGS) + family_problems(base.spec, cfg.values)
     if problems:
         raise ProblemError(problems)
     if isinstance(continue_from, (str, os.PathLike)):
         continue_from = read_continue_file(continue_from, base)
     shape = network_shape(cfg, continue_from, base.unet)
-    train_te = cfg.text_encoder_lr != 0
+    train_te = cfg.trains_text_encoder
     model = TrainedModel(base, shape, train_te, continued_from=continue_from)
     common = dict(network_type=shape.network_type, rank=shape.rank, alpha=shape.alpha, conv_rank=shape.conv_rank,
                   conv_alpha=shape.conv_alpha, dropout=cfg.network.dropout, rank_dropout=cfg.network.rank_dropout,
@@ -112,8 +121,11 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
                   lokr_full_matrix=cfg.network.lokr_full_matrix, rank_dropout_scale=cfg.network.rank_dropout_scale,
                   dylora_unit=cfg.network.dylora_unit)
     base.vae.to(device, dtype=torch.float32)  # the VAE stays fp32: SDXL's overflows in fp16
-    base.unet.to(device, dtype=weight_dtype)
-    model.adapted["unet"] = apply_network(base.unet, component="unet", targets=base.spec.lora_targets(base.unet), **common)
+    split = swap_split_for(base.spec, base.unet.config, cfg.training.blocks_to_swap)
+    # with block swapping the denoiser is placed once its layers are final (swapped weights never visit the GPU)
+    base.unet.to("cpu" if split else device, dtype=weight_dtype)
+    model.adapted["unet"] = apply_network(base.unet, component="unet",
+                                          targets=base.spec.network_targets(base.unet, cfg.values), **common)
     trainable = trainable_text_encoders(base)
     for name, encoder in zip(TEXT_COMPONENTS, base.text_encoders):
         encoder.to(device, dtype=weight_dtype)
@@ -121,13 +133,9 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
             model.adapted[name] = apply_network(encoder, component=name, **common)
     if continue_from is not None:
         _load_continue_weights(model, continue_from)
-    if cfg.training.fp8_base:
-        from ..networks.fp8 import fp8_problems, store_in_fp8
-
-        problems = fp8_problems(cfg.training.mixed_precision, device.type)
-        if problems or weight_dtype not in (torch.bfloat16, torch.float16):
-            raise ProblemError(problems or fp8_problems("no", device.type))
-        store_in_fp8(base.unet, weight_dtype)
+    store_frozen(model, cfg, device, weight_dtype, model.savers)
+    if split:
+        attach_swap(base, split, device, model.savers)
     base.spec.prepare_denoiser(base.unet, cfg)
     if cfg.training.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()

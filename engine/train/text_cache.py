@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .text import Conditioning, ConditioningCache
+from ..diffusion.text import Conditioning, ConditioningCache
 
 
 def text_cache_root() -> Path:
@@ -31,7 +31,7 @@ def text_cache_root() -> Path:
 
 
 def _conditioning_classes() -> dict[str, type]:
-    from .flux_step import FluxConditioning
+    from ..families.flux1.objective import FluxConditioning
 
     return {cls.__name__: cls for cls in (Conditioning, FluxConditioning)}
 

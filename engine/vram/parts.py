@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-_CONFIG_DIR = Path(__file__).parent / "configs"
-REFERENCE_FAMILIES = ("sd1", "sd2", "sdxl", "flux1")
-# the family each reference layout stands for (v-prediction changes nothing in memory)
-_REFERENCE_FOR = {"sd1": "sd1", "sd2": "sd2", "sd2-v": "sd2", "sdxl": "sdxl", "flux1": "flux1"}
+from engine import families
+
 
 
 @dataclass
 class ModelParts:
-    family: str  # sd1 | sd2 | sd2-v | sdxl | flux1
+    family: str  # a `model.family` name
     denoiser: dict[str, Any]
     text_encoders: list[dict[str, Any]]
     vae: dict[str, Any]
@@ -33,23 +31,26 @@ class ModelParts:
 
 
 def reference_parts(family: str) -> ModelParts:
-    data = json.loads((_CONFIG_DIR / f"{_REFERENCE_FOR[family]}.json").read_text(encoding="utf-8"))
+    data = families.get(family).vram_reference()  # each family ships its real-size configs
     return ModelParts(family, data["denoiser"], data["text_encoders"], data["vae"],
                       f"the built-in {data['source']} configs")
 
 
 def family_of(values: Mapping[str, Any]) -> str:
+    """The family to estimate for: `model.family`, else the quick pick's or one the path names, else
+    the one the old booleans describe (SD 1.x when unset)."""
     family = values.get("model.family")
-    if family and family != "auto":
+    if family in families.REGISTRY:
         return str(family)
     pick = str(values.get("model.quick_pick") or "")
-    if pick.startswith("flux1") or "flux" in str(values.get("model.path") or "").lower():
-        return "flux1"
-    if values.get("model.sdxl"):
-        return "sdxl"
-    if values.get("model.v2"):
-        return "sd2-v" if values.get("model.v_parameterization") else "sd2"
-    return "sd1"
+    path = str(values.get("model.path") or "")
+    for spec in families.REGISTRY.values():
+        if spec.guessed_from_path(path):
+            return spec.name
+    for spec in families.REGISTRY.values():
+        if any(pick == name for name, _ in spec.quick_picks):
+            return spec.name
+    return families.of_values(values).name
 
 
 def model_parts(values: Mapping[str, Any]) -> ModelParts | None:

@@ -21,7 +21,7 @@ DEMO_SETTINGS = {
     "training.epochs": 2,
     "training.save_every_n_epochs": 1,
     "training.seed": 1234,
-    "training.cpu_threads_per_core": 2,
+    "training.cpu_threads_per_process": None,  # the idle CPUs: a busy machine gets fewer threads
     "buckets.step": 32,
     "optimizer.name": "AdamW",
     "optimizer.learning_rate": 1e-3,
@@ -83,6 +83,16 @@ def prepare_demo(folder: Path, family: str = DEFAULT_FAMILY) -> Path:
     return run_file
 
 
+def wrapped(text: str) -> str:
+    """At the terminal's width, breaking between words (never inside one; a long path stays whole)."""
+    import shutil
+    import textwrap
+
+    width = min(shutil.get_terminal_size((80, 24)).columns, 100) - 1
+    return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False,
+                         subsequent_indent="  ")
+
+
 def demo_command(folder: str | None, family: str = DEFAULT_FAMILY) -> int:
     from engine.runner import train_main
 
@@ -97,12 +107,15 @@ def demo_command(folder: str | None, family: str = DEFAULT_FAMILY) -> int:
         cfg, _ = load_run_file(run_file)
         lora = Path(cfg.folders.output) / f"{cfg.folders.output_name}.safetensors"
         print()
-        print(f"Your LoRA: {lora.resolve()}")
-        print("It is a Kohya-format file: copy it into your image tool's LoRA folder "
-              "(A1111/Forge: models/Lora, ComfyUI: models/loras).")
-        print("This one was trained on a tiny random model, so it only shows the workflow; for a real LoRA run "
-              "`tui-lora` and pick your base model, or edit the run file and `tui-lora train` it.")
-        print(f"Watch or revisit it: tui-lora runs; tui-lora monitor. Edit the settings: tui-lora edit {run_file}")
+        for paragraph in (
+            f"Your LoRA: {lora.resolve()}",
+            "It is a Kohya-format file: copy it into your image tool's LoRA folder "
+            "(A1111/Forge: models/Lora, ComfyUI: models/loras).",
+            "This one was trained on a tiny random model, so it only shows the workflow; for a real LoRA run "
+            "`tui-lora` and pick your base model, or edit the run file and `tui-lora train` it.",
+            f"Watch or revisit it: tui-lora runs; tui-lora monitor. Edit the settings: tui-lora edit {run_file}",
+        ):
+            print(wrapped(paragraph))
     return code
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from engine.queue.devices import check_gpu_ids, parse_gpu_list
-from engine.queue.store import QueueBusy, move_entry, read_state, transaction
+from engine.queue.store import QueueTrouble, move_entry, read_state, transaction
 from engine.queue.worker_claims import live_workers
 
 from ..queue_rows import entry_rows, summary_line
@@ -17,7 +17,7 @@ def queue_command(args: argparse.Namespace) -> int:
     try:
         action = args.queue_command or "list"
         return _ACTIONS[action](args)
-    except QueueBusy as exc:
+    except QueueTrouble as exc:
         print(f"tui-lora: {exc}", file=sys.stderr)
         return 1
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 from engine.events import read_events
-from engine.runs import RunInfo, list_runs
+from engine.runs import RunInfo, index_problem, list_runs
 
 SHOWN_BY_DEFAULT = 10
 MIN_WIDTH = 60
@@ -55,6 +55,10 @@ def select_runs(runs: list[RunInfo], show_all: bool) -> tuple[list[RunInfo], int
 
 
 def runs_command(show_all: bool = False) -> int:
+    problem = index_problem()
+    if problem:
+        print(f"tui-lora: {problem}", file=sys.stderr)
+        return 1
     damaged: list[str] = []
     runs = list_runs(damaged)  # newest first
     if damaged:  # never fatal: the other runs are still listed
@@ -68,6 +72,8 @@ def runs_command(show_all: bool = False) -> int:
     print(f"{'RUN':<22} {'STATUS':<9} {'STEP':>11} {'STARTED':<11} NAME FOLDER"[:width])
     for info in shown:
         print(format_row(info, width))
+        if info.note:  # how it ended, kept aside because its events file could not take it
+            print(f"{'':>23}{info.note}")  # whole: it names the file to move back
     if hidden:
         print(f"… {hidden} older run{'s' if hidden != 1 else ''} not shown: `tui-lora runs --all` lists every run")
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from engine.events import read_events
-from engine.runs import find_run, run_status
+from engine.runs import ending_events, find_run, index_problem, run_status
 
 from . import formatting as fmt
 from .control import RunControl
@@ -29,6 +29,8 @@ def run_monitor(selector: str | None = None, *, mouse: bool = True) -> int:
         if selector:
             print(f"tui-lora: no run matches {selector!r}. `tui-lora runs` lists the runs it knows; "
                   "a run folder (…/.runs/<id>) works too.", file=sys.stderr)
+        elif index_problem():
+            print(f"tui-lora: {index_problem()}", file=sys.stderr)
         else:
             print("tui-lora: no runs yet. Start one with `tui-lora train run.yaml` or from the wizard.",
                   file=sys.stderr)
@@ -38,6 +40,7 @@ def run_monitor(selector: str | None = None, *, mouse: bool = True) -> int:
         if note:
             print(note)
         events = read_events(info.run.events)
+        events += ending_events(info.run, events)  # kept aside when the events file was on a full disk
         state = apply_run_status(build_state(events), run_status(info.run, events))
         # a run that has just registered has no run_started event yet: its index entry names it
         state.run_id = state.run_id or info.run_id
@@ -46,8 +49,19 @@ def run_monitor(selector: str | None = None, *, mouse: bool = True) -> int:
         return 0
     from .screen import DashboardApp  # Textual loads here, not at import
 
-    DashboardApp(info.run.path, control=RunControl.from_run(info.run), mouse=mouse, note=note).run()
+    outcome = DashboardApp(info.run.path, control=RunControl.from_run(info.run), mouse=mouse, note=note).run()
+    print(farewell(outcome, info.run_id))
     return 0
+
+
+def farewell(outcome: str | None, run_id: str) -> str:
+    """The line `monitor` leaves in the terminal: whether the run goes on, and how to come back."""
+    if outcome == "detach":
+        return (f"Detached: run {run_id} goes on in the background. "
+                f"Watch it again with: tui-lora monitor {run_id}")
+    if outcome == "stop":
+        return f"Stop requested: run {run_id} saves and exits. `tui-lora runs` shows when it has."
+    return f"Run {run_id}: `tui-lora runs` lists your runs; `tui-lora monitor {run_id}` shows this one again."
 
 
 def nothing_running_note(info) -> str | None:

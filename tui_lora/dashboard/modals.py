@@ -22,6 +22,7 @@ MODAL_CSS = """
     padding: 1 2;
 }
 {name} Label { width: 100%; margin-bottom: 1; }
+{name} Label.key-line { margin-bottom: 0; }
 {name} Horizontal { height: auto; align-horizontal: center; }
 {name} Button { margin: 0 1; min-width: 12; }
 """
@@ -80,3 +81,33 @@ class QuitLiveRunScreen(ModalScreen[str | None]):
 
     def action_answer(self, choice: str | None) -> None:
         self.dismiss(choice)
+
+
+DASHBOARD_KEYS = (
+    ("s", "stop the run: it finishes the step, saves the LoRA, then exits; s again aborts at once"),
+    ("c", "save now: a checkpoint of the LoRA as it is, the run goes on"),
+    ("d", "detach: close this view, the run goes on; come back with `tui-lora monitor`"),
+    ("q", "{q}: a live run asks first whether to stop it or leave it running"),
+    ("↑/↓ PgUp/PgDn", "scroll when the terminal is smaller than the dashboard"),
+    ("F1", "this help; Esc or Enter closes it"),
+)
+
+
+class DashboardHelpScreen(ModalScreen[None]):
+    """The dashboard's own keys (F1), not the wizard's."""
+
+    DEFAULT_CSS = MODAL_CSS.replace("{name}", "DashboardHelpScreen").replace("$warning 70%", "$primary")
+    BINDINGS = [Binding("escape,enter,f1,q", "close", "Close")]
+
+    def __init__(self, q_word: str = "Quit") -> None:
+        super().__init__()
+        self.q_word = q_word
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Dashboard keys")
+            for key, words in DASHBOARD_KEYS:
+                yield Label(f"{key:<14}{words.format(q=self.q_word.lower())}", classes="key-line")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -202,8 +202,12 @@ class ProgressPanel(Panel):
             second_label = f"epoch {progress.epoch}/{progress.total_epochs or '?'}"
             inside = progress.epoch_steps_done
             per_epoch = progress.steps_per_epoch
+            if inside is not None and per_epoch and progress.total_steps:
+                # a run cut short by max_train_steps ends inside its last epoch: that epoch's bar
+                # counts the steps it will run, so a finished run is never shown at 10/25
+                per_epoch = max(inside, min(per_epoch, progress.total_steps - (progress.step - inside)))
             second_fraction = inside / per_epoch if inside is not None and per_epoch else None
-            second_tail = f" {inside}/{progress.steps_per_epoch}" if inside is not None else ""
+            second_tail = f" {inside}/{per_epoch}" if inside is not None else ""
         label_width = max(len(step_label), len(second_label)) + 1
         tail_width = max(len(step_tail), len(second_tail))
         bar_width = max(4, width - label_width - tail_width)

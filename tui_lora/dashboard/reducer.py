@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from engine.event_types import MemoryFields, StepFields
+
 from .charts import BoundedSeries
 from .formatting import epochs_done, file_name, size
 from .parts import (LOSS_SMOOTHING, Caching, Checkpoint, LearningRates, LogLine, Loss, Memory, Outcome, Phase,
@@ -210,14 +212,15 @@ def _on_caching(state: DashboardState, event: dict[str, Any]) -> None:
 
 
 def _on_step(state: DashboardState, event: dict[str, Any]) -> None:
+    step = StepFields.parse(event)  # the engine writes it from the same class: one layout
     progress = state.progress
-    progress.step = _int(event, "step") or progress.step
-    progress.total_steps = _int(event, "total_steps") or progress.total_steps
-    progress.epoch = _int(event, "epoch") or progress.epoch
-    progress.total_epochs = _int(event, "total_epochs") or progress.total_epochs
-    progress.it_per_s = _num(event, "it_per_s")
-    progress.elapsed_s = _num(event, "elapsed_s")
-    eta = _num(event, "eta_s")
+    progress.step = step.step or progress.step
+    progress.total_steps = step.total_steps or progress.total_steps
+    progress.epoch = step.epoch or progress.epoch
+    progress.total_epochs = step.total_epochs or progress.total_epochs
+    progress.it_per_s = step.it_per_s
+    progress.elapsed_s = step.elapsed_s
+    eta = step.eta_s
     if eta is None and progress.it_per_s and progress.total_steps:
         eta = max(0, progress.total_steps - progress.step) / progress.it_per_s
     progress.eta_s = eta
@@ -225,30 +228,26 @@ def _on_step(state: DashboardState, event: dict[str, Any]) -> None:
         state.caching.done = state.caching.total  # training started, so caching is over
     state.phase = None  # a step ends whatever came before it
     state.last_step_at = _num(event, "time")
-    value = _num(event, "loss")
-    if value is not None:
-        state.loss.add(progress.step, value)
-    average = _num(event, "avg_loss")
-    if average is not None:
-        state.loss.average = average
-    if isinstance(event.get("lr"), dict):
-        for group, lr in event["lr"].items():
-            if isinstance(lr, (int, float)):
-                state.lr.current[str(group)] = float(lr)
-                if str(group) not in state.lr.curves:
-                    state.lr.history.setdefault(str(group), BoundedSeries()).add(progress.step, float(lr))
-    if isinstance(event.get("memory"), dict):
-        _read_memory(state.memory, event["memory"])
-    if event.get("gpu_util") is not None:
-        state.memory.gpu_util = _num(event, "gpu_util")
-    if isinstance(event.get("max_norm"), dict):
-        state.max_norm = {k: float(v) for k, v in event["max_norm"].items() if isinstance(v, (int, float))}
+    if step.loss is not None:
+        state.loss.add(progress.step, step.loss)
+    if step.avg_loss is not None:
+        state.loss.average = step.avg_loss
+    for group, lr in step.lr.items():
+        state.lr.current[group] = lr
+        if group not in state.lr.curves:
+            state.lr.history.setdefault(group, BoundedSeries()).add(progress.step, lr)
+    if step.memory is not None:
+        _read_memory(state.memory, step.memory)
+    if step.gpu_util is not None:
+        state.memory.gpu_util = step.gpu_util
+    if step.max_norm is not None:
+        state.max_norm = step.max_norm
 
 
-def _read_memory(memory: Memory, fields: dict[str, Any]) -> None:
-    memory.device = str(fields.get("device") or memory.device or "")
+def _read_memory(memory: Memory, reading: MemoryFields) -> None:
+    memory.device = reading.device or memory.device or ""
     for name in ("allocated", "reserved", "peak", "total", "rss"):
-        value = _int(fields, name)
+        value = getattr(reading, name)
         if value is not None:
             setattr(memory, name, value)
 
@@ -359,7 +358,8 @@ _HANDLERS = {
 
 def _log(state: DashboardState, event: dict[str, Any] | None, level: str, text: str) -> None:
     when = _num(event, "time") if event is not None else state.last_event_at
-    origin = state.started_at if state.started_at is not None else state.clock_origin  # before run_started
+    # the clock the elapsed time and the result use (the engine's start), so "0:39" means one moment
+    origin = state.clock_origin if state.clock_origin is not None else state.started_at
     offset = when - origin if when is not None and origin is not None else None
     state.log.append(LogLine(offset, level, text))
 

@@ -22,8 +22,10 @@ from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from engine.events import EventReader
+from themes import DEFAULT_THEME, register_themes
 from engine.runs import RunDir, run_status
 
+from ..user_state import UserState
 from .control import RunControl
 from .graphics import LossPanel, LrPanel, SamplePanel
 from .modals import ConfirmStopScreen, QuitLiveRunScreen
@@ -65,6 +67,17 @@ class SampleImageRead(Message):
         self.image = image
 
 
+def registered_name(run: RunDir) -> str:
+    """The output name in the run file the engine copied into the run's folder when it registered."""
+    try:
+        import yaml
+
+        folders = (yaml.safe_load(run.config_copy.read_text(encoding="utf-8")) or {}).get("folders") or {}
+        return str(folders.get("output_name") or "")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return ""
+
+
 class DashboardScreen(Screen[str]):
     CSS_PATH = "dashboard.tcss"
     AUTO_FOCUS = "#body"
@@ -73,15 +86,22 @@ class DashboardScreen(Screen[str]):
         Binding("c", "save_now", "Save now"),
         Binding("d", "detach", "Detach"),
         Binding("q", "quit_dashboard", "Quit"),
+        Binding("f1", "dashboard_help", "Help"),
     ]
     # Short terminals get a compact layout (see dashboard.tcss).
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-tiny"), (24, "-short"), (32, "-tall")]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     def __init__(self, run_dir: str | Path, *, control: RunControl | None = None, name: str | None = None,
-                 id: str | None = None, clock: Callable[[], float] = time.time) -> None:
-        """`control` defaults to the pid the run registered in its folder; `clock` gives the wall time."""
+                 id: str | None = None, clock: Callable[[], float] = time.time, q_word: str | None = "Quit") -> None:
+        """`control` defaults to the pid the run registered in its folder; `clock` gives the wall time.
+        `q_word`: what `q` says in the footer where it is shown ("Back" over the queue); None hides it
+        (the wizard's own `^q Quit` is there and does the same)."""
         super().__init__(name=name, id=id)
+        if q_word != "Quit":  # this screen's own copy of the class's bindings: replace q's entry
+            self._bindings.key_to_bindings["q"] = [Binding("q", "quit_dashboard", q_word or "Quit",
+                                                           show=q_word is not None)]
+        self.q_word = q_word
         self.run = RunDir(Path(run_dir))
         self.control = control if control is not None else RunControl.from_run(self.run)
         self.state = DashboardState()
@@ -106,6 +126,9 @@ class DashboardScreen(Screen[str]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # Named from the start: run_started (which names the run) comes only after the model loaded.
+        self.state.run_id = self.state.run_id or self.run.run_id
+        self.state.output_name = self.state.output_name or registered_name(self.run)
         self.set_interval(REDRAW_INTERVAL_S, self.redraw)
         self.redraw()
         self.tail_events()
@@ -221,6 +244,11 @@ class DashboardScreen(Screen[str]):
     def action_detach(self) -> None:
         self.dismiss("detach")
 
+    def action_dashboard_help(self) -> None:
+        from .modals import DashboardHelpScreen
+
+        self.app.push_screen(DashboardHelpScreen(self.q_word or "Quit"))
+
     def action_quit_dashboard(self) -> None:
         if not (self.state.live and self.control is not None and self.control.alive()):
             self.dismiss("quit")
@@ -282,7 +310,15 @@ class DashboardApp(App[str]):
         self.clock = clock
         self.note = note
 
+    def use_wizard_theme(self) -> None:
+        """The wizard's themes, held to WCAG contrast (themes/contrast.py), and the one the user chose
+        there: Textual's default theme put the STOPPED badge at about 1:1 in 16 colours."""
+        register_themes(self)
+        remembered = UserState.load().theme
+        self.theme = remembered if remembered in self.available_themes else DEFAULT_THEME
+
     def on_mount(self) -> None:
+        self.use_wizard_theme()
         self.push_screen(DashboardScreen(self.run_dir, control=self.control, clock=self.clock), self.exit)
         if self.note:
             self.notify(self.note, title="Nothing running", timeout=12)

@@ -43,6 +43,7 @@ KEYS_HELP = (
 class StepScreen(Screen):
     STEP: ClassVar[int | None] = None
     HAS_HELP_PANEL: ClassVar[bool] = True
+    EDITS_DRAFT: ClassVar[bool] = True  # Ctrl+S saves from here (see WizardApp.check_action)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("ctrl+n", "next", "Next"),
@@ -73,6 +74,7 @@ class StepScreen(Screen):
 
     def on_mount(self) -> None:
         self.refresh_bar()
+        self.wizard.step_ready()  # mounted: built, about to be drawn (see WizardApp.on_event)
 
     def on_screen_resume(self) -> None:
         self.refresh_bar()
@@ -86,7 +88,7 @@ class StepScreen(Screen):
         self.app.pop_screen()
 
     def action_next(self) -> None:
-        self.wizard.open_step((self.STEP or 0) + 1)
+        self.wizard.open_step((self.STEP or 0) + 1, announce=True)
 
     def action_scroll_help(self, lines: int) -> None:
         for panel in self.query(HelpPanel):

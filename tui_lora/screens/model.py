@@ -9,8 +9,8 @@ from __future__ import annotations
 from textual import work
 from textual.message import Message
 
-from engine.models import families
-from engine.models.family import check_family
+from engine import families
+from engine.families.detect import check_family
 from engine.problems import Problem, warning
 
 from ..checks import ModelCheck, describe_model, family_flags

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from engine.queue.store import QueueBusy, move_entry, read_state, transaction
+from engine.queue.store import QueueTrouble, move_entry, read_state, transaction
 
 from ..queue_rows import Row, entry_rows, queue_label, summary_line
 from ..widgets.key_bar import KeyBar
@@ -89,7 +89,7 @@ class QueueScreen(Screen):
             try:
                 state = read_state()
                 self.post_message(QueueRead(entry_rows(state), summary_line(state, live_workers())))
-            except (OSError, QueueBusy) as exc:
+            except (OSError, QueueTrouble) as exc:
                 self.post_message(QueueRead([], f"cannot read the queue: {exc}"))
             time.sleep(REFRESH_S)
 
@@ -138,7 +138,7 @@ class QueueScreen(Screen):
                 if entry is None or entry.status != "queued":
                     return
                 move_entry(state, entry, state.queued().index(entry) + 1 + step)
-        except QueueBusy as exc:
+        except QueueTrouble as exc:
             self.notify(str(exc), severity="error")
         self.refresh_now()
 
@@ -157,8 +157,9 @@ class QueueScreen(Screen):
                     state.entries.remove(entry)
                     if entry.status == "queued":
                         Path(entry.snapshot).unlink(missing_ok=True)
-        except QueueBusy as exc:
+        except QueueTrouble as exc:
             self.notify(str(exc), severity="error")
+            return  # nothing was removed: the queue's file could not be read or written
         self.notify(f"Removed #{row.id} from the queue.")
         self.refresh_now()
 
@@ -170,13 +171,17 @@ class QueueScreen(Screen):
                 state.paused = not state.paused
                 state.pause_reason = "paused by the user" if state.paused else ""
                 paused, waiting = state.paused, bool(state.queued())
-        except QueueBusy as exc:
+        except QueueTrouble as exc:
             self.notify(str(exc), severity="error")
             return
         if paused:
             self.notify("Paused: the current run finishes, nothing new starts.")
         else:
-            self.notify("Resumed. " + (ensure_worker().message if waiting else "Nothing is waiting."))
+            try:
+                started = ensure_worker().message if waiting else "Nothing is waiting."
+            except QueueTrouble as exc:  # a full disk or a folder in the way of the start lock
+                started = str(exc)
+            self.notify("Resumed. " + started)
         self.refresh_now()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -196,4 +201,4 @@ def queue_dashboard(run_path: str, label: str):
     """The run's dashboard with `queue k/M` in its header."""
     from ..queue_monitor import QueueDashboardScreen
 
-    return QueueDashboardScreen(run_path, label)
+    return QueueDashboardScreen(run_path, label, q_word="Back")  # q returns to the queue, as Esc does

@@ -78,14 +78,16 @@ class ReviewScreen(StepScreen):
     class EnvironmentChecked(Message):
         """What training would hit on this machine (engine.train.preflight.environment_problems)."""
 
-        def __init__(self, problems: list[Problem]):
+        def __init__(self, problems: list[Problem], complete: bool):
             super().__init__()
             self.problems = problems
+            self.complete = complete  # all the checks (after the scan), not only the quick ones
 
     def __init__(self) -> None:
         super().__init__()
         self.summary = None
         self.environment: list[Problem] = []
+        self.environment_complete = False
         self.scan_note = "scanning the dataset…"
 
     def compose_body(self) -> ComposeResult:
@@ -147,21 +149,37 @@ class ReviewScreen(StepScreen):
             self.post_message(self.Scanned(failure=f"could not scan: {exc}"))
 
     @work(thread=True, exclusive=True, group="review-environment", exit_on_error=False)
-    def check_environment(self, config) -> None:
-        from engine.train.preflight import environment_problems  # may probe the network: off the UI thread
+    def check_environment(self, config, plan: RunPlan | None = None) -> None:
+        """The engine's own start-up checks (one definition: engine.train.preflight), so what would
+        refuse the run after F5 shows here first: before the scan the quick ones (output files, the
+        model cache, packages), after it all of them."""
+        from engine.train import preflight  # may probe the network: off the UI thread
 
+        path = self.draft.path
+        where = {"run_file": str(path) if path else None, "yaml_text": dump_run_yaml(config)}
         try:
-            self.post_message(self.EnvironmentChecked(environment_problems(config)))
+            if plan is None:
+                found = preflight.output_problems(config, **where) + preflight.environment_problems(config)
+            else:
+                found = [p for p in preflight.preflight(config, plan, load_libraries=False, **where)
+                         if p not in plan.problems and p not in plan.dataset.problems]
+            self.post_message(self.EnvironmentChecked(found, complete=plan is not None))
         except Exception:  # noqa: BLE001 - a failed check must not take the wizard down; training checks again
             return
 
     def on_review_screen_environment_checked(self, message: EnvironmentChecked) -> None:
+        if self.environment_complete and not message.complete:
+            return  # the quick checks finished after all of them did
+        self.environment_complete = message.complete
         self.environment = message.problems
         self.refresh_review()
 
     def on_review_screen_scanned(self, message: Scanned) -> None:
         self.summary = message.summary
         self.scan_note = message.failure
+        if self.summary is not None:
+            config = self.draft.to_config()
+            self.check_environment(config, plan_run(config, self.summary))
         self.refresh_review()
 
     def dataset_errors(self) -> list[Problem]:

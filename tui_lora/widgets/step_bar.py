@@ -27,6 +27,10 @@ class StepBar(Static):
         if str(content) != str(self.visual):
             self.update(content, layout=False)  # always one line high
 
+    def show_opening(self, step_name: str) -> None:
+        """While the next step is being built (seconds on a busy machine): say so in place of the file."""
+        self.update(self.build(f"opening {step_name}…", False, self._width()), layout=False)
+
     def on_resize(self) -> None:
         self.show(*self._shown)
 
@@ -39,7 +43,7 @@ class StepBar(Static):
         for short_steps in (False, True):
             steps = self._steps(short_steps)
             room = width - len(steps.plain) - 2 - len(tail)
-            if room >= min(len(file_name), 12) or short_steps:
+            if room >= min(len(file_name), 4) or short_steps:
                 name = _middle(file_name, max(0, room))
                 parts: list = [steps, ("  " + name if name else "", "dim")]
                 if tail:

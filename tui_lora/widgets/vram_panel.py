@@ -19,16 +19,18 @@ _SHOWN_LINES = 3
 def vram_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | None,
                  gpu: tuple[int | None, str]) -> tuple[Content, list[Fix]]:
     """The panel's text and the fixes it offers (empty when the run fits or the size is unknown)."""
+    gpu_bytes, source = gpu
+    if gpu_bytes is None and not source:  # no GPU found and none planned: the engine will use the CPU
+        return cpu_content(values, buckets), []
     title = ("GPU memory", "bold $accent")
     estimate = estimate_vram(values, buckets=buckets)
     if estimate is None:
         return Content.assemble(title, "\n  ", ("known once the built-in model is built (first run)", "dim")), []
-    gpu_bytes, _ = gpu
     fits = gpu_bytes is None or estimate.fits(gpu_bytes)
     parts: list = [title, "\n  ", (verdict(estimate, gpu_bytes), "bold" if fits else "bold $error")]
     fixes: list[Fix] = []
     if not fits:
-        fixes = ways_to_fit(values, set(SETTINGS.keys()))[:SHOWN_FIXES]
+        fixes = ways_to_fit(values, set(SETTINGS.keys()), gpu_bytes=gpu_bytes)[:SHOWN_FIXES]
     if not fixes:  # the breakdown's largest lines, when there is room (fixes matter more)
         largest = sorted(estimate.lines, key=lambda line: line.bytes, reverse=True)[:_SHOWN_LINES]
         for line in largest:
@@ -38,6 +40,21 @@ def vram_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | Non
     for index, fix in enumerate(fixes, 1):
         parts += ["\n  ", (f"{index}", "bold $accent"), f" {fix.label}: −{fix.saving_bytes / GIB:.1f} GiB"]
     return Content.assemble(*parts), fixes
+
+
+def cpu_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | None) -> Content:
+    """A machine without a GPU: say the run uses the CPU, and what a GPU would need (the run file is
+    often written here and trained on a rented card)."""
+    estimate = estimate_vram(values, buckets=buckets)
+    parts: list = [("Device", "bold $accent"), "\n  ",
+                   ("No GPU found on this machine: the run will train on the CPU.", "bold"), "\n  ",
+                   ("Fine for the built-in tiny models; a real model takes hours per epoch. "
+                    "Planning for a GPU elsewhere? Set hardware.vram_gb to check the fit.", "dim")]
+    if estimate is not None:
+        parts += ["\n  ", f"On a GPU: {verdict(estimate, None).split(' (')[0]}"]
+        for line in sorted(estimate.lines, key=lambda line: line.bytes, reverse=True)[:_SHOWN_LINES]:
+            parts += ["\n  ", (f"  {line.name:<26} {line.bytes / GIB:5.1f} GiB", "dim")]
+    return Content.assemble(*parts)
 
 
 class VramPanel(Static):

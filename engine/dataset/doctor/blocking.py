@@ -23,6 +23,8 @@ _IMAGE_REASONS = (
      "re-export them as PNG or JPEG, or remove them"),
     ("permission denied", "images.permission", "not readable by this user (permissions)", "fix the files' permissions (e.g. chmod a+r)"),
     ("symlink that leads nowhere", "images.broken_link", "symlinks that lead nowhere", "fix or remove the links"),
+    ("not a regular file", "images.not_a_file", "not files at all (a named pipe, a socket or a device file with an image's name)",
+     "remove them, or put the images themselves there"),
     ("smaller than the bucket step", "images.too_small", "smaller than one bucket step (with buckets.no_upscale they fit no bucket)",
      "use larger images, or turn buckets.no_upscale off"),
 )
@@ -48,8 +50,14 @@ def blocking_findings(errors: list[Problem]) -> list[Finding]:
                                  problem.hint or f"fix {problem.field} in the run file", [problem.field]))
     for (code, folder), problems in grouped.items():
         _, _, meaning, advice = next(r for r in _IMAGE_REASONS if r[1] == code)
-        names = ", ".join(Path(p.field).name for p in problems[:3]) + (" …" if len(problems) > 3 else "")
+        names = ", ".join(Path(p.field).name + _kind(p.message) for p in problems[:3]) + (
+            f" … {len(problems) - 3} more" if len(problems) > 3 else "")
         found.append(finding(code, "error", f"{counted(len(problems), 'image')} in `{folder.name}` {verb(len(problems), 'is', 'are')} {meaning} "
                              f"({names}); training refuses to start",
                              advice, [p.field for p in problems]))
     return found
+
+
+def _kind(message: str) -> str:
+    """What a name that is no file really is, from the scan's message (" (a named pipe (FIFO))")."""
+    return f" ({message.split(' but ', 1)[1]})" if "not a regular file but " in message else ""

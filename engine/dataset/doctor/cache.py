@@ -15,7 +15,7 @@ from engine.atomic import write_bytes_atomic
 
 from .facts import ImageFacts
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: detail and colours beside the hash
 
 
 def default_cache_dir() -> Path:

@@ -41,6 +41,7 @@ class FolderCaptions:
     empty: list[Path] = field(default_factory=list)  # caption files
     orphans: list[Path] = field(default_factory=list)
     unreadable: list[Problem] = field(default_factory=list)
+    unreadable_images: list[Path] = field(default_factory=list)  # their caption file exists but cannot be read
 
 
 def read_folder_captions(folder: FolderListing, images: list[Path], extension: str) -> FolderCaptions:
@@ -56,8 +57,8 @@ def read_folder_captions(folder: FolderListing, images: list[Path], extension: s
             result.missing.append(image)
             continue
         text = read_caption_file(caption_file, result.unreadable)
-        if text is None:
-            result.missing.append(image)
+        if text is None:  # reported as unreadable: not also as missing
+            result.unreadable_images.append(image)
         elif text == "":
             result.empty.append(caption_file)
         else:
@@ -67,16 +68,23 @@ def read_folder_captions(folder: FolderListing, images: list[Path], extension: s
     return result
 
 
+def names_of(paths: list[Path], shown: int = 3) -> str:
+    """`a.png, b.png, c.png … 12 more`: the first few names of a list (the finding keeps them all)."""
+    names = ", ".join(Path(p).name for p in sorted(paths)[:shown])
+    return names + (f" … {len(paths) - shown} more" if len(paths) > shown else "")
+
+
 def check_folder_captions(read: FolderCaptions, options: CaptionOptions, counter: TokenCounter) -> list[Finding]:
     folder, found = read.folder, []
     name, tokens = folder.path.name, folder.tokens
-    images = len(read.captions) + len(read.missing) + len(read.empty)
+    images = len(read.captions) + len(read.missing) + len(read.empty) + len(read.unreadable_images)
     ext = options.extension
     if read.missing and images:
         if len(read.missing) == images and tokens:
             found.append(finding(
                 "captions.missing", "info",
-                f"no image in `{name}` has a {ext} caption file: all {images} train with the caption `{tokens}`",
+                f"no image in `{name}` has a {ext} caption file ({names_of(read.missing)}): all {images} train with "
+                f"the caption `{tokens}`",
                 "fine for one subject on plain backgrounds; captions that describe what changes "
                 "(clothes, background, pose) make a more flexible LoRA",
                 [folder.path]))
@@ -85,12 +93,14 @@ def check_folder_captions(read: FolderCaptions, options: CaptionOptions, counter
             found.append(finding(
                 "captions.missing", "warning",
                 f"{len(read.missing)} of {counted(images, 'image')} in `{name}` {verb(len(read.missing), 'has', 'have')} "
-                f"no {ext} caption file, so {verb(len(read.missing), 'it trains', 'they train')} with {uses}",
+                f"no {ext} caption file ({names_of(read.missing)}), so {verb(len(read.missing), 'it trains', 'they train')} "
+                f"with {uses}",
                 f"write a caption for each (photo1.png pairs with photo1{ext})", read.missing))
     if read.empty:
         found.append(finding(
             "captions.empty", "warning",
-            f"{counted(len(read.empty), 'caption file')} in `{name}` {verb(len(read.empty), 'is', 'are')} empty; "
+            f"{counted(len(read.empty), 'caption file')} in `{name}` {verb(len(read.empty), 'is', 'are')} empty "
+            f"({names_of(read.empty)}); "
             f"{'its image trains' if len(read.empty) == 1 else 'those images train'} with "
             + (f"the folder's words `{tokens}`" if tokens else "an empty caption"),
             "write the caption, or delete the empty file", read.empty))
@@ -127,7 +137,7 @@ def _trigger(name: str, tokens: str, captions: dict[Path, str], options: Caption
         found.append(finding(
             "captions.trigger_missing", "warning",
             f"the trigger word `{trigger}` (from the folder name) is absent from {len(absent)} of {len(captions)} "
-            f"captions in `{name}`: a caption file replaces the folder's words",
+            f"captions in `{name}` ({names_of(absent)}): a caption file replaces the folder's words",
             f"add `{trigger}` at the start of those captions, or the LoRA will not answer to it", absent))
     if not (options.shuffle and options.keep_tokens_known):
         return found

@@ -4,8 +4,13 @@ Exact copies are found by hashing the bytes, but only of files whose byte size m
 (a copy has the same size), so a folder of unique files is never read in full. Near copies
 (resized, recompressed, slightly cropped) are found with imagehash's perceptual hash (`phash`,
 64 bits): two images whose hashes differ in at most `NEAR_DISTANCE` bits are the same picture for
-practical purposes. All hashes are compared at once with numpy's popcount, so 5,000 images take
-milliseconds. Copies are looked for across concept folders and the regularisation folder too.
+practical purposes. All hashes are compared at once with numpy's popcount and linked with
+scipy's connected components, so 5,000 images take milliseconds even when many match.
+
+A hash says nothing about a picture with (almost) no detail: every flat colour hashes alike. Such
+pictures (`LOW_DETAIL`) are near copies only when their 4×4 colour thumbnails are equal, so two
+different flat colours never are. Copies are looked for across concept folders and the
+regularisation folder too.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from .facts import ImageFacts
 from .findings import Finding, finding
 
 NEAR_DISTANCE = 10  # of 64 phash bits: a resized copy differs in 0-2, a 2 % crop in about 8, unrelated pictures in about 32
+LOW_DETAIL = 2.0  # grey levels of spread in the 32×32 thumbnail below which the hash is noise
 _CHUNK = 512
 
 
@@ -61,37 +67,47 @@ def exact_groups(entries: list[Entry], facts: dict[Path, ImageFacts]) -> list[li
 
 
 def near_groups(entries: list[Entry], facts: dict[Path, ImageFacts], exact: list[list[Entry]]) -> list[list[Entry]]:
-    """Groups of near copies (linked by phash distance), leaving out groups that are only exact copies."""
-    hashed = [e for e in entries if facts[e.path].phash]
+    """Groups of near copies (linked by phash distance, or equal colours for pictures without
+    detail), leaving out groups that are only exact copies."""
+    detailed = [e for e in entries if facts[e.path].phash and facts[e.path].detail >= LOW_DETAIL]
+    flat: dict[str, list[Entry]] = {}
+    for entry in entries:
+        item = facts[entry.path]
+        if item.phash and 0 <= item.detail < LOW_DETAIL and item.colours:
+            flat.setdefault(item.colours, []).append(entry)
+    clusters = _hash_clusters(detailed, facts) + [g for g in flat.values() if len(g) > 1]
+    exact_sets = [{e.path for e in g} for g in exact]
+    return [group for group in clusters if not any({e.path for e in group} <= s for s in exact_sets)]
+
+
+def _hash_clusters(hashed: list[Entry], facts: dict[Path, ImageFacts]) -> list[list[Entry]]:
     if len(hashed) < 2:
         return []
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    count = len(hashed)
     codes = np.array([int(facts[e.path].phash, 16) for e in hashed], dtype=np.uint64)
-    parent = list(range(len(hashed)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for start in range(0, len(codes), _CHUNK):
+    nodes = np.arange(count)
+    leader = nodes.copy()  # each image's smallest linked image so far: the components carried over
+    for start in range(0, count, _CHUNK):
         block = codes[start:start + _CHUNK]
-        distances = np.bitwise_count(block[:, None] ^ codes[None, :])
-        rows, cols = np.nonzero(distances <= NEAR_DISTANCE)
-        for row, col in zip(rows.tolist(), cols.tolist()):
-            a, b = start + row, col
-            if a < b:
-                parent[root(a)] = root(b)
+        rows, cols = np.nonzero(np.bitwise_count(block[:, None] ^ codes[None, :]) <= NEAR_DISTANCE)
+        rows += start
+        keep = rows < cols
+        if not keep.any():
+            continue
+        edges_from = np.concatenate([rows[keep], nodes])
+        edges_to = np.concatenate([cols[keep], leader])
+        graph = coo_matrix((np.ones(len(edges_from), dtype=np.int8), (edges_from, edges_to)), shape=(count, count))
+        _, labels = connected_components(graph, directed=False)
+        smallest = np.full(labels.max() + 1, count)
+        np.minimum.at(smallest, labels, nodes)
+        leader = smallest[labels]
     clusters: dict[int, list[Entry]] = {}
     for index, entry in enumerate(hashed):
-        clusters.setdefault(root(index), []).append(entry)
-    exact_sets = [{e.path for e in g} for g in exact]
-    groups = []
-    for group in clusters.values():
-        paths = {e.path for e in group}
-        if len(group) > 1 and not any(paths <= s for s in exact_sets):
-            groups.append(group)
-    return groups
+        clusters.setdefault(int(leader[index]), []).append(entry)
+    return [group for group in clusters.values() if len(group) > 1]
 
 
 def check_duplicates(entries: list[Entry], facts: dict[Path, ImageFacts], train_draws: int) -> list[Finding]:
@@ -105,10 +121,10 @@ def check_duplicates(entries: list[Entry], facts: dict[Path, ImageFacts], train_
 
 def _group_finding(code: str, what: str, group: list[Entry], train_draws: int) -> Finding:
     group = sorted(group, key=lambda e: (e.is_reg, str(e.path)))
-    names = ", ".join(f"{e.concept}/{e.path.name}" for e in group[:4]) + (" …" if len(group) > 4 else "")
+    names = ", ".join(f"{e.concept}/{e.path.name}" for e in group[:4]) + (f" … {len(group) - 4} more" if len(group) > 4 else "")
     train = [e for e in group if not e.is_reg]
     weight = sum(e.repeats for e in train)
-    parts = " + ".join(str(e.repeats) for e in train)
+    parts = " + ".join(str(e.repeats) for e in train[:6]) + (f" + … {len(train) - 6} more" if len(train) > 6 else "")
     share = f", {weight / train_draws:.0%} of each epoch" if train_draws and weight else ""
     message = f"{len(group)} {what}: {names}"
     if len(train) > 1:

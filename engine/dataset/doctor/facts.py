@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from engine.dataset.images import ImageHeader, UnreadableImage, read_image_header, to_rgb
@@ -28,6 +29,9 @@ _UPRIGHT = {
     8: Image.Transpose.ROTATE_90,
 }
 _RESIZABLE = {"RGB", "RGBA", "L", "LA", "P"}  # modes PIL shrinks directly
+_HASH_SIDE = 32  # phash's grey thumbnail
+# the first 8 rows of the (unscaled) DCT-II matrix: phash keeps only the 8×8 lowest frequencies
+_DCT_ROWS = 2 * np.cos(np.pi * np.arange(8)[:, None] * (2 * np.arange(_HASH_SIDE)[None, :] + 1) / (2 * _HASH_SIDE))
 
 
 @dataclass
@@ -45,6 +49,8 @@ class ImageFacts:
     transparent: bool = False  # some pixel is not fully opaque (so training's white fill shows)
     orientation: int = 1
     phash: str = ""  # imagehash.phash as hex ("" when it could not be computed)
+    detail: float = -1.0  # spread of the 32×32 grey thumbnail (0: one flat colour; -1: not measured)
+    colours: str = ""  # a 4×4 colour thumbnail as hex: what tells low-detail pictures apart
     sha: str = ""  # blake2b of the bytes, only when needed
 
     def to_dict(self) -> dict:
@@ -85,7 +91,8 @@ def read_facts(path: Path, size_bytes: int, mtime_ns: int) -> ImageFacts:
                 facts.frames = int(getattr(image, "n_frames", 1) or 1)
                 facts.has_alpha = image.mode in _ALPHA_MODES or "transparency" in image.info
                 facts.bits = _bits(image)
-                facts.phash, facts.transparent = _phash(image, facts.has_alpha, facts.orientation)
+                facts.phash, facts.transparent, facts.detail, facts.colours = _phash(
+                    image, facts.has_alpha, facts.orientation)
     except Exception as exc:  # noqa: BLE001 - the header read but the pixels do not
         facts.error = f"the image data is damaged ({exc})"
     return facts
@@ -100,11 +107,10 @@ def _bits(image: Image.Image) -> int:
     return 16 if ";16" in rawmode else 8  # PIL reads 16-bit RGB PNGs as 8-bit RGB
 
 
-def _phash(image: Image.Image, has_alpha: bool, orientation: int) -> tuple[str, bool]:
-    """The perceptual hash of the upright image, and whether its alpha channel is used (judged on
-    the thumbnail: a transparent area large enough to matter survives the shrinking)."""
-    import imagehash  # numpy + PIL; scipy is imported on the first phash
-
+def _phash(image: Image.Image, has_alpha: bool, orientation: int) -> tuple[str, bool, float, str]:
+    """The perceptual hash of the upright image, whether its alpha channel is used (judged on
+    the thumbnail: a transparent area large enough to matter survives the shrinking), how much
+    detail the hash rests on, and its colour thumbnail."""
     if image.format in ("JPEG", "MPO"):
         image.draft(None, (_THUMBNAIL, _THUMBNAIL))  # decode at 1/8 scale, mode unchanged
     if getattr(image, "n_frames", 1) > 1:
@@ -116,4 +122,11 @@ def _phash(image: Image.Image, has_alpha: bool, orientation: int) -> tuple[str, 
         small = small.transpose(_UPRIGHT[orientation])
     transparent = has_alpha and small.convert("RGBA").getchannel("A").getextrema()[0] < 255
     small = small if small.mode == "L" else to_rgb(small)
-    return str(imagehash.phash(small)), transparent
+    grey = np.asarray(small.convert("L").resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.LANCZOS), dtype=np.float64)
+    # imagehash.phash's bits (a DCT's lowest 8×8 frequencies above their median), as two small
+    # matrix products instead of two FFT calls: the same hash, a fraction of the time
+    low = _DCT_ROWS @ grey @ _DCT_ROWS.T
+    bits = (low > np.median(low)).flatten()
+    code = int("".join("1" if bit else "0" for bit in bits), 2)
+    colours = np.asarray(small.convert("RGB").resize((4, 4), Image.Resampling.BOX), dtype=np.uint8)
+    return f"{code:016x}", transparent, float(grey.std()), colours.tobytes().hex()

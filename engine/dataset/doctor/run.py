@@ -15,9 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.dataset.scan_options import SCAN_OPTION_NAMES, scan_options
 from engine.dataset.buckets import BucketPicker, BucketSettings, Size, check_bucket_settings
 from engine.dataset.images import read_image_header
 from engine.dataset.scan import scan_dataset
+from engine.dataset.subsets import SubsetPlan, subset_plan
 
 from .balance import balance_of, check_balance
 from .blocking import blocking_findings
@@ -55,6 +57,7 @@ class DoctorOptions:
     use_cache: bool = True
     config_path: str | None = None
     workers: int = 0  # 0: up to 4, never more than the CPUs
+    subsets: SubsetPlan | None = None  # the run's per-folder values (dataset.subsets), as the run scans
 
     @classmethod
     def from_config(cls, cfg, *, config_path: str | None = None, images_dir: str | None = None,
@@ -67,23 +70,14 @@ class DoctorOptions:
         return cls(
             images_dir=Path(images_dir or cfg.folders.images).expanduser(),
             regularization_dir=Path(reg).expanduser() if reg else None,
-            caption_extension=cfg.training.caption_extension,
-            batch_size=cfg.training.batch_size,
-            epochs=cfg.epochs,
-            max_resolution=tuple(cfg.training.max_resolution),
-            buckets_enabled=cfg.buckets.enabled,
-            bucket_min=cfg.buckets.min_resolution,
-            bucket_max=cfg.buckets.max_resolution,
-            bucket_step=cfg.buckets.step,
-            bucket_no_upscale=cfg.buckets.no_upscale,
-            gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
-            num_processes=cfg.hardware.num_processes,
+            **scan_options(cfg),
             token_limit=int(cfg.training.max_token_length),
             shuffle=cfg.captions.shuffle,
             keep_tokens=cfg.captions.keep_tokens,
             keep_tokens_known=config_path is not None,
             tokenizer_dir=tokenizer_folder(cfg.model.path, cfg.model.config_dir or "") if find_tokenizer else None,
             config_path=config_path,
+            subsets=subset_plan(cfg.values),
             **extra,
         )
 
@@ -111,14 +105,9 @@ def run_doctor(options: DoctorOptions, progress: Progress | None = None,
         known = facts.get(path)
         return known.header() if known is not None else read_image_header(path)
 
-    summary = scan_dataset(
-        images_root, reg_root, caption_extension=ext,
-        batch_size=options.batch_size, epochs=options.epochs, max_resolution=options.max_resolution,
-        buckets_enabled=options.buckets_enabled, bucket_min=options.bucket_min, bucket_max=options.bucket_max,
-        bucket_step=options.bucket_step, bucket_no_upscale=options.bucket_no_upscale,
-        gradient_accumulation_steps=options.gradient_accumulation_steps, num_processes=options.num_processes,
-        read_header=read_header,
-    )
+    scan = {name: getattr(options, name) for name in SCAN_OPTION_NAMES}
+    summary = scan_dataset(images_root, reg_root, **{**scan, "caption_extension": ext}, read_header=read_header,
+                           subsets=options.subsets)
     report = DoctorReport(images_root, summary.regularization_dir, options.config_path)
     report.image_count, report.cached_count = len(facts), cache.hits
 

@@ -10,11 +10,13 @@ feed-forward linears and is written in the `diffusion_model.` form ComfyUI and d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from engine.models.families.base import ModelFamily
-
-from . import reference as ref
+from engine.families.base import ModelFamily
+from engine.families.zimage import reference as ref
+from engine.families.zimage import settings
+from engine.families.zimage.tiny import TINY_MODEL
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,8 +45,43 @@ class ZImageFamily(ModelFamily):
         return encode_zimage_captions(tokenizers[0], encoders[0], captions, max_sequence_length=max_sequence_length,
                                       device=device)
 
-    def run_problems(self, values: Any) -> list[Any]:
-        return []
+    def settings_sections(self) -> dict[str, list[Any]]:
+        return {"model": settings.MODEL_SETTINGS, "objective": settings.ZIMAGE_SETTINGS}
+
+    def adjust_settings(self, table: list[Any]) -> list[Any]:
+        return settings.with_zimage_adjustments(table)
+
+    def settings_rules(self, values: Any, table: Any) -> list[Any]:
+        return settings.zimage_rules(values, table)
+
+    def run_problems(self, values: Any, table: Any) -> list[Any]:
+        return [p for p in settings.zimage_rules({**values, "model.family": self.name}, table) if p.is_error]
+
+    def detects_folder(self, model_index: Any) -> bool:
+        from engine.families.zimage.loading import is_zimage_index
+
+        return is_zimage_index(model_index)
+
+    def detects_single_file(self, keys: Any) -> bool:
+        from engine.families.zimage.loading import is_zimage_keys
+
+        return is_zimage_keys(keys)
+
+    def guessed_from_path(self, path: str) -> bool:
+        text = path.lower()
+        return any(name in text for name in ("z-image", "z_image", "zimage"))
+
+    def claims_source(self, kind: str, location: str, requested: str | None) -> bool:
+        from engine.families.zimage.loading import is_zimage_source
+
+        return is_zimage_source(kind, location, requested)
+
+    def load_base(self, kind: str, location: str, path: str, *, family: str | None, config_dir: str | None,
+                  dtype: Any, cache_dir: str | None, companions: Any) -> Any:
+        from engine.families.zimage.loading import load_zimage_base
+
+        return load_zimage_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
+                                cache_dir=cache_dir, qwen3=companions.get("qwen3"), ae=companions.get("ae"))
 
     def finish_metadata(self, metadata: dict[str, str], cfg: Any, base: Any) -> dict[str, str]:
         """ai-toolkit's base version, musubi-tuner's modelspec facts and the `zimage:` options."""
@@ -108,5 +145,11 @@ ZIMAGE = ZImageFamily(
     marks_v_in_version=False,
     writes_prediction_type=False,
     settings_section="zimage",
+    has_legacy_flags=False,
+    quick_picks=(("z-image-turbo", ref.HUB_IDS["turbo"]), ("z-image", ref.HUB_IDS["base"]),
+                 ("builtin-tiny-zimage", "builtin-tiny-zimage")),
+    vram_reference_file=Path(__file__).parent / "vram_reference.json",
+    tiny_model=TINY_MODEL,
     trainable_text_encoders=0,  # Qwen3 stays frozen, as in diffusers' example and ai-toolkit
 )
+FAMILIES = (ZIMAGE,)

@@ -11,9 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import engine.families.registry as registry
+from engine.families.zimage.reference import HUB_IDS, NAME, is_native_transformer
+from engine.models import hub as hf
+from engine.models.base_model import BaseModel
 from engine.problems import Problem, ProblemError, error
-
-from .reference import HUB_IDS, is_native_transformer
 
 PIPELINE_CLASS = "ZImagePipeline"
 TRANSFORMER_CLASS = "ZImageTransformer2DModel"
@@ -83,11 +85,6 @@ def single_file_problems(path: str, qwen3: str | None, ae: str | None, config_di
     return problems
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
 def load_qwen3_file(config_folder: Path, file: str, dtype: Any):
     """Qwen3 from its config and a single file: ComfyUI's `qwen_3_4b.safetensors` (`model.` names, maybe
     an output head) or the bare model's names."""
@@ -124,13 +121,13 @@ def load_single_file(path: str, *, qwen3: str | None, ae: str | None, config_dir
                                                                 torch_dtype=dtype, local_files_only=True)
     except Exception as exc:
         raise ProblemError([error("model.path", f"could not load {path} as a Z-Image transformer with the configs "
-                                  f"in {config_dir}: {_first_line(exc)}",
+                                  f"in {config_dir}: {hf.first_line(exc)}",
                                   "check that model.config_dir holds the configs of the same model")]) from None
     try:
         vae = AutoencoderKL.from_single_file(str(Path(ae).expanduser()), config=str(folder), subfolder="vae",
                                              torch_dtype=dtype, local_files_only=True)
     except Exception as exc:
-        raise ProblemError([error("model.ae", f"could not load {ae} as Z-Image's autoencoder: {_first_line(exc)}",
+        raise ProblemError([error("model.ae", f"could not load {ae} as Z-Image's autoencoder: {hf.first_line(exc)}",
                                   "set model.ae to FLUX.1's ae.safetensors, which Z-Image uses")]) from None
     qwen = load_qwen3_file(folder / "text_encoder", qwen3, dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
@@ -138,19 +135,58 @@ def load_single_file(path: str, *, qwen3: str | None, ae: str | None, config_dir
     return transformer, vae, [qwen], [tokenizer], dict(scheduler_config)
 
 
-def load_zimage(kind: str, location: str, *, config_dir: str | None, dtype: Any, hub_offline: bool,
-                builtin_folder: Any = None, qwen3: str | None = None, ae: str | None = None):
-    """The parts from whichever source `model.path` names (kind: builtin, folder, hub, single_file).
-    Library errors at the boundary with the user's files become problems naming model.path."""
+def is_zimage_source(kind: str, location: str, requested: str | None) -> bool:
+    """Whether `model.path` is a Z-Image model, from its structure (hub ids: the name asked for)."""
+    from engine.families.builtin import builtin_family
+    from engine.families.detect import safetensors_keys
+
+    if kind == "builtin":
+        return builtin_family(location) == NAME
+    if kind == "folder":
+        return is_zimage_folder(location)
     if kind == "single_file":
-        return location, load_single_file(location, qwen3=qwen3, ae=ae, config_dir=config_dir, dtype=dtype)
-    source = str(builtin_folder) if kind == "builtin" else location
-    hub = kind == "hub"
-    try:
-        return source, load_parts(source, hub=hub, local_only=hub and hub_offline, dtype=dtype)
-    except ProblemError:
-        raise
-    except Exception as exc:
-        raise ProblemError([error("model.path", f"could not load {source} as a Z-Image model: {_first_line(exc)}",
-                                  "check that the Z-Image model is complete (diffusers ZImagePipeline layout)"
-                                  + (" and in the local Hugging Face cache" if hub and hub_offline else ""))]) from None
+        keys = safetensors_keys(location) if location.lower().endswith((".safetensors", ".sft")) else None
+        return keys is not None and is_zimage_keys(keys)
+    snapshot = hf.cached_hub_snapshot(location)
+    if snapshot is not None:
+        return is_zimage_folder(snapshot)
+    return requested == NAME
+
+
+def load_zimage_base(kind: str, location: str, path: str, *, family: str | None, config_dir: str | None, dtype: Any,
+                     cache_dir: str | None, qwen3: str | None = None, ae: str | None = None) -> Any:
+    """A frozen `BaseModel` from whichever source `model.path` names; library errors at the boundary
+    with the user's files become problems naming the setting."""
+    from engine.families.zimage.tiny import ensure_tiny_zimage_model
+
+    if family not in (None, registry.AUTO, NAME):
+        raise ProblemError([error("model.family", f"model.family is {family} but {path} is Z-Image",
+                                  f"set model.family: {NAME} (or auto)")])
+    if kind == "single_file":
+        source = location
+        parts = load_single_file(location, qwen3=qwen3, ae=ae, config_dir=config_dir, dtype=dtype)
+    else:
+        source = str(ensure_tiny_zimage_model(cache_dir)) if kind == "builtin" else location
+        hub = kind == "hub"
+        try:
+            parts = load_parts(source, hub=hub, local_only=hub and hf.hub_offline(), dtype=dtype)
+        except Exception as exc:
+            if hub and hf.is_not_found(exc):
+                offline = hf.hub_offline()
+                raise ProblemError([hf.hub_download_problem(source, offline, "" if offline else hf.first_line(exc))]) from None
+            raise ProblemError([error("model.path", f"could not load {source} as a Z-Image model: {hf.first_line(exc)}",
+                                      "check that the Z-Image model is complete (a diffusers ZImagePipeline folder)")]) from None
+    transformer, vae, encoders, tokenizers, scheduler_config = parts
+    for module in (transformer, vae, *encoders):
+        module.requires_grad_(False)
+        module.eval()
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return BaseModel(
+        unet=transformer, vae=vae, text_encoders=encoders, tokenizers=tokenizers,
+        noise_scheduler=FlowMatchEulerDiscreteScheduler.from_config(scheduler_config),
+        family=NAME, spec=registry.get(NAME), prediction_type="flow_matching",
+        vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
+        scaling_factor=float(vae.config.scaling_factor), source=source, kind=kind,
+        scheduler_config=dict(scheduler_config),
+    )

@@ -20,7 +20,7 @@ import torch
 from engine.lorafile.io import LoraFile, _load_safetensors, _serialize, write_atomically
 from engine.problems import ProblemError, error
 
-from .reference import LORA_PREFIX
+from engine.families.zimage.reference import LORA_PREFIX
 
 _FIELD = "network.weights"
 BLOCK_LISTS = ("layers", "noise_refiner", "context_refiner")

@@ -2,8 +2,9 @@
 
 Each count walks the module tree diffusers' `ZImageTransformer2DModel` and transformers' `Qwen3Model`
 build from a config (the tests compare them with `numel()` of the tiny model and of the real-size
-configs built on the meta device). The activation model follows the rules of `engine/vram/activations.py`:
-per token and block, what autograd keeps for the backward pass.
+configs built on the meta device). The activation model follows the rules of `engine/vram/activations.py`
+(per token and block, what autograd keeps for the backward pass) and returns plain element counts,
+which the VRAM estimate turns into bytes. `ModelFamily.memory_walk` hands this module to the estimates.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.vram.activations import ActivationModel, Slots
-
 Config = Mapping[str, Any]
+Slots = dict[str, float]  # element counts by dtype class: compute, norm (fp32 under autocast), stat, cast
 ADALN_WIDTH = 256  # diffusers' ADALN_EMBED_DIM: the timestep embedding is min(dim, 256) wide
 T_EMBED_HIDDEN = 1024  # the timestep MLP's hidden width (fixed in diffusers)
+TYPICAL_CAPTION_TOKENS = 150  # a long natural-language caption in Qwen3 tokens, chat framing included
 
 
 def _linear(fan_in: int, fan_out: int, bias: bool = True) -> int:
@@ -80,37 +81,52 @@ def padded(tokens: float) -> float:
     return -(-tokens // 32) * 32
 
 
+def _add(total: Slots, part: Slots, times: float = 1.0) -> None:
+    for key, value in part.items():
+        total[key] = total.get(key, 0.0) + value * times
+
+
 def activations(config: Config, *, image_tokens: float, text_tokens: int, batch: int, checkpointing: bool,
-                lora_rank: int) -> ActivationModel:
-    """Saved bytes of one forward pass: the refiners over the image and the caption tokens, then the main
-    layers over both, then the final layer. Per block and token autograd keeps about 22·d numbers with
-    LoRA on its seven linears (measured on the tiny model with saved-tensor hooks, linear in tokens):
-    the four RMS-norm inputs (fp32 under autocast), q/k/v, the rotated q/k in complex form, the
-    attention output and its log-sum-exp, the gates and residual sums, the SwiGLU's hidden-wide
-    products, and each LoRA layer its down output (rank); under autocast every LoRA layer also keeps a
-    copy of its input (q/k/v/out and w1/w3: d each, w2: the hidden width)."""
+                lora_rank: int) -> tuple[Slots, Slots]:
+    """(kept, recompute) element counts of one forward pass: the refiners over the image and the caption
+    tokens, then the main layers over both, then the final layer. Per block and token autograd keeps
+    about 22·d numbers with LoRA on its seven linears (measured on the tiny model with saved-tensor
+    hooks, linear in tokens): the four RMS-norm inputs (fp32 under autocast), q/k/v, the rotated q/k
+    in complex form, the attention output and its log-sum-exp, the gates and residual sums, the
+    SwiGLU's hidden-wide products, and each LoRA layer its down output (rank); under autocast every
+    LoRA layer also keeps a copy of its input (q/k/v/out and w1/w3: d each, w2: the hidden width).
+    With checkpointing only each block's input stays, and one block is rebuilt at a time."""
     d, heads = config["dim"], config["n_heads"]
     hidden = feed_forward_width(d)
     refiners = config.get("n_refiner_layers", 2)
 
     def block(tokens: float) -> Slots:
-        lora_copies = tokens * (6 * d + hidden) if lora_rank else 0.0
-        return Slots(compute=tokens * 18.3 * d + lora_rank * 7 * tokens, norm=4 * tokens * d,
-                     stat=2 * heads * tokens, cast=lora_copies)
+        return {"compute": tokens * 18.3 * d + lora_rank * 7 * tokens, "norm": 4 * tokens * d,
+                "stat": 2 * heads * tokens, "cast": tokens * (6 * d + hidden) if lora_rank else 0.0}
 
     img, txt = batch * padded(image_tokens), batch * padded(text_tokens)
     units = [(img, refiners), (txt, refiners), (img + txt, config["n_layers"])]
-    final = Slots(compute=2 * (img + txt) * d)  # the final layer's norm and linear inputs
+    kept: Slots = {"compute": 2 * (img + txt) * d}  # the final layer's norm and linear inputs
     if checkpointing:
-        kept = Slots(compute=sum(tokens * count for tokens, count in units) * d)
-        kept += final
-        return ActivationModel(kept, block(img + txt))
-    kept = Slots()
+        _add(kept, {"compute": sum(tokens * count for tokens, count in units) * d})
+        return kept, block(img + txt)
     for tokens, count in units:
-        for _ in range(count):
-            kept += block(tokens)
-    kept += final
-    return ActivationModel(kept, Slots())
+        _add(kept, block(tokens), count)
+    return kept, {}
+
+
+def text_tokens(values: Mapping[str, Any]) -> int:
+    """Caption tokens the transformer sees: a typical caption's, not the padding (which is dropped);
+    at most `zimage.max_sequence_length`."""
+    return min(int(values.get("zimage.max_sequence_length") or 512), TYPICAL_CAPTION_TOKENS)
+
+
+def denoiser_parameters(config: Config) -> int:
+    return transformer_parameters(config)
+
+
+def text_encoder_parameters(config: Config) -> int:
+    return qwen3_parameters(config)
 
 
 def backward_scratch(config: Config, *, image_tokens: float, text_tokens: int, batch: int, compute_bytes: int,

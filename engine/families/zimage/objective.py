@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from engine.train.loss import diffusion_loss, huber_thresholds
+from engine.diffusion.loss import diffusion_loss, huber_thresholds
 
 NUM_TRAIN_TIMESTEPS = 1000
 

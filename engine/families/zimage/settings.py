@@ -8,11 +8,13 @@ it does nothing; `zimage_rules` refuses what a Z-Image run cannot use.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
-from engine.config.schema import Setting
+from engine.problems import Problem, error, warning
+from engine.schema import Setting
 
-from . import reference as ref
+from engine.families.zimage import reference as ref
 
 ZIMAGE = ref.NAME
 _DEFAULTS = {name: default for name, (default, _) in ref.TRAINING_OPTIONS.items()}
@@ -116,3 +118,87 @@ ZIMAGE_SETTINGS = [
         "advanced", minimum=16, maximum=1024, tier="expected", applies=zimage_only,
     ),
 ]
+
+
+# Generic settings a Z-Image run does not use (the diffusers example has none of them): each is
+# disabled for Z-Image with the reason, and refused when set.
+NOT_FOR_ZIMAGE: dict[str, str] = {
+    "training.noise_offset": "Z-Image's flow matching draws plain noise, as the diffusers example does",
+    "training.noise_offset_random_strength": "Z-Image uses no noise offset",
+    "training.adaptive_noise_scale": "Z-Image uses no noise offset",
+    "training.multires_noise_iterations": "Z-Image's flow matching draws plain noise",
+    "training.multires_noise_discount": "Z-Image uses no multires noise",
+    "training.min_timestep": "Z-Image draws its noise levels with zimage.weighting_scheme",
+    "training.max_timestep": "Z-Image draws its noise levels with zimage.weighting_scheme",
+    "training.min_snr_gamma": "Min-SNR weights DDPM noise levels; Z-Image's flow matching has none",
+    "training.debiased_estimation_loss": "the debiased weights are defined over DDPM noise levels",
+    "training.clip_skip": "Z-Image reads Qwen3's second-to-last layer, always",
+    "training.max_token_length": "Z-Image's caption length is zimage.max_sequence_length",
+    "training.attention": "Z-Image always uses PyTorch's attention",
+    "model.v_parameterization": "Z-Image is trained by flow matching",
+    "sampling.sampler": "Z-Image samples with its own flow-matching Euler sampler",
+}
+QWEN_FROZEN = "Qwen3 stays frozen for Z-Image (as in the diffusers example and ai-toolkit)"
+
+
+def _wrap(setting: Setting, reason_for_zimage, default_for_zimage=None) -> Setting:
+    inner_applies, inner_default = setting.applies, setting.model_default
+
+    def applies(values):
+        if is_zimage(values):
+            return reason_for_zimage(values)
+        return inner_applies(values) if inner_applies else None
+
+    changes: dict[str, Any] = {"applies": applies}
+    if default_for_zimage is not None:
+        def model_default(values):
+            if is_zimage(values):
+                return default_for_zimage
+            return inner_default(values) if inner_default else (list(setting.default) if isinstance(setting.default, list)
+                                                                  else setting.default)
+        changes["model_default"] = model_default
+    return replace(setting, **changes)
+
+
+def with_zimage_adjustments(table: list[Setting]) -> list[Setting]:
+    """The schema with what Z-Image cannot use disabled (with the reason), Qwen3's learning rate 0 by
+    default for a Z-Image run, and FLUX.1's autoencoder file (`model.ae`) offered to Z-Image too."""
+    out = []
+    for s in table:
+        if s.key in NOT_FOR_ZIMAGE:
+            out.append(_wrap(s, lambda values, reason=NOT_FOR_ZIMAGE[s.key]: reason))
+        elif s.key == "optimizer.text_encoder_lr":
+            out.append(_wrap(s, lambda values: QWEN_FROZEN, default_for_zimage=0.0))
+        elif s.key == "model.ae":
+            out.append(_wrap(s, _single_file_zimage))
+        else:
+            out.append(s)
+    return out
+
+
+def zimage_rules(v: Mapping[str, Any], table: Any) -> list[Problem]:
+    """Refuse what a Z-Image run cannot use; name the files a single-file Z-Image still needs."""
+    out: list[Problem] = []
+    if not is_zimage(v):
+        if zimage_only(v):
+            for setting in ZIMAGE_SETTINGS:
+                if v.get(setting.key, setting.default) != setting.default:
+                    out.append(warning(setting.key, f"does nothing: {zimage_only(v)}", f"remove {setting.key}"))
+        return out
+    for key, reason in NOT_FOR_ZIMAGE.items():
+        if key in v and v[key] != table[key].default:
+            out.append(error(key, f"does not apply to Z-Image: {reason}", f"remove {key} (or set it to {table[key].default!r})"))
+    if v.get("optimizer.text_encoder_lr") not in (None, 0, 0.0):
+        out.append(warning("optimizer.text_encoder_lr", f"does nothing: {QWEN_FROZEN}", "set optimizer.text_encoder_lr: 0"))
+    if v.get("network.type", "lora") != "lora":
+        out.append(error("network.type", f"{v['network.type']} is not offered for Z-Image (its files are plain LoRA)",
+                         "set network.type: lora"))
+    if str(v.get("model.path") or "").lower().endswith((".safetensors", ".sft")):
+        for key, what in (("model.qwen3", "Qwen3 text encoder"), ("model.ae", "autoencoder")):
+            if not v.get(key):
+                out.append(error(key, f"a single-file Z-Image transformer needs its {what} as a file",
+                                 f"set {key} to the matching .safetensors file"))
+        if not v.get("model.config_dir"):
+            out.append(error("model.config_dir", "a single-file Z-Image needs Z-Image's configs and tokenizer",
+                             "set model.config_dir to a diffusers Z-Image folder (weights not needed)"))
+    return out

@@ -8,23 +8,19 @@ context), so indices above 0 are exercised everywhere a LoRA reaches; a `Qwen3Mo
 (shift 3, no dynamic shifting). The tokenizer is generated locally (`tokenizer.py`). As with the
 other tiny models the VAE downsamples by 4, so a 64 px image is a 16×16 latent, 8×8 = 64 patches.
 
-Built on first use into `<cache root>/models/builtin-tiny-zimage` through a temporary folder renamed
-into place (the shared tiny-model helpers), and reused afterwards.
+Built on first use into `<cache root>/models/builtin-tiny-zimage` by the shared tiny-model helper
+(`engine.models.tiny.ensure_built`), and reused afterwards.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.models.tiny import STAMP_FILE, _move_into_place, _read_stamp, builtin_model_dir
-
-from . import reference as ref
-from .tokenizer import PAD_TOKEN, write_qwen_tokenizer
+from engine.families.zimage import reference as ref
+from engine.families.zimage.tokenizer import PAD_TOKEN, write_qwen_tokenizer
+from engine.models.tiny import TinyModel, ensure_built
 
 NAME = "builtin-tiny-zimage"
 SEED = 1006
@@ -46,27 +42,11 @@ TRANSFORMER_CONFIG: dict[str, Any] = {
 
 def ensure_tiny_zimage_model(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Return the ZImagePipeline folder of the tiny model, building it first if needed."""
-    target = builtin_model_dir(NAME, cache_dir)
-    expected = _stamp()
-    if _read_stamp(target) == expected:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=target.parent))
-    os.chmod(staging, 0o755)
-    try:
-        build_zimage_pipeline().save_pretrained(str(staging), safe_serialization=True)
-        write_qwen_tokenizer(staging / "tokenizer")  # the chat template travels with it
-        (staging / STAMP_FILE).write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
-        _move_into_place(staging, target, expected)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return ensure_built(TINY_MODEL, cache_dir)
 
 
-def _stamp() -> dict[str, Any]:
-    import transformers
-
-    return {"name": NAME, "builder_version": BUILDER_VERSION, "seed": SEED, "transformers": transformers.__version__}
+def _finish(folder: Path) -> None:
+    write_qwen_tokenizer(folder / "tokenizer")  # the chat template travels with it
 
 
 def build_zimage_pipeline():
@@ -75,7 +55,7 @@ def build_zimage_pipeline():
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
     from transformers import Qwen3Config, Qwen3Model
 
-    from .tokenizer import build_qwen_tokenizer
+    from engine.families.zimage.tokenizer import build_qwen_tokenizer
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
@@ -103,3 +83,7 @@ def build_zimage_pipeline():
         scheduler = FlowMatchEulerDiscreteScheduler(**ref.SCHEDULER_CONFIG)
         return ZImagePipeline(scheduler=scheduler, vae=vae, text_encoder=qwen, tokenizer=tokenizer,
                               transformer=transformer)
+
+
+TINY_MODEL = TinyModel(name=NAME, family=ref.NAME, seed=SEED, description=DESCRIPTION, builder_version=BUILDER_VERSION,
+                       build=build_zimage_pipeline, finish=_finish)
