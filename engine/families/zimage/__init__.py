@@ -67,6 +67,11 @@ class ZImageFamily(ModelFamily):
 
         return is_zimage_keys(keys)
 
+    def memory_walk(self) -> Any:
+        from engine.families.zimage import memory  # torch-free
+
+        return memory
+
     def guessed_from_path(self, path: str) -> bool:
         text = path.lower()
         return any(name in text for name in ("z-image", "z_image", "zimage"))
