@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import engine.families.registry as registry
-from engine.families.zimage.reference import HUB_IDS, NAME, is_native_transformer
+import engine.families.zimage.reference as ref
 from engine.models import hub as hf
 from engine.models.base_model import BaseModel
 from engine.problems import Problem, ProblemError, error
@@ -45,7 +45,7 @@ def is_zimage_folder(folder: str | Path) -> bool:
 def is_zimage_keys(keys: Any) -> bool:
     """A single file's tensor names: a Z-Image transformer, native (fused qkv) or diffusers layout."""
     names = {str(k) for k in keys}
-    return is_native_transformer(names) or (
+    return ref.is_native_transformer(names) or (
         "noise_refiner.0.attention.to_q.weight" in names and "cap_embedder.1.weight" in names)
 
 
@@ -78,7 +78,7 @@ def single_file_problems(path: str, qwen3: str | None, ae: str | None, config_di
     if not config_dir:
         problems.append(error("model.config_dir", f"loading {path} needs Z-Image's configs and tokenizer",
                               "set model.config_dir to a diffusers Z-Image folder (weights not needed), e.g. "
-                              f"`hf download {HUB_IDS['turbo']} --exclude '*.safetensors'`"))
+                              f"`hf download {ref.HUB_IDS['turbo']} --exclude '*.safetensors'`"))
     elif not is_zimage_folder(config_dir):
         problems.append(error("model.config_dir", f"{config_dir} is not a diffusers Z-Image folder",
                               f"give a folder with model_index.json naming a {TRANSFORMER_CLASS}"))
@@ -137,11 +137,11 @@ def load_single_file(path: str, *, qwen3: str | None, ae: str | None, config_dir
 
 def is_zimage_source(kind: str, location: str, requested: str | None) -> bool:
     """Whether `model.path` is a Z-Image model, from its structure (hub ids: the name asked for)."""
-    from engine.families.builtin import builtin_family
     from engine.families.detect import safetensors_keys
+    from engine.families.zimage.tiny import NAME as TINY_NAME
 
     if kind == "builtin":
-        return builtin_family(location) == NAME
+        return location == TINY_NAME
     if kind == "folder":
         return is_zimage_folder(location)
     if kind == "single_file":
@@ -150,7 +150,7 @@ def is_zimage_source(kind: str, location: str, requested: str | None) -> bool:
     snapshot = hf.cached_hub_snapshot(location)
     if snapshot is not None:
         return is_zimage_folder(snapshot)
-    return requested == NAME
+    return requested == ref.NAME
 
 
 def load_zimage_base(kind: str, location: str, path: str, *, family: str | None, config_dir: str | None, dtype: Any,
@@ -159,9 +159,9 @@ def load_zimage_base(kind: str, location: str, path: str, *, family: str | None,
     with the user's files become problems naming the setting."""
     from engine.families.zimage.tiny import ensure_tiny_zimage_model
 
-    if family not in (None, registry.AUTO, NAME):
+    if family not in (None, registry.AUTO, ref.NAME):
         raise ProblemError([error("model.family", f"model.family is {family} but {path} is Z-Image",
-                                  f"set model.family: {NAME} (or auto)")])
+                                  f"set model.family: {ref.NAME} (or auto)")])
     if kind == "single_file":
         source = location
         parts = load_single_file(location, qwen3=qwen3, ae=ae, config_dir=config_dir, dtype=dtype)
@@ -185,7 +185,7 @@ def load_zimage_base(kind: str, location: str, path: str, *, family: str | None,
     return BaseModel(
         unet=transformer, vae=vae, text_encoders=encoders, tokenizers=tokenizers,
         noise_scheduler=FlowMatchEulerDiscreteScheduler.from_config(scheduler_config),
-        family=NAME, spec=registry.get(NAME), prediction_type="flow_matching",
+        family=ref.NAME, spec=registry.get(ref.NAME), prediction_type="flow_matching",
         vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1),
         scaling_factor=float(vae.config.scaling_factor), source=source, kind=kind,
         scheduler_config=dict(scheduler_config),

@@ -20,14 +20,14 @@ import torch
 from engine.lorafile.io import LoraFile, _load_safetensors, _serialize, write_atomically
 from engine.problems import ProblemError, error
 
-from engine.families.zimage.reference import LORA_PREFIX
+import engine.families.zimage.reference as ref
 
 _FIELD = "network.weights"
 BLOCK_LISTS = ("layers", "noise_refiner", "context_refiner")
 # The linears of one block a LoRA trains: attention projections and the SwiGLU feed-forward.
 BLOCK_TARGETS = ("attention.to_q", "attention.to_k", "attention.to_v", "attention.to_out.0",
                  "feed_forward.w1", "feed_forward.w2", "feed_forward.w3")
-_READ_PREFIXES = (LORA_PREFIX, "transformer.", "base_model.model.")
+_READ_PREFIXES = (ref.LORA_PREFIX, "transformer.", "base_model.model.")
 _SUFFIXES = {"lora_A.weight": "lora_down.weight", "lora_B.weight": "lora_up.weight",
              "lora_down.weight": "lora_down.weight", "lora_up.weight": "lora_up.weight", "alpha": "alpha"}
 _KEY = re.compile(r"^(.*)\.(lora_A\.weight|lora_B\.weight|lora_down\.weight|lora_up\.weight|alpha)$")
@@ -53,8 +53,8 @@ def zimage_state_dict(weights: Mapping[str, Mapping[str, Mapping[str, torch.Tens
         alpha = tensors.get("alpha", torch.tensor(float(down.shape[0])))
         for name, value in (("lora_A.weight", down), ("lora_B.weight", up)):
             value = value.detach().cpu()
-            state[f"{LORA_PREFIX}{path}.{name}"] = (value.to(dtype) if dtype is not None else value).contiguous().clone()
-        state[f"{LORA_PREFIX}{path}.alpha"] = torch.tensor(float(alpha), dtype=torch.float32)
+            state[f"{ref.LORA_PREFIX}{path}.{name}"] = (value.to(dtype) if dtype is not None else value).contiguous().clone()
+        state[f"{ref.LORA_PREFIX}{path}.alpha"] = torch.tensor(float(alpha), dtype=torch.float32)
     return state
 
 

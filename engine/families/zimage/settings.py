@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from engine.problems import Problem, error, warning
 from engine.schema import Setting
 
-from engine.families.zimage import reference as ref
+import engine.families.zimage.reference as ref
 
 ZIMAGE = ref.NAME
 _DEFAULTS = {name: default for name, (default, _) in ref.TRAINING_OPTIONS.items()}

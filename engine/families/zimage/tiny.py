@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.families.zimage import reference as ref
-from engine.families.zimage.tokenizer import PAD_TOKEN, write_qwen_tokenizer
+import engine.families.zimage.reference as ref
+import engine.families.zimage.tokenizer as qwen_tokenizer
 from engine.models.tiny import TinyModel, ensure_built
 
 NAME = "builtin-tiny-zimage"
@@ -46,7 +46,7 @@ def ensure_tiny_zimage_model(cache_dir: str | os.PathLike[str] | None = None) ->
 
 
 def _finish(folder: Path) -> None:
-    write_qwen_tokenizer(folder / "tokenizer")  # the chat template travels with it
+    qwen_tokenizer.write_qwen_tokenizer(folder / "tokenizer")  # the chat template travels with it
 
 
 def build_zimage_pipeline():
@@ -55,16 +55,15 @@ def build_zimage_pipeline():
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
     from transformers import Qwen3Config, Qwen3Model
 
-    from engine.families.zimage.tokenizer import build_qwen_tokenizer
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        tokenizer = build_qwen_tokenizer()
+        tokenizer = qwen_tokenizer.build_qwen_tokenizer()
         qwen = Qwen3Model(Qwen3Config(
             vocab_size=len(tokenizer), hidden_size=QWEN_WIDTH, intermediate_size=64, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=1024,
             rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True,
-            pad_token_id=tokenizer.convert_tokens_to_ids(PAD_TOKEN),
+            pad_token_id=tokenizer.convert_tokens_to_ids(qwen_tokenizer.PAD_TOKEN),
         ))
         transformer = ZImageTransformer2DModel(**TRANSFORMER_CONFIG)
         # The pad tokens start at zero in diffusers; give them values so they take part like trained ones.
