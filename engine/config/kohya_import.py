@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import families
 from ..atomic import read_regular_file
 from ..problems import Problem, ProblemError, error, warning
 from .runconfig import SETTINGS, RunConfig
@@ -161,6 +162,11 @@ class _Conversion:
     def __init__(self, data: Mapping[str, Any]):
         self.data = {str(k): v for k, v in data.items()}
         self.flux = is_flux_config(self.data)
+        # a family whose Kohya names carry its GUI spellings (`KohyaNames.gui_renames` …) and whose GUI
+        # keys this config sets; FLUX.1 keeps its own handling below
+        self.named = [f for f in families.REGISTRY.values() if f.kohya.gui_renames or f.kohya.gui_options]
+        self.family = None if self.flux else next((f for f in self.named if f.kohya.gui_keys and all(
+            self.data.get(key) in (value, str(value)) for key, value in f.kohya.gui_keys.items())), None)
         self._rename_old_keys()
         self.notes: list[Problem] = []
         self._merge_additional_parameters()
@@ -200,7 +206,9 @@ class _Conversion:
                    ("stop_text_encoder_training_pct", "stop_text_encoder_training")]
         # the Flux and SDXL tabs' cache checkboxes are sd-scripts' plain cache flag, each read
         # only for its own model (an SD config keeps the other tab's checkbox filled, unread)
-        if self.flux:
+        if self.family:
+            renames += list(self.family.kohya.gui_renames.items())
+        elif self.flux:
             renames += list(FLUX_GUI_RENAMES.items())
         elif SCOPES["sdxl"](self.data):
             renames += list(SDXL_GUI_RENAMES.items())
@@ -250,6 +258,11 @@ class _Conversion:
         if self.flux:  # sd-scripts' Flux trainer ignores the SD objective's keys: so does the import
             for key in SD_ONLY:
                 self.values.pop(key, None)
+        if self.family:  # as for Flux: what the family's trainer ignores is named (sources.py), not imported
+            ignored = set(self.family.kohya.ignored_options)
+            for setting in SETTINGS:
+                if setting.kohya in ignored:
+                    self.values.pop(setting.key, None)
         values, problems = validate_values(self.values)
         config = RunConfig(values)
         for problem in problems:
@@ -261,14 +274,26 @@ class _Conversion:
 
     # Each step reads its keys with `take`; whatever is left at the end is reported.
     def _refusals(self) -> None:
+        claimed = {key for f in self.named for key in f.kohya.gui_keys}
+        for f in self.named:
+            for key in f.kohya.gui_keys:
+                if self.flux and self.take(key) in (True, "true", "True", 1):  # the GUI lets one family be on
+                    self.refusals.append(error(key, "and flux1_checkbox are both on: a config trains one model family",
+                                               f"turn one off in the GUI (FLUX.1, or {f.label})"))
+                self.take(key)
+            if f is not self.family:  # Kohya reads a family's own keys only for that family
+                for key in f.kohya.gui_options:
+                    self.take(key)
         for key, family in REFUSED_MODEL_FLAGS.items():
-            if self.take(key) in (True, "true", "True", 1):
+            if key not in claimed and self.take(key) in (True, "true", "True", 1):
                 self.refusals.append(error(key, f"{family} models cannot be trained by tui-lora",
                                            "tui-lora trains SD 1.x, SD 2.x, SDXL and FLUX.1 LoRAs"))
         self.take("flux1_checkbox")
-        if not self.flux:  # Kohya reads the Flux keys only for FLUX.1
+        shared = set(self.family.kohya.gui_renames.values()) if self.family else set()  # its clip_l, t5xxl
+        if not self.flux:  # Kohya reads the Flux keys only for FLUX.1 (and those a family shares with it)
             for key in _FLUX_ONLY_KEYS:
-                self.take(key)
+                if key not in shared:
+                    self.take(key)
         self.take("sdxl_cache_text_encoder_outputs")  # renamed above when the config is SDXL
 
     def _model(self) -> None:
@@ -281,6 +306,9 @@ class _Conversion:
             path = listed.strip()
         typed = {name: self._flag(name, raw) for name, raw in flags.items()}
         pick = path if path in QUICK_PICKS else HUB_PICKS.get(path.lower())
+        if self.family:
+            self._family_model(self.family, path, pick, typed)
+            return
         if self.flux:
             self._flux_model(path, pick, typed)
             return
@@ -320,6 +348,22 @@ class _Conversion:
             why = f"'{path}' is not a FLUX.1 model" if path else "the file names no base model"
             self.note("pretrained_model_name_or_path", f"{why}; quick pick 'flux1-dev' is used (the file trains FLUX.1)",
                       "set model.quick_pick or model.path")
+
+    def _family_model(self, family: Any, path: str, pick: str | None, typed: Mapping[str, bool | None]) -> None:
+        switch = ", ".join(family.kohya.gui_keys)
+        for name, value in typed.items():
+            if value:
+                self.note(name, f"is true in the file, but the file trains {family.label} ({switch}); {name} is ignored")
+        if pick and QUICK_PICKS[pick]["family"] == family.name:
+            self.values["model.quick_pick"] = pick
+        elif path and not pick:
+            self.values.update({"model.quick_pick": "custom", "model.path": path, "model.family": family.name})
+        else:
+            default = next(name for name, source in family.quick_picks if not source.startswith("builtin-"))
+            self.values["model.quick_pick"] = default
+            why = f"'{path}' is not a {family.label} model" if path else "the file names no base model"
+            self.note("pretrained_model_name_or_path", f"{why}; quick pick '{default}' is used (the file trains "
+                      f"{family.label})", "set model.quick_pick or model.path")
 
     def _flag(self, name: str, raw: Any) -> bool | None:
         if raw is _MISSING or _is_empty(raw):
@@ -377,6 +421,12 @@ class _Conversion:
         """LyCORIS network_args: imported for the types that use them, otherwise Kohya ignores them too."""
         options = {key: self.take(key) for key in ("factor", "decompose_both", "use_cp", "use_tucker", "rank_dropout_scale")}
         ours = self.values["network.type"]
+        train_norm = self.take("train_norm")
+        if kohya_type.startswith("LyCORIS/") and ours in ("locon", "loha", "lokr"):
+            self.put("train_norm", train_norm)
+        elif train_norm is not _MISSING and not _same(train_norm, False):  # the GUI passes it to LyCORIS only
+            self.note("train_norm", f"{_show(train_norm)} was not imported: only LyCORIS' LoCon, LoHa and LoKr "
+                      "train norm layers")
         unit = self.take("unit")
         if ours == "dylora":
             self.put("unit", unit)
@@ -696,6 +746,12 @@ class _Conversion:
             if kohya_key in self.left:
                 self.put(kohya_key, self.take(kohya_key))
 
+    def _family_no_counterpart(self) -> dict[str, tuple[Any, str]]:
+        """{GUI key: (the GUI's default, what the feature is)} of the family this config trains."""
+        if self.family is None:
+            return {}
+        return {key: (default, feature) for feature, keys in self.family.kohya.no_counterpart for key, default in keys.items()}
+
     def _paths(self) -> None:
         for key in PATH_KEYS:
             value = self.data.get(key)
@@ -706,6 +762,11 @@ class _Conversion:
         for key in list(self.left):
             value = self.take(key)
             if key.startswith("_"):
+                continue
+            own = self._family_no_counterpart().get(key)
+            if own is not None:
+                if not _same(value, own[0]):
+                    self.note(key, f"{own[1]} has no counterpart in tui-lora; {_show(value)} was not imported")
                 continue
             known = NO_COUNTERPART.get(key)
             if known is None:

@@ -24,3 +24,10 @@ class KohyaNames:
     marker_options: tuple[str, ...] = ()
     # Options its sd-scripts trainer reads but does not use; an import says so instead of dropping them.
     ignored_options: tuple[str, ...] = ()
+    # The GUI's own spellings of sd-scripts options for this family ({"sd3_clip_l": "clip_l"}): read
+    # as the option (whose setting's `kohya=` names it) when the GUI keys select the family.
+    gui_renames: Mapping[str, str] = field(default_factory=dict)
+    # GUI keys only this family reads (the GUI saves them, filled, in every config): dropped from others.
+    gui_options: tuple[str, ...] = ()
+    # Its GUI keys tui-lora has no counterpart for: (what the feature is, {GUI key: the GUI's default}).
+    no_counterpart: tuple[tuple[str, Mapping[str, object]], ...] = ()

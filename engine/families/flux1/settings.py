@@ -205,6 +205,7 @@ SD_ONLY: dict[str, str] = {
     "training.attention": "FLUX.1 always uses PyTorch's attention",
     "model.v_parameterization": "FLUX.1 is trained by flow matching",
     "sampling.sampler": "FLUX.1 samples with its own flow-matching Euler sampler",
+    "network.train_norm": "the FLUX.1 LoRA layout (sd-scripts' lora_flux) has no norm keys",
 }
 
 
