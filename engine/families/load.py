@@ -205,11 +205,7 @@ def load_base_model(
     for spec in families.REGISTRY.values():  # a family with its own loader claims its models first
         if spec.claims_source(kind, location, family):
             return spec.load_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
-<<<<<<< HEAD
-                                  cache_dir=cache_dir, companions={"clip_l": clip_l, "t5xxl": t5xxl, "ae": ae, **(companions or {})})
-=======
                                   cache_dir=cache_dir, companions={name: given.get(name) for name in spec.companions})
->>>>>>> main
     warnings: list[Problem] = []
     if kind == "single_file":
         parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, auto)

@@ -94,27 +94,16 @@ def network_shape(cfg: RunConfig, continue_from=None, unet=None) -> NetworkShape
     return shape
 
 
-<<<<<<< HEAD
-def single_file_companions(cfg: RunConfig) -> dict[str, str | None]:
-    """Every `model.*` file setting a family declares (its single-file companions), by short name."""
-    return {s.name: cfg.values.get(s.key) for s in SETTINGS if s.section == "model" and s.disk == "read_file"}
-=======
 def companion_files(cfg: RunConfig) -> dict[str, str | None]:
     """The files beside a single-file model (every file setting of the model screen), by setting name."""
     return {s.name: cfg.values[s.key] for s in SETTINGS if s.section == "model" and s.kind == "path" and s.disk == "read_file"}
->>>>>>> main
 
 
 def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype, continue_from=None) -> TrainedModel:
     """The base model with its networks; `continue_from` is a LoRA file's path (or a read LoraFile)."""
     base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, v2=cfg.model.v2,
                            v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl,
-<<<<<<< HEAD
-                           family=requested_family(cfg.values), clip_l=cfg.model.clip_l, t5xxl=cfg.model.t5xxl,
-                           ae=cfg.model.ae, companions=single_file_companions(cfg))
-=======
                            family=requested_family(cfg.values), companions=companion_files(cfg))
->>>>>>> main
     # `auto` knows the family only now
     problems = base.spec.run_problems(cfg.values, SETTINGS) + family_problems(base.spec, cfg.values)
     if problems:

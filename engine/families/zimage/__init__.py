@@ -151,6 +151,7 @@ ZIMAGE = ZImageFamily(
     writes_prediction_type=False,
     settings_section="zimage",
     has_legacy_flags=False,
+    companions=("qwen3", "ae"),  # the files beside a single-file transformer (model.qwen3, model.ae)
     quick_picks=(("z-image-turbo", ref.HUB_IDS["turbo"]), ("z-image", ref.HUB_IDS["base"]),
                  ("builtin-tiny-zimage", "builtin-tiny-zimage")),
     vram_reference_file=Path(__file__).parent / "vram_reference.json",
