@@ -333,6 +333,12 @@ class ModelFamily:
 
         return build_sampler(sampler, base.scheduler_config, base.prediction_type)
 
+    def sample_defaults(self, source: str) -> dict[str, Any]:
+        """Steps and CFG (`{"steps": int, "cfg": float}`, either may be left out) for sample prompts that
+        set none, for the base loaded from `source`; {} keeps the generic defaults (a step-distilled
+        model needs its own few steps and no guidance)."""
+        return {}
+
     def sample_options(self, prompt: Any, clip_skip: int) -> dict[str, Any]:
         """The family's own pipeline arguments for one sample prompt."""
         return {"negative_prompt": prompt.negative or None, "clip_skip": clip_skip - 1 or None}

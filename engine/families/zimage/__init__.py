@@ -120,6 +120,10 @@ class ZImageFamily(ModelFamily):
 
         return FlowMatchEulerDiscreteScheduler.from_config(base.scheduler_config)  # the model's own flow sampler
 
+    def sample_defaults(self, source: str) -> dict[str, Any]:
+        variant = self.variant_of(source)
+        return {"steps": ref.SAMPLE_STEPS[variant], "cfg": ref.SAMPLE_GUIDANCE[variant]}
+
     def sample_options(self, prompt: Any, clip_skip: int) -> dict[str, Any]:
         return {"negative_prompt": prompt.negative or None}
 
