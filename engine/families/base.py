@@ -333,6 +333,11 @@ class ModelFamily:
 
         return build_sampler(sampler, base.scheduler_config, base.prediction_type)
 
+    def fp8_keep_patterns(self) -> tuple[str, ...]:
+        """Name patterns (regular expressions, searched) of denoiser layers that fp8 base weights
+        leave in the compute dtype, because float8 would cost too much precision there."""
+        return ()
+
     def sample_defaults(self, source: str) -> dict[str, Any]:
         """Steps and CFG (`{"steps": int, "cfg": float}`, either may be left out) for sample prompts that
         set none, for the base loaded from `source`; {} keeps the generic defaults (a step-distilled

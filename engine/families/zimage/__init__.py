@@ -120,6 +120,9 @@ class ZImageFamily(ModelFamily):
 
         return FlowMatchEulerDiscreteScheduler.from_config(base.scheduler_config)  # the model's own flow sampler
 
+    def fp8_keep_patterns(self) -> tuple[str, ...]:
+        return ref.FP8_KEEP_PATTERNS
+
     def sample_defaults(self, source: str) -> dict[str, Any]:
         variant = self.variant_of(source)
         return {"steps": ref.SAMPLE_STEPS[variant], "cfg": ref.SAMPLE_GUIDANCE[variant]}

@@ -36,6 +36,9 @@ LORA_PREFIX = "diffusion_model."  # ai-toolkit's key form, which ComfyUI maps th
 # takes ZImagePipeline's own defaults (50 steps, guidance 5).
 SAMPLE_STEPS = {"turbo": 8, "base": 50}
 SAMPLE_GUIDANCE = {"turbo": 0.0, "base": 5.0}
+# The transformer's layers diffusers keeps out of layerwise casting (_skip_layerwise_casting_patterns):
+# the timestep and caption embedders are small and lose too much precision in float8.
+FP8_KEEP_PATTERNS = ("t_embedder", "cap_embedder")
 TRAINING_SHIFT = 3.0  # ai-toolkit's training scheduler and ComfyUI's sampling shift for Z-Image
 MAX_SEQUENCE_LENGTH = 512  # ZImagePipeline's and the diffusers example's caption token limit
 
