@@ -319,6 +319,12 @@ class ModelFamily:
         return encode_captions(tokenizers, encoders, captions, sdxl=self.text_conditioning == "clip_pair_pooled",
                                clip_skip=clip_skip, max_token_length=max_token_length, device=device)
 
+    def conditioning_class(self) -> type:
+        """The dataclass `encode_text` returns; the text-output disk cache reads its files back into it."""
+        from engine.diffusion.text import Conditioning
+
+        return Conditioning
+
     def denoise(self, denoiser: Any, noisy: Any, timesteps: Any, conditioning: Any, *,
                 size_conditions: Any, dtype: Any) -> Any:
         """One call of the UNet on noisy latents with the captions' conditioning."""

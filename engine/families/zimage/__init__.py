@@ -45,6 +45,11 @@ class ZImageFamily(ModelFamily):
         return encode_zimage_captions(tokenizers[0], encoders[0], captions, max_sequence_length=max_sequence_length,
                                       device=device)
 
+    def conditioning_class(self) -> type:
+        from .objective import ZImageConditioning
+
+        return ZImageConditioning
+
     def settings_sections(self) -> dict[str, list[Any]]:
         return {"model": settings.MODEL_SETTINGS, "objective": settings.ZIMAGE_SETTINGS}
 
