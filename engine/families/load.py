@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from engine import families
 import engine.families.detect as fam
+from engine.families.base import ModelFamily
 from engine.families.builtin import builtin_family, builtin_names, ensure_builtin_model
 from engine.models import hub as hf
 from engine.models.base_model import BaseModel
@@ -163,42 +164,36 @@ def _config_dir_problems(config_dir: str | None) -> list[Problem]:
 def load_base_model(
     path: str,
     *,
+    family: ModelFamily | None = None,
+    companions: Mapping[str, str | None] | None = None,
     config_dir: str | None = None,
-    v2: bool = False,
-    v_parameterization: bool = False,
-    sdxl: bool = False,
-    family: str | None = None,
     dtype: Any = None,
     cache_dir: str | None = None,
-    clip_l: str | None = None,
-    t5xxl: str | None = None,
-    ae: str | None = None,
 ) -> BaseModel:
     """Load `path` (builtin name, diffusers folder, single file or hub id) as a frozen `BaseModel`.
 
     `dtype` is a torch dtype (default float32). `cache_dir` is the tui-lora cache root for built-in
     models. Raises `ProblemError` for anything the user can fix: missing files, offline downloads,
-    unsupported models, and family flags that contradict the model.
+    unsupported models, and a family that contradicts the model.
 
-    `family` is `model.family`: `auto` accepts whatever family the model is (the flags are then
-    ignored); a family name, or None with the old flags, is checked against the model.
+    `family` is the run's family object, worked out once by preflight from `model.family`; None
+    (`auto`) accepts whatever family the model is. `companions` are the single-file companions by
+    setting name (FLUX.1's `clip_l` / `t5xxl` / `ae`), handed to a family that loads its own models.
     """
     import torch
 
     dtype = dtype if dtype is not None else torch.float32
-    flags = {"v2": v2, "v_parameterization": v_parameterization, "sdxl": sdxl}
-    if family not in (None, families.AUTO):
-        flags = {**families.get(family).legacy_flags(), "v_parameterization": v_parameterization or
-                 families.get(family).is_v_prediction}
-    auto = family == families.AUTO
+    auto = family is None
+    requested = families.AUTO if auto else family.name
+    flags = families.get(families.from_flags()).legacy_flags() if auto else family.legacy_flags()
     kind, location = _classify(path)
     if kind == "missing":
         raise ProblemError([_missing_problem(path)])
 
     for spec in families.REGISTRY.values():  # a family with its own loader claims its models first
-        if spec.claims_source(kind, location, family):
-            return spec.load_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
-                                  cache_dir=cache_dir, companions={"clip_l": clip_l, "t5xxl": t5xxl, "ae": ae})
+        if spec.claims_source(kind, location, requested):
+            return spec.load_base(kind, location, path, family=requested, config_dir=config_dir, dtype=dtype,
+                                  cache_dir=cache_dir, companions=dict(companions or {}))
     warnings: list[Problem] = []
     if kind == "single_file":
         parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, auto)
@@ -212,7 +207,7 @@ def load_base_model(
             source = location
             hf.raise_errors(_folder_problems(Path(location)))
         if not auto:
-            _precheck_folder_flags(source if kind != "hub" else hf.cached_hub_snapshot(source), flags, path, family)
+            _precheck_folder_flags(source if kind != "hub" else hf.cached_hub_snapshot(source), flags, path, requested)
         parts = _load_diffusers(source, hub=kind == "hub", dtype=dtype)
         prediction_type = fam.prediction_type_of(parts[4])
 
@@ -224,7 +219,7 @@ def load_base_model(
     )
     if not auto:
         hf.raise_errors(
-            fam.check_family(detected, family, flags, prediction_type=prediction_type, source=_display(path, source))
+            fam.check_family(detected, requested, flags, prediction_type=prediction_type, source=_display(path, source))
         )
 
     from diffusers import DDPMScheduler

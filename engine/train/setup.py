@@ -12,8 +12,8 @@ import torch
 
 from ..config import SETTINGS, RunConfig
 from .. import families
-from ..families import requested_family
 from ..families.load import load_base_model
+from .run_family import model_companions, run_family
 from ..models.base_model import BaseModel
 from ..networks.inject import apply_network, network_parameters
 from ..networks.adapter_tensors import import_network, infer_rank_alpha
@@ -94,10 +94,8 @@ def network_shape(cfg: RunConfig, continue_from=None, unet=None) -> NetworkShape
 
 def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype, continue_from=None) -> TrainedModel:
     """The base model with its networks; `continue_from` is a LoRA file's path (or a read LoraFile)."""
-    base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, v2=cfg.model.v2,
-                           v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl,
-                           family=requested_family(cfg.values), clip_l=cfg.model.clip_l, t5xxl=cfg.model.t5xxl,
-                           ae=cfg.model.ae)
+    base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, family=run_family(cfg),
+                           companions=model_companions(cfg))
     problems = base.spec.run_problems(cfg.values, SETTINGS)  # `auto` knows the family only now
     if problems:
         raise ProblemError(problems)
