@@ -196,7 +196,7 @@ def load_base_model(
                                   cache_dir=cache_dir, companions=dict(companions or {}))
     warnings: list[Problem] = []
     if kind == "single_file":
-        parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, auto)
+        parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, requested)
         source = location
     else:
         if kind == "builtin":
@@ -207,7 +207,7 @@ def load_base_model(
             source = location
             hf.raise_errors(_folder_problems(Path(location)))
         if not auto:
-            _precheck_folder_flags(source if kind != "hub" else hf.cached_hub_snapshot(source), flags, path, requested)
+            _precheck_folder(source if kind != "hub" else hf.cached_hub_snapshot(source), path, requested)
         parts = _load_diffusers(source, hub=kind == "hub", dtype=dtype)
         prediction_type = fam.prediction_type_of(parts[4])
 
@@ -219,7 +219,7 @@ def load_base_model(
     )
     if not auto:
         hf.raise_errors(
-            fam.check_family(detected, requested, flags, prediction_type=prediction_type, source=_display(path, source))
+            fam.check_family(detected, requested, prediction_type=prediction_type, source=_display(path, source))
         )
 
     from diffusers import DDPMScheduler
@@ -251,14 +251,14 @@ def _display(path: str, source: str) -> str:
     return path if path in builtin_names() else source
 
 
-def _precheck_folder_flags(folder: str | None, flags: dict[str, bool], path: str, requested: str | None) -> None:
-    """Check the flags against the json configs before spending time (and memory) on weights."""
+def _precheck_folder(folder: str | None, path: str, requested: str | None) -> None:
+    """Check the named family against the json configs before spending time (and memory) on weights."""
     if folder is None:
         return
     family = fam.family_of_folder(folder)
     if family is not None:
         prediction = fam.prediction_type_of_folder(folder)
-        hf.raise_errors(fam.check_family(family, requested, flags, prediction_type=prediction, source=path))
+        hf.raise_errors(fam.check_family(family, requested, prediction_type=prediction, source=path))
 
 
 def _load_diffusers(source: str, *, hub: bool, dtype: Any):
@@ -313,7 +313,7 @@ def _fix_tokenizer_length(tokenizer: Any, encoder: Any) -> None:
 
 
 def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool], dtype: Any, warnings: list,
-                      auto: bool = False):
+                      requested: str):
     """Load an original-layout checkpoint through diffusers' `from_single_file`.
 
     Returns the parts and the prediction type to train with.
@@ -325,9 +325,10 @@ def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool],
     spec = families.get(file_family or config_family or families.from_flags(**flags))
     # Only a marker key records v-prediction; otherwise the flag decides, as in the Kohya scripts.
     prediction_type = "v_prediction" if recorded_v or flags["v_parameterization"] else "epsilon"
-    if file_family and not auto:  # wrong flags fail before the weights are read
+    auto = requested == families.AUTO
+    if file_family and not auto:  # a wrong family fail before the weights are read
         expected = _with_v_prediction(file_family) if prediction_type == "v_prediction" else file_family
-        hf.raise_errors(fam.check_family_flags(expected, **flags, prediction_type=prediction_type, source=path))
+        hf.raise_errors(fam.check_family(expected, requested, prediction_type=prediction_type, source=path))
 
     import diffusers
 
@@ -354,8 +355,8 @@ def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool],
     elif configured != prediction_type and not recorded_v:
         warnings.append(
             warning(
-                "model.v_parameterization",
-                f"the configs say {configured} but model.v_parameterization says {prediction_type}; "
+                "model.family",
+                f"the configs say {configured} but model.family {requested} trains {prediction_type}; "
                 "a single file does not record this, so the setting wins",
             )
         )

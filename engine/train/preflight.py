@@ -94,16 +94,13 @@ def _family_flag_problems(cfg: RunConfig, kind: str, family: str | None) -> list
     wanted = run_family(cfg)
     if family is None or wanted is None:
         return []  # `auto` takes whatever family the model is
-    flags = wanted.legacy_flags()
     prediction = wanted.prediction_type
     spec = families.get(family)
     if kind == "builtin" or families.split_by_prediction(spec) and kind != "single_file":
         prediction = None  # the family says it (SD 2.x folders are told apart by their scheduler)
     elif kind == "folder":
         prediction = fam.prediction_type_of_folder(cfg.model.path) or prediction
-    if kind == "single_file" and prediction == "v_prediction":
-        family = families.from_flags(**spec.legacy_flags(prediction))  # a file cannot tell SD 2.x v apart
-    return [p for p in fam.check_family(family, wanted.name, flags, prediction_type=prediction, source=cfg.model.path)
+    return [p for p in fam.check_family(family, wanted.name, prediction_type=prediction, source=cfg.model.path)
             if p.is_error]
 
 

@@ -91,8 +91,7 @@ class ModelScreen(FormScreen):
         typed = self.draft.typed()
         requested = families.requested_family(typed)
         if family and self.draft.values["model.quick_pick"] == "custom" and requested != families.AUTO:
-            flags = families.get(requested).legacy_flags()
-            problems += check_family(family, requested, flags, source=self.checked_path)
+            problems += check_family(family, requested, source=self.checked_path)
         return problems
 
     def notes(self) -> dict[str, str]:
