@@ -170,11 +170,12 @@ def old_family_flags(document: Any) -> tuple[Any, list[Problem]]:
     named = model.get("family")
     picked = QUICK_PICKS.get(model.get("quick_pick", "sd15"))  # a flag the file leaves out follows the pick
     implied = families.from_flags(**{**(families.get(picked["family"]).legacy_flags() if picked else {}), **flags})
-    if named in families.REGISTRY and not families.get(named).matches_legacy_flags(
-            **{flag: flags.get(flag, families.get(named).legacy_flags()[flag]) for flag in OLD_FLAGS}):
+    if named in families.REGISTRY:
+        family = families.get(named)
+        checked = OLD_FLAGS if families.split_by_prediction(family) else ("v2", "sdxl")  # v-prediction is free elsewhere
         problems += [error(f"model.{flag}", f"is {str(flags[flag]).lower()} but model.family is {named} "
-                           f"({families.label(named)})", f"remove '{flag}': model.family names the family")
-                     for flag in flags]
+                           f"({family.label})", f"remove '{flag}': model.family names the family")
+                     for flag in checked if flag in flags and flags[flag] != family.legacy_flags()[flag]]
     elif named in (None, families.AUTO):
         model["family"] = implied
         expected = families.get(implied).legacy_flags()
