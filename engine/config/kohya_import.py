@@ -40,11 +40,11 @@ from .kohya_tables import (
     NEAREST_NETWORK_TYPES,
     REFUSED_NETWORK_TYPES,
     REFUSED_MODEL_FLAGS,
-    FLUX_GUI_RENAMES,
-    SDXL_GUI_RENAMES,
-    FLUX_NETWORK_TYPE,
+    FAMILY_GUI_RENAMED,
+    FAMILY_GUI_SWITCHES,
     NOISE_BOTH,
-    is_flux_config,
+    gui_family,
+    keyed_family,
     HUB_PICKS,
     HUB_FAMILIES,
     NEAREST_OPTIMIZERS,
@@ -63,7 +63,7 @@ from .kohya_tables import (
 )
 from .kohya_tables import number as _number
 from .prompt_options import OPTIONS_HINT, parse_prompt_line
-from ..families.flux1.settings import FLUX, FLUX_MODEL_SETTINGS, FLUX_SETTINGS, SD_ONLY
+from ..families.flux1.settings import FLUX_MODEL_SETTINGS, FLUX_SETTINGS, SD_ONLY
 from .settings_model import QUICK_PICKS
 from .settings_optimizer import NO_WARMUP_SCHEDULERS, OPTIMIZERS, SCHEDULERS
 from .validation import validate_values
@@ -73,7 +73,7 @@ from .yamlio import dump_run_yaml, write_text_atomic
 MAX_KOHYA_FILE_BYTES = 5_000_000
 _BY_KOHYA = SETTINGS.by_kohya_key()  # each setting names its Kohya key once, in the schema
 # Kohya keys only sd-scripts' FLUX.1 trainer reads (the GUI saves them, filled, in every config).
-_FLUX_ONLY_KEYS = tuple(s.kohya for s in FLUX_MODEL_SETTINGS + FLUX_SETTINGS) + tuple(FLUX_GUI_RENAMES)
+_FLUX_ONLY_KEYS = tuple(s.kohya for s in FLUX_MODEL_SETTINGS + FLUX_SETTINGS)
 _MISSING = object()
 
 
@@ -160,7 +160,9 @@ class _Conversion:
 
     def __init__(self, data: Mapping[str, Any]):
         self.data = {str(k): v for k, v in data.items()}
-        self.flux = is_flux_config(self.data)
+        self.family = gui_family(self.data)  # what the GUI's model switches select (None: SD 1.x)
+        self.keyed = keyed_family(self.data)  # a family those switches alone name (FLUX.1)
+        self.flux = self.keyed is not None  # its trainer ignores the SD objective's keys
         self._rename_old_keys()
         self.notes: list[Problem] = []
         self._merge_additional_parameters()
@@ -200,10 +202,8 @@ class _Conversion:
                    ("stop_text_encoder_training_pct", "stop_text_encoder_training")]
         # the Flux and SDXL tabs' cache checkboxes are sd-scripts' plain cache flag, each read
         # only for its own model (an SD config keeps the other tab's checkbox filled, unread)
-        if self.flux:
-            renames += list(FLUX_GUI_RENAMES.items())
-        elif SCOPES["sdxl"](self.data):
-            renames += list(SDXL_GUI_RENAMES.items())
+        if self.family is not None:
+            renames += list(self.family.kohya.gui_renames.items())
         for old, new in renames:
             if old in self.data and (_is_empty(self.data.get(new)) or self.data[new] == self.data[old]):
                 self.data[new] = self.data.pop(old)
@@ -265,11 +265,13 @@ class _Conversion:
             if self.take(key) in (True, "true", "True", 1):
                 self.refusals.append(error(key, f"{family} models cannot be trained by tui-lora",
                                            "tui-lora trains SD 1.x, SD 2.x, SDXL and FLUX.1 LoRAs"))
-        self.take("flux1_checkbox")
+        for key in FAMILY_GUI_SWITCHES:  # read as the family (the old booleans again in _model)
+            self.take(key)
         if not self.flux:  # Kohya reads the Flux keys only for FLUX.1
             for key in _FLUX_ONLY_KEYS:
                 self.take(key)
-        self.take("sdxl_cache_text_encoder_outputs")  # renamed above when the config is SDXL
+        for key in FAMILY_GUI_RENAMED:  # renamed above when the config trains that family; else unread
+            self.take(key)
 
     def _model(self) -> None:
         path_raw, listed = self.take("pretrained_model_name_or_path"), self.take("model_list")
@@ -281,8 +283,8 @@ class _Conversion:
             path = listed.strip()
         typed = {name: self._flag(name, raw) for name, raw in flags.items()}
         pick = path if path in QUICK_PICKS else HUB_PICKS.get(path.lower())
-        if self.flux:
-            self._flux_model(path, pick, typed)
+        if self.keyed is not None:
+            self._keyed_model(self.keyed, path, pick, typed)
             return
         if pick:
             self.values["model.quick_pick"] = pick
@@ -310,19 +312,23 @@ class _Conversion:
         self.note("pretrained_model_name_or_path", f"the file names no base model; quick pick '{pick}' "
                   "is used (it matches the file's v2/sdxl flags)", "set model.quick_pick or model.path")
 
-    def _flux_model(self, path: str, pick: str | None, typed: Mapping[str, bool | None]) -> None:
+    def _keyed_model(self, family: families.ModelFamily, path: str, pick: str | None,
+                     typed: Mapping[str, bool | None]) -> None:
+        """A family the GUI's switches name on their own: the old booleans do not apply to it."""
+        switch = ", ".join(family.kohya.gui_keys) or f"LoRA_type {family.kohya.gui_lora_type}"
         for name, value in typed.items():
             if value:
-                self.note(name, f"is true in the file, but the file trains FLUX.1 (flux1_checkbox); {name} is ignored")
-        if pick and QUICK_PICKS[pick]["family"] == FLUX:
+                self.note(name, f"is true in the file, but the file trains {family.label} ({switch}); {name} is ignored")
+        if pick and QUICK_PICKS[pick]["family"] == family.name:
             self.values["model.quick_pick"] = pick
         elif path and not pick:
-            self.values.update({"model.quick_pick": "custom", "model.path": path, "model.family": FLUX})
+            self.values.update({"model.quick_pick": "custom", "model.path": path, "model.family": family.name})
         else:
-            self.values["model.quick_pick"] = "flux1-dev"
-            why = f"'{path}' is not a FLUX.1 model" if path else "the file names no base model"
-            self.note("pretrained_model_name_or_path", f"{why}; quick pick 'flux1-dev' is used (the file trains FLUX.1)",
-                      "set model.quick_pick or model.path")
+            default = family.quick_picks[0][0]
+            self.values["model.quick_pick"] = default
+            why = f"'{path}' is not a {family.label} model" if path else "the file names no base model"
+            self.note("pretrained_model_name_or_path", f"{why}; quick pick '{default}' is used (the file trains "
+                      f"{family.label})", "set model.quick_pick or model.path")
 
     def _flag(self, name: str, raw: Any) -> bool | None:
         """One of the old v2 / v_parameterization / sdxl booleans (read only to name the family)."""
@@ -339,8 +345,8 @@ class _Conversion:
         if _is_empty(kohya_type):
             kohya_type = "Standard"
         ours = NETWORK_TYPES.get(kohya_type) if isinstance(kohya_type, str) else None
-        if kohya_type == FLUX_NETWORK_TYPE:
-            ours = "lora"  # sd-scripts' networks.lora_flux: a plain LoRA on FLUX.1's layers
+        if self.keyed is not None and kohya_type == self.keyed.kohya.gui_lora_type != "Standard":
+            ours = "lora"  # the family's own plain LoRA (sd-scripts' networks.lora_flux for FLUX.1)
         if ours is None and isinstance(kohya_type, str) and kohya_type in NEAREST_NETWORK_TYPES:
             ours, why = NEAREST_NETWORK_TYPES[kohya_type]
             self.note("LoRA_type", f"'{kohya_type}' is not supported: {why} (network.type: {ours})",
@@ -352,9 +358,10 @@ class _Conversion:
                                        "supported: " + ", ".join(t for t in NETWORK_TYPES if t != "LoCon")
                                        + "; change LoRA_type in the file (and its learning rates) and import again"))
             ours = "lora"
-        if self.flux and ours != "lora":
-            self.refusals.append(error("LoRA_type", f"{_show(kohya_type)} cannot be imported for FLUX.1: only a plain "
-                                       "LoRA is written in the Kohya Flux form", "set LoRA_type to Flux1"))
+        if self.keyed is not None and ours != "lora":
+            self.refusals.append(error("LoRA_type", f"{_show(kohya_type)} cannot be imported for {self.keyed.label}: "
+                                       f"only a plain LoRA is written in its Kohya form",
+                                       f"set LoRA_type to {self.keyed.kohya.gui_lora_type}"))
         self.values["network.type"] = ours
         full = self._lokr_full_matrix(kohya_type)
         rank = None if full else self.put("network_dim", self.take("network_dim"))

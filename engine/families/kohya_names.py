@@ -19,6 +19,9 @@ class KohyaNames:
     # sd-scripts' --network_module for a plain LoRA of this family, and the GUI's LoRA_type for it.
     network_module: str = "networks.lora"
     gui_lora_type: str = "Standard"
+    # The GUI's own names, on this family's tab, for sd-scripts options ({"sdxl_cache_text_encoder_outputs":
+    # "cache_text_encoder_outputs"}): an import reads them as the option when the config trains this family.
+    gui_renames: Mapping[str, str] = field(default_factory=dict)
     # Options only a config of this family sets (its companion files): they name the family in a
     # config read without its script.
     marker_options: tuple[str, ...] = ()
