@@ -15,6 +15,14 @@ FLUX.1 [dev] (`flux1`, and `flux1-fp8` with `training.fp8_base`) is built on the
 materialised straight on the GPU in bf16 (12B + 4.7B parameters: a CPU init would take minutes),
 then trained at 512 px, LoRA rank 16, AdamW8bit, gradient checkpointing, text-encoder outputs
 cached, as sd-scripts' Flux guides set it up. Both entries share one saved model folder.
+`flux1-fp8-swap` adds `training.blocks_to_swap: 16` (sd-scripts' 12 GB setup at 1024 px). After the
+table, one line per CUDA-only path the runs went through: the 8-bit optimizer's state, fp8 weights,
+block swapping, NF4 and int8 bases (a short run of a small FLUX.1 on the GPU), SDPA, and the NVML
+readings in the step events.
+
+`--dry-run` runs the same code on the CPU with small models (the built-in tiny SD models, a small
+FLUX.1 built by the same builder), bf16, a few steps: CI runs it (`bash benchmarks/gpu_check.sh
+--dry-run`), so the script works the first time a GPU is there.
 """
 
 from __future__ import annotations
@@ -177,11 +185,12 @@ def _flux_folder(folder: Path) -> Path:
 
     shared = folder.parent.parent / "flux1-shared" / "model"
     if not (shared / "model_index.json").exists():
-        pipe = flux_pipeline(reference_parts("flux1"), DEVICE)
+        pipe = flux_pipeline(SMALL_FLUX() if DRY_RUN else reference_parts("flux1"), DEVICE)
         save_flux_folder(pipe, shared)
         del pipe
         gc.collect()
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     return shared
 
 
@@ -193,9 +202,37 @@ def build_flux1_fp8(folder: Path) -> dict:
     return {**build_flux1(folder), "training.fp8_base": True}
 
 
+def build_flux1_fp8_swap(folder: Path) -> dict:
+    # sd-scripts' documented 12 GB setup: fp8 base, 16 blocks swapped, AdamW8bit, cached text, 1024 px
+    return {**build_flux1_fp8(folder), "training.blocks_to_swap": 16 if not DRY_RUN else 3,
+            "training.max_resolution": [1024, 1024] if not DRY_RUN else [64, 64]}
+
+
 # name -> (builder writing a diffusers folder and returning the run's settings, trained side)
 MODELS = {"sd15": (build_sd15, 512), "sdxl": (build_sdxl, 1024), "flux1": (build_flux1, 512),
-          "flux1-fp8": (build_flux1_fp8, 512)}
+          "flux1-fp8": (build_flux1_fp8, 512), "flux1-fp8-swap": (build_flux1_fp8_swap, 1024)}
+DEFAULT_ONLY = "sd15,sdxl,flux1-fp8,flux1-fp8-swap"  # fits the 8 minutes a lent GPU gives (flux1: --only)
+DRY_RUN = False
+# the built-in tiny models stand in for the SD builders in a dry run (a real-size build takes minutes on a CPU)
+_DRY_SD = {"sd15": "builtin-tiny-sd1", "sdxl": "builtin-tiny-sdxl"}
+
+
+def SMALL_FLUX():
+    """FLUX.1's reference configs cut down (same keys and structure; 4 double and 8 single blocks, so
+    block swapping has blocks to swap)."""
+    from dataclasses import replace
+
+    from engine.vram.parts import reference_parts
+
+    parts = reference_parts("flux1")
+    denoiser = dict(parts.denoiser, num_layers=4, num_single_layers=8, attention_head_dim=16, num_attention_heads=2,
+                    joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 6, 6])
+    clip = dict(parts.text_encoders[0], hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                num_attention_heads=2, projection_dim=32)
+    t5 = dict(parts.text_encoders[1], d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4)
+    vae = dict(parts.vae, block_out_channels=[32, 32], layers_per_block=1, norm_num_groups=16,
+               down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    return replace(parts, denoiser=denoiser, text_encoders=[clip, t5], vae=vae)
 
 
 def run_one(name: str, work: Path) -> dict:
@@ -210,70 +247,178 @@ def run_one(name: str, work: Path) -> dict:
     folder = work / name / "model"
     started = time.monotonic()
     settings = builder(folder)
+    if DRY_RUN:
+        side = 64
+        settings = {**settings, "training.max_resolution": [64, 64], "buckets.min_resolution": 32,
+                    "buckets.step": 32, "buckets.max_resolution": 128, "training.max_train_steps": 2}
+        if name in _DRY_SD:
+            settings.update({"model.path": _DRY_SD[name], "model.quick_pick": _DRY_SD[name], "model.sdxl": name == "sdxl"})
+    cuda = torch.cuda.is_available()
     gc.collect()
-    torch.cuda.empty_cache()
+    if cuda:
+        torch.cuda.empty_cache()
     build_seconds = time.monotonic() - started
     images, _ = make_synthetic_dataset(work / name / "data", seed=0, size=side)
     values = {"model.quick_pick": "custom", "model.path": str(folder), "folders.images": str(images),
               "folders.output": str(work / name / "out"), "folders.output_name": name,
               "training.batch_size": 1, "training.epochs": 1, "training.mixed_precision": "bf16",
               "training.cache_latents": True, "optimizer.scheduler": "constant", "optimizer.warmup_percent": 0.0,
-              "optimizer.learning_rate": 1e-4, **settings}
+              "optimizer.learning_rate": 1e-4, "training.max_train_steps": MAX_STEPS, **settings}
     cfg = RunConfig.from_values(values)
     steps: list[dict] = []
-    torch.cuda.reset_peak_memory_stats()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     result = run_config(cfg, on_event=lambda event: steps.append(event) if event["type"] == "step" else None)
-    peak, reserved = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
+    if result.status != "completed":
+        raise RuntimeError(f"{name}: the run {result.status}: {result.message}")
+    peak = torch.cuda.max_memory_allocated() if cuda else 0
+    reserved = torch.cuda.max_memory_reserved() if cuda else 0
     estimate = estimate_vram(cfg.values, buckets=list(result.trainer.plan.dataset.buckets))
-    times = [b["time"] - a["time"] for a, b in zip(steps, steps[1:])][3:]
+    times = [b["time"] - a["time"] for a, b in zip(steps, steps[1:])][3 if len(steps) > 6 else 0:]
     events_peak = max((s.get("memory", {}).get("peak") or 0 for s in steps), default=0)
     events_reserved = max((s.get("memory", {}).get("reserved") or 0 for s in steps), default=0)
+    paths = cuda_paths(result.trainer, steps)
     del result
     gc.collect()
-    torch.cuda.empty_cache()
-    return {"model": name, "resolution": side, "build_s": round(build_seconds, 1),
+    if cuda:
+        torch.cuda.empty_cache()
+    return {"model": name, "resolution": side, "build_s": round(build_seconds, 1), "paths": paths,
             "s_per_step": round(statistics.median(times), 3) if times else None,
             "max_allocated": peak, "max_reserved": reserved, "events_peak": events_peak,
             "events_reserved": events_reserved, "estimate_allocated": estimate.allocated_bytes,
             "estimate_total": estimate.total_bytes, "lines": estimate.to_event()["lines"]}
 
 
+MAX_STEPS = 15  # per entry: enough for a steady s/step after the first steps, inside the time budget
+
+
+def cuda_paths(trainer, steps: list[dict]) -> dict[str, str]:
+    """What each CUDA-only path did in this run, in words (empty entries: the path was not used)."""
+    import torch
+
+    found: dict[str, str] = {}
+    states = [state for state in trainer.optimizer.state.values() for value in state.values()
+              if torch.is_tensor(value) and value.dtype == torch.uint8]
+    if states:
+        found["8-bit optimizer"] = f"{type(trainer.optimizer.optimizer).__name__}: {len(states)} tensors of 8-bit state"
+    unet = trainer.model.base.unet
+    fp8 = [m for m in unet.modules() if getattr(getattr(m, "weight", None), "dtype", None) == torch.float8_e4m3fn]
+    if fp8:
+        found["fp8"] = f"{len(fp8)} frozen linears stored in float8_e4m3fn"
+    swap = trainer.model.savers.swap
+    if swap is not None:
+        moves = sum(len(group.log) for group in swap.swaps.values())
+        late = sum(kind == "late" for group in swap.swaps.values() for kind, _ in group.log)
+        found["block swap"] = (f"{trainer.model.savers.swapped_bytes / GIB:.2f} GiB kept off the GPU, {moves} moves, "
+                               f"{late} late (a block waited for its copy)")
+    processors = {type(p).__name__ for p in getattr(unet, "attn_processors", {}).values()}
+    if torch.cuda.is_available():
+        backends = [name for name, on in (("flash", torch.backends.cuda.flash_sdp_enabled()),
+                                          ("mem-efficient", torch.backends.cuda.mem_efficient_sdp_enabled())) if on]
+        found["SDPA"] = f"{', '.join(sorted(processors))}; backends on: {', '.join(backends) or 'math only'}"
+    readings = [s for s in steps if "gpu_util" in (s.get("memory") or {})]
+    found["NVML"] = f"gpu_util in {len(readings)} of {len(steps)} step events"
+    return found
+
+
+def quantized_runs(work: Path) -> list[str]:
+    """NF4 and int8 bases (bitsandbytes' CUDA kernels on a GPU): a short run of a small FLUX.1 each."""
+    import torch
+
+    from engine.config import RunConfig
+    from engine.dataset.synthetic import make_synthetic_dataset
+    from engine.train.entry import run_config
+
+    folder = work / "flux1-small" / "model"
+    if not (folder / "model_index.json").exists():
+        save_flux_folder(flux_pipeline(SMALL_FLUX(), DEVICE, torch.float32), folder)
+    images, _ = make_synthetic_dataset(work / "flux1-small" / "data", seed=0, size=64)
+    lines = []
+    for kind in ("nf4", "int8"):
+        values = {**FLUX_SETTINGS, "model.quick_pick": "custom", "model.path": str(folder),
+                  "folders.images": str(images), "folders.output": str(work / "flux1-small" / kind),
+                  "folders.output_name": kind, "training.mixed_precision": "bf16", "training.max_resolution": [64, 64],
+                  "buckets.min_resolution": 32, "buckets.step": 32, "buckets.max_resolution": 128,
+                  "training.max_train_steps": 2 if DRY_RUN else 5, "training.base_quantization": kind,
+                  "optimizer.name": "AdamW"}
+        losses: list[float] = []
+        result = run_config(RunConfig.from_values(values),
+                            on_event=lambda e: losses.append(e["loss"]) if e["type"] == "step" else None)
+        layers = sum(type(m).__name__ in ("Linear4bit", "Linear8bitLt") for m in result.trainer.model.base.unet.modules())
+        lines.append(f"{kind}: {result.status}, {layers} bitsandbytes layers, losses "
+                     + ", ".join(f"{x:.4f}" for x in losses))
+    return lines
+
+
+def print_paths(rows: list[dict], extra: list[str]) -> None:
+    print("CUDA-only paths exercised:" if not DRY_RUN else "paths exercised (dry run on the CPU):")
+    for name in ("8-bit optimizer", "fp8", "block swap", "SDPA", "NVML"):
+        used = [f"{r['model']}: {r['paths'][name]}" for r in rows if name in r.get("paths", {})]
+        print(f"  {name}: " + ("; ".join(used) if used else "not used"))
+    for line in extra:
+        print(f"  {line}")
+
+
 def print_table(rows: list[dict]) -> None:
-    print(f"{'model':<9} {'px':>5} {'s/step':>7} {'max alloc':>10} {'reserved':>9} {'events peak':>12} "
+    print(f"{'model':<15} {'px':>5} {'s/step':>7} {'max alloc':>10} {'reserved':>9} {'events peak':>12} "
           f"{'events res.':>12} {'est. alloc':>11} {'est. total':>11} {'error':>7}")
     for r in rows:
-        error = r["estimate_allocated"] / r["max_allocated"] - 1 if r["max_allocated"] else float("nan")
-        print(f"{r['model']:<9} {r['resolution']:>5} {r['s_per_step'] or 0:>7.3f} {r['max_allocated'] / GIB:>9.2f}G "
+        error = f"{r['estimate_allocated'] / r['max_allocated'] - 1:+.1%}" if r["max_allocated"] else "n/a"
+        print(f"{r['model']:<15} {r['resolution']:>5} {r['s_per_step'] or 0:>7.3f} {r['max_allocated'] / GIB:>9.2f}G "
               f"{r['max_reserved'] / GIB:>8.2f}G {r['events_peak'] / GIB:>11.2f}G {r['events_reserved'] / GIB:>11.2f}G "
-              f"{r['estimate_allocated'] / GIB:>10.2f}G {r['estimate_total'] / GIB:>10.2f}G {error:>+7.1%}")
+              f"{r['estimate_allocated'] / GIB:>10.2f}G {r['estimate_total'] / GIB:>10.2f}G {error:>7}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default=None, help="where models, data and outputs go (default: a temp dir)")
-    parser.add_argument("--only", default=",".join(MODELS), help="comma-separated subset of: " + ", ".join(MODELS))
+    parser.add_argument("--only", default=DEFAULT_ONLY, help="comma-separated subset of: " + ", ".join(MODELS))
     parser.add_argument("--json", default=None, help="also write the rows (with each estimate line) here")
+    parser.add_argument("--dry-run", action="store_true", help="the same code on the CPU with small models")
+    parser.add_argument("--budget-s", type=float, default=480, help="start no entry after this many seconds")
     args = parser.parse_args()
     try:
         import torch
     except ImportError:
         print("gpu_check: torch is not installed; nothing to measure")
         return 0
-    if not torch.cuda.is_available():
+    global DEVICE, DRY_RUN
+    if args.dry_run:
+        DEVICE, DRY_RUN = "cpu", True
+        args.budget_s = float("inf")  # a slow shared CPU must still go through every entry
+        print(f"gpu_check --dry-run on the CPU, torch {torch.__version__}")
+    elif not torch.cuda.is_available():
         print("gpu_check: no CUDA GPU here; run it on a GPU machine (nothing was measured)")
         return 0
-    print(f"gpu_check on {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    rows = []
+    else:
+        print(f"gpu_check on {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    rows, failed = [], []
+    began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gpu_check-", dir=args.work_dir) as work:
         for name in [n.strip() for n in args.only.split(",") if n.strip()]:
-            rows.append(run_one(name, Path(work)))
+            if time.monotonic() - began > args.budget_s:
+                print(f"{name}: skipped, the time budget ({args.budget_s:.0f} s) is spent")
+                continue
+            try:
+                rows.append(run_one(name, Path(work)))
+            except Exception as exc:  # noqa: BLE001 - one failed entry must not hide the others' numbers
+                failed.append(name)
+                print(f"{name}: FAILED: {type(exc).__name__}: {exc}")
+                continue
             print_table(rows[-1:])
             sys.stdout.flush()
+        try:
+            extra = quantized_runs(Path(work))
+        except Exception as exc:  # noqa: BLE001
+            failed.append("nf4/int8")
+            extra = [f"nf4/int8: FAILED: {type(exc).__name__}: {exc}"]
     print()
     print_table(rows)
+    print_paths(rows, extra)
+    print(f"gpu_check: {len(rows)} entries measured, {len(failed)} failed, {time.monotonic() - began:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -25,12 +25,13 @@ def hub_cache_dir() -> Path:
 
 def cached_snapshot(repo_id: str, filename: str = "model_index.json") -> str | None:
     """The snapshot folder holding `filename` of `repo_id`, or None when it is not cached."""
-    if not (hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))).is_dir():
+    cache = hub_cache_dir()
+    if not (cache / ("models--" + repo_id.replace("/", "--"))).is_dir():
         return None  # certainly not cached: no import needed
     from huggingface_hub import try_to_load_from_cache
 
-    try:
-        found = try_to_load_from_cache(repo_id, filename)
+    try:  # the folder named explicitly: huggingface_hub reads its variables once, when first imported
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=str(cache))
     except Exception:  # an id the cache layout cannot hold is simply not cached
         return None
     return str(Path(found).parent) if isinstance(found, str) else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping
 
-Kind = Literal["bool", "int", "float", "str", "path", "choice", "pair", "list", "int_list", "prompts"]
+Kind = Literal["bool", "int", "float", "str", "path", "choice", "pair", "list", "int_list", "prompts", "subsets"]
 Screen = Literal["model", "folders", "basic", "advanced"]
 # What the engine does with a path: reads a folder or a file (so it must exist), or writes into a
 # folder (created when missing). The wizard's disk checks follow it.
@@ -20,6 +20,9 @@ Disk = Literal["", "read_folder", "read_file", "write_folder"]
 # (shown as a disabled field in the wizard), or None when it applies.
 AppliesFn = Callable[[Mapping[str, Any]], "str | None"]
 ModelDefaultFn = Callable[[Mapping[str, Any]], Any]
+# A setting with its own structure (a list of mappings) types its value itself: (setting, raw value,
+# lenient) → (typed value, problem or None), like `values.coerce`.
+ParseFn = Callable[["Setting", Any, bool], "tuple[Any, Any]"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Setting:
     # already hold it (ss_network_dim, ss_num_epochs, modelspec.title, …) or it would leak local paths;
     # path settings are never recorded.
     ss_extra: bool = True
+    parse: ParseFn | None = None  # see ParseFn; the other kinds are typed by `values.coerce`
 
     @property
     def section(self) -> str:

@@ -37,6 +37,7 @@ KNOWN = {
     "engine/lora_size.py": 2,  # file-size estimate: UNet or Flux transformer layer walk
     "engine/vram/estimate.py": 3,  # VRAM estimate: UNet or Flux transformer activations
     "engine/vram/parts.py": 2,
+    "engine/vram/savers.py": 2,  # block-swap and text-encoder terms: Flux transformer layer walk
     "engine/vram/counts.py": 1,
     "engine/vram/lora_params.py": 1,
 }

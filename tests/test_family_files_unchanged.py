@@ -3,7 +3,9 @@
 The hashes in tests/data/family_lora_hashes.json were recorded on main before the restructuring (issue
 22): a fixed seed, two steps on each family's built-in tiny model, the text encoder trained too. A hash
 covers every tensor (name, dtype, shape, bytes) and the metadata minus the keys that hold a clock time.
-Re-record only for a deliberate format change: `TUI_LORA_RECORD_HASHES=1 pytest tests/test_family_files_unchanged.py`.
+Re-recorded once, deliberately, after issue 24's memory-saver settings added their `ss_*` keys
+(ss_full_bf16, ss_full_fp16, ss_blocks_to_swap, ss_cpu_offload_checkpointing): the tensors were
+unchanged. Re-record only for a deliberate format change: `TUI_LORA_RECORD_HASHES=1 pytest tests/test_family_files_unchanged.py`.
 """
 
 from __future__ import annotations

@@ -82,3 +82,29 @@ def test_without_cuda_it_says_so_and_measures_nothing(gpu_check, monkeypatch, ca
     monkeypatch.setattr("sys.argv", ["gpu_check.py", "--only", "flux1"])
     assert gpu_check.main() == 0
     assert "no CUDA GPU here" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_gpu_check_sh_dry_run_goes_through_every_entry_and_path_on_the_cpu():
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=root, capture_output=True, text=True,
+                          timeout=1500)
+    out = done.stdout
+    assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
+    table = out.split("paths exercised (dry run on the CPU):")[0].rsplit("\n\n", 1)[-1]
+    assert [line.split()[0] for line in table.strip().splitlines()[1:]] == gpu_check_default_entries()
+    assert "4 entries measured, 0 failed" in out
+    paths = out.split("paths exercised (dry run on the CPU):")[1]
+    assert "8-bit optimizer: sd15: AdamW8bit" in paths and "fp8: flux1-fp8:" in paths
+    assert "block swap: flux1-fp8-swap:" in paths and " 0 late" in paths
+    assert "nf4: completed, " in paths and "int8: completed, " in paths
+
+
+def gpu_check_default_entries() -> list[str]:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check_entries", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DEFAULT_ONLY.split(",")

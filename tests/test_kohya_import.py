@@ -396,9 +396,9 @@ def test_unknown_keys_are_each_listed():
 def test_features_without_counterpart_are_named_only_when_set():
     at_default = convert(**{key: default for key, (default, _, _) in NO_COUNTERPART.items()})
     assert not set(notes_by_key(at_default)) & set(NO_COUNTERPART)
-    result = convert(color_aug=True, huggingface_token="hf_secret", full_fp16=True, use_scalar=True)
+    result = convert(color_aug=True, huggingface_token="hf_secret", masked_loss=True, use_scalar=True)
     notes = notes_by_key(result)
-    assert "colour augmentation" in notes["color_aug"] and "true was not imported" in notes["full_fp16"]
+    assert "colour augmentation" in notes["color_aug"] and "true was not imported" in notes["masked_loss"]
     assert "hf_secret" not in notes["huggingface_token"]
     assert "use_scalar" not in notes  # LyCORIS option on a Standard LoRA: Kohya ignores it too
     assert "use_scalar" in notes_by_key(convert(LoRA_type="LyCORIS/LoHa", use_scalar=True))

@@ -96,9 +96,39 @@ def test_an_sd_config_ignores_the_flux_keys_the_gui_saves_filled():
 
 
 def test_flux_options_without_counterpart_are_named_for_flux():
-    notes = {n.field: n.message for n in convert_kohya_settings({"flux1_checkbox": True, "blocks_to_swap": 8,
+    notes = {n.field: n.message for n in convert_kohya_settings({"flux1_checkbox": True, "double_blocks_to_swap": 8,
                                                                  "train_t5xxl": True}).notes}
-    assert "block swapping" in notes["blocks_to_swap"] and "T5" in notes["train_t5xxl"]
+    assert "swap counts" in notes["double_blocks_to_swap"] and "T5" in notes["train_t5xxl"]
+
+
+# FLUX.1 configs as users share them: the GUI's preset with the memory savers people turn on
+# (full_bf16 in all three; 16 swapped blocks for 12 GB; offloaded checkpoints; single blocks only).
+USER_CONFIGS = {
+    "24 GB, full bf16": {"full_bf16": True, "train_blocks": "single"},
+    "12 GB, swap 16": {"full_bf16": True, "blocks_to_swap": 16, "train_batch_size": 1},
+    "16 GB, offloaded checkpoints": {"full_bf16": True, "cpu_offload_checkpointing": True},
+}
+
+
+@pytest.mark.parametrize("name", list(USER_CONFIGS))
+def test_flux_user_configs_import_with_their_memory_savers_honoured(name):
+    import json
+
+    data = {**json.loads(FLUX_PRESET.read_text()), **USER_CONFIGS[name]}
+    result = convert_kohya_settings(data)
+    cfg = result.config
+    assert cfg.training.full_bf16 and cfg.training.mixed_precision == "bf16"
+    assert cfg.training.blocks_to_swap == data.get("blocks_to_swap", 0)
+    assert cfg.training.cpu_offload_checkpointing == data.get("cpu_offload_checkpointing", False)
+    assert cfg.flux.train_blocks == data.get("train_blocks", "all")
+    noted = {n.field for n in result.notes}
+    assert not noted & {"full_bf16", "blocks_to_swap", "cpu_offload_checkpointing", "train_blocks",
+                        "training.full_bf16", "training.blocks_to_swap"}
+
+
+def test_the_guis_flux_preset_keeps_full_bf16_off_as_it_says():
+    cfg = import_kohya_config(FLUX_PRESET).config
+    assert not cfg.training.full_bf16 and cfg.training.blocks_to_swap == 0 and cfg.flux.train_blocks == "all"
 
 
 def test_sdxl_tab_cache_checkbox_turns_on_text_encoder_caching_for_sdxl_only():

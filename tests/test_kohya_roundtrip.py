@@ -79,6 +79,8 @@ CONTEXTS = [
     {"training.cache_latents": True, "training.cache_latents_to_disk": True},
     {"optimizer.scheduler_type": "torch.optim.lr_scheduler.ExponentialLR"},
     {"hardware.num_processes": 2},
+    {"training.mixed_precision": "fp16"},  # full_fp16 needs it
+    {"training.gradient_checkpointing": True},  # cpu_offload_checkpointing offloads what it keeps
 ]
 
 

@@ -53,6 +53,8 @@ def field_text(setting: Setting, value: Any) -> Any:
         return ""
     if setting.kind == "prompts":
         return format_prompts(value)
+    if setting.kind == "subsets":  # edited in a table of its own, not as text: the list itself
+        return [dict(entry) for entry in value]
     if setting.kind in ("pair", "int_list"):
         return ", ".join(str(v) for v in value)
     if setting.kind == "list":

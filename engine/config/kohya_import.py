@@ -64,6 +64,7 @@ from .kohya_tables import (
 from .kohya_tables import number as _number
 from .prompt_options import OPTIONS_HINT, parse_prompt_line
 from ..families.flux1.settings import FLUX_MODEL_SETTINGS, FLUX_SETTINGS, SD_ONLY
+from .settings_memory import FLUX_GUI_KEYS
 from .settings_model import QUICK_PICKS
 from .settings_optimizer import NO_WARMUP_SCHEDULERS, OPTIMIZERS, SCHEDULERS
 from .validation import validate_values
@@ -73,7 +74,7 @@ from .yamlio import dump_run_yaml, write_text_atomic
 MAX_KOHYA_FILE_BYTES = 5_000_000
 _BY_KOHYA = SETTINGS.by_kohya_key()  # each setting names its Kohya key once, in the schema
 # Kohya keys only sd-scripts' FLUX.1 trainer reads (the GUI saves them, filled, in every config).
-_FLUX_ONLY_KEYS = tuple(s.kohya for s in FLUX_MODEL_SETTINGS + FLUX_SETTINGS)
+_FLUX_ONLY_KEYS = tuple(s.kohya for s in FLUX_MODEL_SETTINGS + FLUX_SETTINGS) + FLUX_GUI_KEYS
 _MISSING = object()
 
 

@@ -118,7 +118,6 @@ SCOPES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
 _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("always", "dropping every caption every N epochs", {"caption_dropout_every_n_epochs": 0}),
     ("always", "colour augmentation", {"color_aug": False}),
-    ("always", "full fp16/bf16 training (weights in 16 bits)", {"full_fp16": False, "full_bf16": False}),
     ("always", "an fp8 denoiser with 16-bit text encoders", {"fp8_base_unet": False}),
     ("always", "the high/low-VRAM modes", {"highvram": False, "lowvram": False}),
     ("always", "masked loss", {"masked_loss": False}),
@@ -149,10 +148,10 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
      dict.fromkeys(("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold", "block_dims",
                     "block_alphas", "conv_block_dims", "conv_block_alphas", "conv_dims", "conv_alphas"), "")),
     # sd-scripts' FLUX.1 options tui-lora has no counterpart for (ignored by Kohya for other models).
-    ("flux", "block swapping and offloading (tui-lora keeps the whole transformer on the GPU)",
-     {"blocks_to_swap": 0, "single_blocks_to_swap": 0, "double_blocks_to_swap": 0, "cpu_offload_checkpointing": False}),
-    ("flux", "training only some FLUX.1 blocks or layers (every linear of every block is trained)",
-     {"train_blocks": "all", "split_mode": False, "enable_all_linear": False, "train_double_block_indices": "all",
+    ("flux", "separate double/single block swap counts (training.blocks_to_swap splits one count as sd-scripts does)",
+     {"single_blocks_to_swap": 0, "double_blocks_to_swap": 0}),
+    ("flux", "training only some FLUX.1 layers or block indices (flux.train_blocks picks double or single blocks)",
+     {"split_mode": False, "enable_all_linear": False, "train_double_block_indices": "all",
       "train_single_block_indices": "all", "in_dims": ""} | dict.fromkeys((
           "img_attn_dim", "img_mlp_dim", "img_mod_dim", "single_dim", "txt_attn_dim", "txt_mlp_dim", "txt_mod_dim",
           "single_mod_dim"), "")),

@@ -54,6 +54,8 @@ def _values(s: Setting) -> str:
     text = s.bounds_text() if s.kind in ("bool", "choice", "int", "float", "pair", "int_list") else {
         "str": "text", "path": "a path", "list": "a list of key=value texts",
         "prompts": "a list of prompts (text, or {prompt, negative, seed, steps, cfg, width, height})",
+        "subsets": "a list of {image_dir, num_repeats, is_reg, caption_extension, class_tokens, keep_tokens, "
+                   "shuffle_caption, flip_aug, color_aug, random_crop, caption_dropout_rate}",
     }[s.kind]
     if s.kind in ("str", "path", "list") and s.optional:
         text += " (or empty)"

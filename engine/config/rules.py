@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..problems import Problem, ProblemError, error, warning
+from ..problems import Problem, error, warning
 from .. import families
 from ..dataset.buckets import bucket_limit_problems
 from .runconfig import SETTINGS
+from .settings_subsets import subset_rules
 from .text_encoder import text_encoder_trained
 from .settings_model import QUICK_PICKS
+from .settings_memory import memory_rules
 from .settings_objective import objective_rules
 from .settings_step_saves import step_save_rules
 from .settings_lycoris import lycoris_rules
@@ -23,7 +25,7 @@ from .settings_dylora import dylora_rules
 from .settings_scheduler_class import scheduler_class_rules
 from .settings_training import native_side
 from .settings_optimizer import LR_FREE_OPTIMIZERS, NO_WARMUP_SCHEDULERS
-from .key_values import parse_extra_args  # torch-free: types the values (too large, not key=value)
+from .optimizer_args import optimizer_argument_problems  # torch-free: a table of the signatures
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 
@@ -31,8 +33,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 def check_rules(v: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for rule in (_model_rules, _folder_rules, _network_rules, _resolution_rules, _optimizer_rules,
-                 _training_rules, objective_rules, _family_rules, step_save_rules, lycoris_rules, dylora_rules,
-                 scheduler_class_rules, _sampling_rules, _hardware_rules):
+                 _training_rules, objective_rules, _family_rules, memory_rules, step_save_rules, lycoris_rules, dylora_rules,
+                 scheduler_class_rules, subset_rules, _sampling_rules, _hardware_rules):
         problems.extend(rule(v))
     return problems
 
@@ -154,10 +156,8 @@ def _optimizer_rules(v) -> list[Problem]:
             if v[key] not in (None, 0) and v[key] < 0.1:
                 out.append(warning(key, f"{v['optimizer.name']} finds its own step size; the learning rate is a multiplier "
                                         f"and {v[key]:g} makes it {1 / v[key]:.0f}× smaller than intended", "set it to 1"))
-    try:
-        parse_extra_args(v["optimizer.extra_args"])
-    except ProblemError as exc:
-        out += exc.problems
+    # the names and kinds the optimizer takes, from a table of its signature: no import of it here
+    out += optimizer_argument_problems(v["optimizer.name"], v["optimizer.extra_args"], scheduler=scheduler)
     return out
 
 

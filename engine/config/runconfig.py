@@ -20,6 +20,8 @@ from .settings_network import NETWORK_SETTINGS
 from .settings_lycoris import LYCORIS_SETTINGS
 from .settings_dylora import DYLORA_SETTINGS
 from .settings_dataset import DATASET_SETTINGS
+from .settings_memory import MEMORY_FLUX_SETTINGS, MEMORY_SETTINGS
+from .settings_subsets import SUBSET_SETTINGS
 from .settings_objective import OBJECTIVE_SETTINGS
 from .settings_step_saves import STEP_SAVE_SETTINGS
 from .settings_loading import LOADING_SETTINGS
@@ -47,9 +49,9 @@ def _adjusted(settings: list) -> list:
 # Order here is the order of the YAML file and of the wizard within a screen.
 SETTINGS = SettingsTable(_adjusted(
     MODEL_SETTINGS + _family_settings("model") + FOLDER_SETTINGS + NETWORK_SETTINGS + LYCORIS_SETTINGS
-    + DYLORA_SETTINGS + TRAINING_SETTINGS + LOADING_SETTINGS + _family_settings("loading") + STEP_SAVE_SETTINGS
-    + OBJECTIVE_SETTINGS + _family_settings("objective") + OPTIMIZER_SETTINGS + SCHEDULER_CLASS_SETTINGS
-    + DATASET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
+    + DYLORA_SETTINGS + TRAINING_SETTINGS + LOADING_SETTINGS + _family_settings("loading") + MEMORY_SETTINGS + STEP_SAVE_SETTINGS
+    + OBJECTIVE_SETTINGS + _family_settings("objective") + MEMORY_FLUX_SETTINGS + OPTIMIZER_SETTINGS + SCHEDULER_CLASS_SETTINGS
+    + DATASET_SETTINGS + SUBSET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
 ))
 FAMILY_FLAGS = ("model.family",)  # set by the quick pick
 

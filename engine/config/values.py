@@ -173,6 +173,8 @@ def _as_prompts(s: Setting, value: Any) -> tuple[Any, Problem | None]:
 
 def coerce(s: Setting, value: Any, *, lenient: bool = False) -> tuple[Any, Problem | None]:
     """Return the typed value for setting `s`, or a problem explaining why it is not valid."""
+    if s.parse is not None:
+        return s.parse(s, value, lenient)
     if value is None or (isinstance(value, str) and value.strip() == "" and s.kind not in ("str", "list", "int_list", "prompts")):
         if s.optional or (s.kind == "path" and not s.required):
             return None, None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from engine.dataset.buckets import (
@@ -30,6 +30,7 @@ from engine.dataset.buckets import (
 )
 from engine.dataset.captions import read_caption_file, tag_frequency
 from engine.dataset.images import ImageHeader, UnreadableImage, read_image_header
+from engine.dataset.subsets import ImageOptions, SubsetPlan
 from engine.problems import Problem, ProblemError, error, warning
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
@@ -58,6 +59,7 @@ class ConceptFolder:
     captions_found: int
     captions_missing: int
     is_regularization: bool
+    subset: int | None = None  # the `dataset.subsets` entry that sets its values, if any
 
     @property
     def name(self) -> str:
@@ -77,6 +79,7 @@ class ImageItem:
     resized_size: Size  # size before the crop to `bucket` (pass to load_training_image)
     concept: str  # its folder's name
     caption_from_file: bool
+    options: ImageOptions = ImageOptions()  # its folder's caption and augmentation options
 
 
 @dataclass
@@ -153,10 +156,13 @@ def scan_dataset(
     gradient_accumulation_steps: int = 1,
     num_processes: int = 1,
     read_header: Callable[[Path], ImageHeader] = read_image_header,
+    subsets: SubsetPlan | None = None,
 ) -> DatasetSummary:
     """Scan the folders and count what a run over them will do. Never raises for bad input:
     everything found is in `.problems` (call `.raise_for_errors()` to stop on errors).
-    `read_header` lets a caller that already knows the headers (the doctor's cache) supply them."""
+    `read_header` lets a caller that already knows the headers (the doctor's cache) supply them.
+    `subsets` gives folders their own values (`dataset.subsets`); without it every image trains
+    with no caption or image augmentation."""
     problems: list[Problem] = []
     for name, value in (
         ("training.batch_size", batch_size),
@@ -174,9 +180,14 @@ def scan_dataset(
     problems += bucket_problems
 
     images_root = Path(images_dir)
-    train = _scan_root(images_root, "folders.images", False, extension, problems, read_header)
+    train = _scan_root(images_root, "folders.images", False, extension, problems, read_header, subsets)
     reg_root = Path(regularization_dir) if regularization_dir not in (None, "") else None
-    reg = _scan_root(reg_root, "folders.regularization", True, extension, problems, read_header) if reg_root else []
+    reg = _scan_root(reg_root, "folders.regularization", True, extension, problems, read_header, subsets) if reg_root else []
+    if subsets is not None:  # an entry's is_reg may move a folder between the two
+        scanned = train + reg
+        train = [pair for pair in scanned if not pair[0].is_regularization]
+        reg = [pair for pair in scanned if pair[0].is_regularization]
+        problems += subsets.unmatched([concept.folder for concept, _ in scanned])
 
     num_train = sum(c.repeats * c.image_count for c, _ in train)
     num_reg = sum(c.repeats * c.image_count for c, _ in reg)
@@ -224,6 +235,7 @@ def scan_dataset(
                 choice.resized_size if choice else (0, 0),
                 concept.name,
                 found.caption_from_file,
+                subsets.options_for(concept.folder) if subsets is not None else ImageOptions(),
             )
         )
 
@@ -316,7 +328,7 @@ def _is_file(entry: os.DirEntry) -> bool:
 
 def _scan_root(
     root: Path, field_name: str, is_reg: bool, extension: str, problems: list[Problem],
-    read_header: Callable[[Path], ImageHeader] = read_image_header,
+    read_header: Callable[[Path], ImageHeader] = read_image_header, subsets: SubsetPlan | None = None,
 ) -> list[tuple[ConceptFolder, list[_Found]]]:
     """The concept folders under one root (images or regularisation), in name order."""
     if not root.exists():
@@ -339,7 +351,8 @@ def _scan_root(
                 problems.append(warning(str(path), "symlink that leads nowhere (broken, or a loop); skipped"))
             continue
         match = _CONCEPT_NAME.fullmatch(entry.name)
-        if not match:
+        rule = subsets.rule_for(path) if subsets is not None else None
+        if not match and rule is None:
             problems.append(
                 warning(
                     str(path),
@@ -348,11 +361,19 @@ def _scan_root(
                 )
             )
             continue
-        repeats, tokens = int(match.group(1)), (match.group(2) or "").strip()
+        # a folder an entry names need not carry its repeats (sd-scripts' default is 1)
+        repeats, tokens = (int(match.group(1)), (match.group(2) or "").strip()) if match else (1, "")
+        concept_reg, concept_ext = is_reg, extension
+        if rule is not None:
+            repeats = repeats if rule.repeats is None else rule.repeats
+            tokens = tokens if rule.tokens is None else rule.tokens
+            concept_reg = is_reg if rule.is_reg is None else rule.is_reg
+            concept_ext = rule.caption_extension or extension
         if repeats < 1:
             problems.append(warning(str(path), "repeat count 0 means this folder is never used; skipped"))
             continue
-        concepts.append(_scan_concept(path, repeats, tokens, is_reg, extension, problems, read_header))
+        concept, found = _scan_concept(path, repeats, tokens, concept_reg, concept_ext, problems, read_header)
+        concepts.append((replace(concept, subset=rule.index) if rule is not None else concept, found))
     if loose_images:
         problems.append(
             warning(

@@ -84,6 +84,11 @@ class ModelFamily:
     vram_reference_file: Any = None
     has_legacy_flags: bool = True  # the old v2/v_parameterization/sdxl booleans can name it (SD families)
     trainable_text_encoders: int | None = None  # how many of its text encoders (first ones) a LoRA may train; None: all
+    # Why `training.blocks_to_swap` does nothing for it ("" where its denoiser is a stack of blocks that swap).
+    swap_unsupported: str = ("not available for SD UNets (their blocks differ in size and feed skip connections; "
+                             "sd-scripts swaps FLUX.1 and SD 3.5 blocks only)")
+    # Block groups a LoRA can be limited to (`flux.train_blocks`); empty: every adapted layer trains.
+    train_block_groups: tuple[str, ...] = ()
     kohya: KohyaNames = field(default_factory=KohyaNames)  # its sd-scripts script, GUI switch and network module
 
     # ------------------------------------------------------------------ legacy flags and words
@@ -237,6 +242,32 @@ class ModelFamily:
     def lora_targets(self, denoiser: Any) -> list[str] | None:
         """The denoiser's module paths a LoRA trains; None: the layers inside its attention blocks."""
         return None
+
+    def network_targets(self, denoiser: Any, values: Mapping[str, Any]) -> list[str] | None:
+        """The module paths this run's LoRA trains (the family's targets, narrowed by the run's settings)."""
+        return self.lora_targets(denoiser)
+
+    # ------------------------------------------------------------------ block swapping (memory savers)
+
+    def block_counts(self, denoiser_config: Mapping[str, Any]) -> dict[str, int]:
+        """Torch-free: the swappable block lists of a denoiser config and their lengths ({} if none)."""
+        return {}
+
+    def swap_split(self, blocks_to_swap: int) -> dict[str, int]:
+        """How `training.blocks_to_swap` spreads over the block lists ({} where nothing swaps)."""
+        return {}
+
+    def max_blocks_to_swap(self, denoiser_config: Mapping[str, Any]) -> int:
+        """The largest `blocks_to_swap` that leaves two blocks of every list on the GPU (sd-scripts' limit)."""
+        counts = self.block_counts(denoiser_config)
+        best = 0
+        while counts and all(n <= counts[g] - 2 for g, n in self.swap_split(best + 1).items()):
+            best += 1
+        return best
+
+    def swappable_blocks(self, denoiser: Any) -> dict[str, list[Any]]:
+        """The denoiser's block lists by name, in the order they run ({} where nothing swaps)."""
+        return {}
 
     def prepare_denoiser(self, denoiser: Any, cfg: Any) -> None:
         """Attention backend for training (SD UNets: PyTorch's fused attention, or xformers)."""

@@ -79,6 +79,11 @@ def describe_model_path(path: str, config_dir: str | None = None) -> PathDescrip
     return PathDescription(kind, fam.family_of_folder(snapshot), problems)
 
 
+def describe_kind(path: str) -> str:
+    """What `model.path` names, from the file system only: builtin, folder, single_file, hub or missing."""
+    return _classify(path)[0]
+
+
 def _classify(path: str) -> tuple[str, str]:
     text = (path or "").strip()
     if text in builtin_names():

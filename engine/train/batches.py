@@ -20,13 +20,15 @@ class Draw:
     flip: bool
 
 
-def epoch_batches(items: list[ImageItem], *, batch_size: int, seed: int, epoch: int, flip: bool,
+def epoch_batches(items: list[ImageItem], *, batch_size: int, seed: int, epoch: int, flip: bool | None,
                   num_processes: int = 1, process_index: int = 0) -> list[list[Draw]]:
+    """`flip` None: each image flips when its folder's options say so; True / False: all or none."""
     rng = random.Random(seed * 1_000_003 + epoch)
     by_bucket: dict[tuple[int, int], list[Draw]] = {}
     for index, item in enumerate(items):
+        flips = item.options.flip if flip is None else flip
         for _ in range(item.repeats):
-            draw = Draw(index, flip and rng.random() < 0.5)
+            draw = Draw(index, flips and rng.random() < 0.5)
             by_bucket.setdefault(tuple(item.bucket), []).append(draw)
     batches: list[list[Draw]] = []
     for bucket in sorted(by_bucket):

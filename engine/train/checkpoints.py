@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..dataset.subsets import datasets_metadata
 from ..problems import ProblemError
 from .failure import TrainingFailure
 from .saving import output_file, prune_epoch_saves, save_lora, step_file, steps_to_remove
@@ -27,6 +28,7 @@ class Checkpointing:
             "lr_warmup_steps": self.plan.warmup_steps, "seed": self.seed, "mixed_precision": self.mixed_precision,
             "tag_frequency": data.tag_frequency, "num_train_images": data.num_train_images,
             "num_reg_images": data.num_reg_images, "training_started_at": self.started_at,
+            "datasets": datasets_metadata(data, self.cfg.values),  # per-folder values, when any folder has them
         }
 
     def optimizer_description(self) -> str:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from pathlib import Path
 from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..dataset.color_aug import jitter_colours
 from ..dataset.images import ResizedImage, cut_to_bucket, decode_resized, image_to_tensor_array
 from ..dataset.scan import ImageItem
 
@@ -64,13 +66,15 @@ class LatentEncoder:
         self._vae_id = vae_fingerprint(vae) if disk else ""
 
     def pixels(self, item: ImageItem, flip: bool, *, random_crop: bool = False, rng=None,
-               decoded: ResizedImage | None = None):
+               decoded: ResizedImage | None = None, color_aug: bool = False):
         """The item's pixel tensor and SDXL size conditioning; `decoded` is its image already
-        decoded and resized (by a loading worker), else it is decoded here."""
+        decoded and resized (by a loading worker), else it is decoded here. `color_aug` jitters
+        the colours (drawing from `rng`)."""
         if decoded is None:
             decoded = decode_resized(item.path, tuple(item.bucket), resized_size=tuple(item.resized_size))
         loaded = cut_to_bucket(decoded, tuple(item.bucket), random_crop=random_crop, flip=flip, rng=rng)
-        return torch.from_numpy(image_to_tensor_array(loaded.pixels)), loaded.sdxl_size_conditioning()
+        pixels = jitter_colours(loaded.pixels, rng or random.Random()) if color_aug else loaded.pixels
+        return torch.from_numpy(image_to_tensor_array(pixels)), loaded.sdxl_size_conditioning()
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

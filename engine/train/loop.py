@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from ..config import RunConfig
-from ..dataset.captions import process_caption
+from ..dataset.subsets import caption_for
 from ..events import EventWriter
 from ..plan import RunPlan
 from .batches import Draw, epoch_batches
@@ -157,7 +157,7 @@ class Trainer(RunReporting, Checkpointing):
                                      dtype=torch.float32, disk=cfg.training.cache_latents_to_disk, seed=self.seed)
         if not cfg.training.cache_latents:
             return
-        flips = [False, True] if cfg.augment.flip else [False]
+        flips = [False, True] if any(item.options.flip for item in self.plan.dataset.items) else [False]
         last = [0.0]
         self.phase("caching", "caching latents")
 
@@ -191,13 +191,13 @@ class Trainer(RunReporting, Checkpointing):
                 latents.append(self.encoder.memory[(draw.item_index, draw.flip)])
                 size_conds.append(self.encoder.conditioning[(draw.item_index, draw.flip)])
             else:
-                pixels, cond = self.encoder.pixels(item, draw.flip, random_crop=cfg.augment.random_crop,
-                                                   rng=self.caption_rng, decoded=decoded.pop(0))
+                # each image varies as its folder says (the run-wide values, or its dataset.subsets entry)
+                random_crop = item.options.random_crop
+                pixels, cond = self.encoder.pixels(item, draw.flip, random_crop=random_crop, rng=self.caption_rng,
+                                                   decoded=decoded.pop(0), color_aug=item.options.color_aug)
                 latents.append(self.encoder.encode(pixels[None])[0])
-                size_conds.append(cond if cfg.augment.random_crop else centre_crop_conditioning(item, draw.flip))
-        captions = [process_caption(items[d.item_index].caption, shuffle=cfg.captions.shuffle,
-                                    keep_tokens=cfg.captions.keep_tokens, dropout_rate=cfg.captions.dropout_rate,
-                                    rng=self.caption_rng) for d in batch]
+                size_conds.append(cond if random_crop else centre_crop_conditioning(item, draw.flip))
+        captions = [caption_for(items[d.item_index], self.caption_rng) for d in batch]
         weights = torch.tensor([cfg.training.prior_loss_weight if items[d.item_index].is_reg else 1.0 for d in batch])
         return torch.stack(latents).to(self.device), captions, weights.to(self.device), torch.tensor(size_conds)
 
@@ -240,7 +240,9 @@ class Trainer(RunReporting, Checkpointing):
     # -- the run --------------------------------------------------------------------------------
     def prepare(self) -> None:
         modules = self.model.components
-        prepared = self.accelerator.prepare(*modules.values(), self.optimizer)
+        swapping = self.model.savers.swap is not None  # the swap placed the denoiser: accelerate must not move it
+        placement = [not (swapping and name == "unet") for name in modules] + [True]
+        prepared = self.accelerator.prepare(*modules.values(), self.optimizer, device_placement=placement)
         *prepared_modules, self.optimizer = prepared
         named = dict(zip(modules.keys(), prepared_modules))
         self.unet = named["unet"]
@@ -255,6 +257,9 @@ class Trainer(RunReporting, Checkpointing):
         for name, encoder in zip(("text_encoder", "text_encoder_2"), self.text_encoders):
             if name not in named:
                 encoder.eval()
+        from .memory_savers import after_prepare
+
+        after_prepare(self, self.model.savers)
         if self.cfg.training.cache_text_encoder_outputs:
             from .text_cache import cache_text_outputs
 
@@ -284,7 +289,7 @@ class Trainer(RunReporting, Checkpointing):
         self.phase("first_step", f"step {self.progress.step + 1} (first: warm-up)")
         for epoch in range(self.progress.epoch, plan.epochs):
             batches = epoch_batches(plan.dataset.items, batch_size=cfg.training.batch_size, seed=self.seed, epoch=epoch,
-                                    flip=cfg.augment.flip, num_processes=self.accelerator.num_processes,
+                                    flip=None, num_processes=self.accelerator.num_processes,
                                     process_index=self.accelerator.process_index)
             start_batch = self.progress.batch_in_epoch
             self.images.start_epoch(plan.dataset.items, batches)

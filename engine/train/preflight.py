@@ -13,15 +13,19 @@ from .. import families
 from ..config import RunConfig
 from ..problems import Problem, error, warning
 from .run_family import run_family
+from .model_files import model_file_problems
 
 if TYPE_CHECKING:  # the plan scans images (numpy, PIL): not needed before the run registers
     from ..plan import RunPlan
 
 
 def preflight(cfg: RunConfig, plan: RunPlan, *, resuming: bool = False, run_file: str | None = None,
-              yaml_text: str | None = None) -> list[Problem]:
+              yaml_text: str | None = None, load_libraries: bool = True) -> list[Problem]:
+    """Every check the engine makes before it starts. `load_libraries=False` (the wizard's Review, which
+    must stay torch-free) leaves out the ones that import the optimizer, scheduler or torch; the run-file
+    rules already check those arguments against a written table, and training checks them again."""
     return (output_problems(cfg, resuming=resuming, run_file=run_file, yaml_text=yaml_text)
-            + package_problems(cfg, plan))
+            + package_problems(cfg, plan, load_libraries=load_libraries))
 
 
 def output_problems(cfg: RunConfig, *, resuming: bool = False, run_file: str | None = None,
@@ -62,14 +66,15 @@ def _is_link_loop(path: Path) -> bool:
     return False
 
 
-def package_problems(cfg: RunConfig, plan: RunPlan) -> list[Problem]:
+def package_problems(cfg: RunConfig, plan: RunPlan, *, load_libraries: bool = True) -> list[Problem]:
     """Checks that need the dataset plan or import packages (seconds): steps, the model's files, the
     optional packages chosen."""
     problems: list[Problem] = []
     if plan.total_steps < 1 and not plan.dataset.errors:
         problems.append(error("folders.images", "the dataset gives no training steps", "add images"))
-    problems += _model_problems(cfg) + _package_problems(cfg)
-    return problems + [p for p in download_problems(cfg) if p not in problems]
+    problems += _model_problems(cfg) + (_library_problems(cfg) if load_libraries else []) + _package_problems(cfg)
+    more = [p for p in model_file_problems(cfg.values) if p.field != "model.path"]  # the model's are above
+    return problems + [p for p in more + download_problems(cfg) if p not in problems]
 
 
 def _model_problems(cfg: RunConfig) -> list[Problem]:
@@ -104,7 +109,8 @@ def _family_flag_problems(cfg: RunConfig, kind: str, family: str | None) -> list
             if p.is_error]
 
 
-def _package_problems(cfg: RunConfig) -> list[Problem]:
+def _library_problems(cfg: RunConfig) -> list[Problem]:
+    """Checks that import the chosen optimizer or scheduler class, or torch."""
     from ..optim.extra_args import check_optimizer_args, parse_extra_args
     from ..problems import ProblemError
 
@@ -118,13 +124,17 @@ def _package_problems(cfg: RunConfig) -> list[Problem]:
         from ..optim.custom_schedule import scheduler_problems
 
         problems += scheduler_problems(cfg.optimizer.scheduler_type, cfg.optimizer.scheduler_args)
-    problems += attention_problems(cfg)
     if cfg.training.fp8_base:
         import torch
 
         from ..networks.fp8 import fp8_problems
 
         problems += fp8_problems(cfg.training.mixed_precision, "cuda" if torch.cuda.is_available() else "cpu")
+    return problems
+
+
+def _package_problems(cfg: RunConfig) -> list[Problem]:
+    problems: list[Problem] = attention_problems(cfg)
     if cfg.sampling.prompts and cfg.sampling.sampler == "lms" and importlib.util.find_spec("scipy") is None:
         problems.append(error("sampling.sampler", "the lms sampler needs scipy, which is not installed",
                               "pip install 'tui-lora[samplers]' (scipy), or choose another sampler (euler_a, dpmpp_2m, ...)"))
@@ -140,8 +150,9 @@ def _package_problems(cfg: RunConfig) -> list[Problem]:
 
 def environment_problems(cfg: RunConfig) -> list[Problem]:
     """What training would hit on this machine, found without loading anything: a missing
-    attention package, a model that would need a download the machine cannot make."""
-    return attention_problems(cfg) + download_problems(cfg)
+    attention package, a model file that is missing or unreadable, a model that would need a
+    download the machine cannot make."""
+    return attention_problems(cfg) + model_file_problems(cfg.values) + download_problems(cfg)
 
 
 def attention_problems(cfg: RunConfig) -> list[Problem]:

@@ -117,7 +117,11 @@ def save_lora(path: Path, cfg: RunConfig, trained, facts: dict) -> int:
         **facts,
     }
     spec = trained.base.spec
-    metadata = spec.finish_metadata(build_metadata(full_facts, extra_metadata(cfg, spec)), cfg, trained.base)
+    extra = extra_metadata(cfg, spec)
+    datasets = full_facts.pop("datasets", None)
+    if datasets:
+        extra["ss_datasets"] = datasets
+    metadata = spec.finish_metadata(build_metadata(full_facts, extra), cfg, trained.base)
     spec.write_lora(path, gather_weights(trained), base=trained.base, metadata=metadata,
                     save_dtype=SAVE_DTYPES[cfg.training.save_precision], fmt=cfg.model.save_as)
     return path.stat().st_size

@@ -18,6 +18,7 @@ from ..models.base_model import BaseModel
 from ..networks.inject import apply_network, network_parameters
 from ..networks.adapter_tensors import import_network, infer_rank_alpha
 from ..problems import ProblemError, error
+from .memory_savers import SaverState, attach_swap, family_problems, store_frozen, swap_split_for
 
 TEXT_COMPONENTS = ("text_encoder", "text_encoder_2")
 
@@ -50,6 +51,7 @@ class TrainedModel:
     train_text_encoder: bool
     adapted: dict[str, list[str]] = field(default_factory=dict)  # component -> module paths
     continued_from: object | None = None  # the LoraFile network.weights named
+    savers: SaverState = field(default_factory=SaverState)  # what the memory savers did
 
     @property
     def components(self) -> dict[str, torch.nn.Module]:
@@ -96,7 +98,8 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
     """The base model with its networks; `continue_from` is a LoRA file's path (or a read LoraFile)."""
     base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, family=run_family(cfg),
                            companions=model_companions(cfg))
-    problems = base.spec.run_problems(cfg.values, SETTINGS)  # `auto` knows the family only now
+    # `auto` knows the family only now
+    problems = base.spec.run_problems(cfg.values, SETTINGS) + family_problems(base.spec, cfg.values)
     if problems:
         raise ProblemError(problems)
     if isinstance(continue_from, (str, os.PathLike)):
@@ -111,8 +114,11 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
                   lokr_full_matrix=cfg.network.lokr_full_matrix, rank_dropout_scale=cfg.network.rank_dropout_scale,
                   dylora_unit=cfg.network.dylora_unit)
     base.vae.to(device, dtype=torch.float32)  # the VAE stays fp32: SDXL's overflows in fp16
-    base.unet.to(device, dtype=weight_dtype)
-    model.adapted["unet"] = apply_network(base.unet, component="unet", targets=base.spec.lora_targets(base.unet), **common)
+    split = swap_split_for(base.spec, base.unet.config, cfg.training.blocks_to_swap)
+    # with block swapping the denoiser is placed once its layers are final (swapped weights never visit the GPU)
+    base.unet.to("cpu" if split else device, dtype=weight_dtype)
+    model.adapted["unet"] = apply_network(base.unet, component="unet",
+                                          targets=base.spec.network_targets(base.unet, cfg.values), **common)
     trainable = trainable_text_encoders(base)
     for name, encoder in zip(TEXT_COMPONENTS, base.text_encoders):
         encoder.to(device, dtype=weight_dtype)
@@ -120,13 +126,9 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
             model.adapted[name] = apply_network(encoder, component=name, **common)
     if continue_from is not None:
         _load_continue_weights(model, continue_from)
-    if cfg.training.fp8_base:
-        from ..networks.fp8 import fp8_problems, store_in_fp8
-
-        problems = fp8_problems(cfg.training.mixed_precision, device.type)
-        if problems or weight_dtype not in (torch.bfloat16, torch.float16):
-            raise ProblemError(problems or fp8_problems("no", device.type))
-        store_in_fp8(base.unet, weight_dtype)
+    store_frozen(model, cfg, device, weight_dtype, model.savers)
+    if split:
+        attach_swap(base, split, device, model.savers)
     base.spec.prepare_denoiser(base.unet, cfg)
     if cfg.training.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()

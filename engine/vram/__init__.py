@@ -7,8 +7,8 @@ Family knowledge (reference configs, layer walks) is keyed by family name: sd1, 
 """
 
 from .estimate import GIB, Line, VramEstimate, estimate_vram
-from .fixes import Fix, ways_to_fit
+from .fixes import Fix, plan_to_fit, ways_to_fit
 from .gpu import gpu_memory_bytes, planned_gpu_bytes
 
 __all__ = ["GIB", "Fix", "Line", "VramEstimate", "estimate_vram", "gpu_memory_bytes", "planned_gpu_bytes",
-           "ways_to_fit"]
+           "plan_to_fit", "ways_to_fit"]

@@ -16,6 +16,9 @@ from typing import Any, Mapping
 
 from ..config.text_encoder import text_encoder_trained
 import engine.vram.activations as act  # the module itself: `from . import` would read the package, which imports this file
+import engine.vram.savers as savers
+
+from engine import families
 from .counts import denoiser_parameters, text_encoder_parameters, vae_parameters
 from .lora_params import LokrSplit, denoiser_layers, network_shapes, text_encoder_layers
 from .optimizer_state import optimizer_state_bytes
@@ -84,7 +87,7 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
     precision = mixed_precision_of(values)
     compute_bytes = _DTYPE_BYTES[precision]
     autocast = precision != "fp32"
-    fp8 = bool(values.get("training.fp8_base"))
+    quant = savers.base_kind(values)
     batch = int(values.get("training.batch_size") or 1)
     checkpointing = bool(values.get("training.gradient_checkpointing"))
     train_te = text_encoder_trained(values)
@@ -98,11 +101,20 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
 
     # -- weights
     denoiser = denoiser_parameters(parts.denoiser)
-    weight_dtype = "fp8" if fp8 else precision
+    weight_dtype = precision if quant == "none" else quant
+    per_weight = savers.weight_bytes_per_parameter(quant, compute_bytes)
     kind = "transformer" if parts.is_flux else "UNet"
-    lines.append(Line(f"{kind} weights", denoiser * _DTYPE_BYTES[weight_dtype],
-                      f"{denoiser / 1e6:,.0f}M parameters in {weight_dtype}"))
-    cached_text = bool(values.get("training.cache_text_encoder_outputs")) and not train_te
+    swap = int(values.get("training.blocks_to_swap") or 0)
+    split = families.get(parts.family).swap_split(swap) if parts.family in families.REGISTRY else {}
+    off, flight = savers.swapped_parameters(parts.denoiser, split)
+    swapped = f"; {off / 1e6:,.0f}M in {swap} swapped blocks off the GPU" if off else ""
+    lines.append(Line(f"{kind} weights", int((denoiser - off) * per_weight),
+                      f"{denoiser / 1e6:,.0f}M parameters in {weight_dtype}{swapped}"))
+    if off:
+        lines.append(Line("swapped blocks in flight", int(flight * per_weight),
+                          "one block per swapped list arriving while another leaves"))
+    cached_text = savers.text_encoders_leave(values, train_te)
+    text_kind = values.get("training.text_encoder_quantization") or "none"
     for index, config in enumerate(parts.text_encoders):
         count = text_encoder_parameters(config)
         is_t5 = "d_model" in config
@@ -110,7 +122,10 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
         if cached_text:
             lines.append(Line(name, 0, "off the GPU: its outputs are cached"))
             continue
-        lines.append(Line(name, count * _DTYPE_BYTES[precision], f"{count / 1e6:,.0f}M parameters in {precision}"))
+        stored = precision if text_kind == "none" else f"{text_kind} (linear layers)"
+        why = ", kept for sample prompts" if values.get("training.cache_text_encoder_outputs") and not train_te else ""
+        lines.append(Line(name, savers.text_encoder_bytes(config, count, text_kind, compute_bytes),
+                          f"{count / 1e6:,.0f}M parameters in {stored}{why}"))
     vae = vae_parameters(parts.vae)
     vae_leaves = bool(values.get("training.cache_latents", True)) and not values.get("sampling.prompts")
     lines.append(Line("VAE weights", 0 if vae_leaves else vae * 4,
@@ -120,24 +135,31 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
     unit = int(values.get("network.dylora_unit") or 1)
     lokr = LokrSplit(int(values.get("network.lokr_factor") or -1), bool(values.get("network.lokr_decompose_both")),
                      bool(values.get("network.lokr_full_matrix")))
-    shapes = network_shapes(denoiser_layers(parts.denoiser, network_type), rank=rank, conv_rank=conv_rank,
+    train_blocks = str(values.get("flux.train_blocks") or "all")
+    shapes = network_shapes(denoiser_layers(parts.denoiser, network_type, train_blocks), rank=rank, conv_rank=conv_rank,
                             network_type=network_type, lokr=lokr, dylora_unit=unit)
     if train_te:
         for config in parts.text_encoders:
             shapes += network_shapes(text_encoder_layers(config), rank=rank, conv_rank=conv_rank,
                                      network_type=network_type, lokr=lokr, dylora_unit=unit)
     numbers = sum(math.prod(shape) for shape, _ in shapes)
-    lines.append(Line("LoRA parameters", 4 * numbers, f"{numbers / 1e6:,.2f}M numbers in fp32, {network_type} rank {rank}"))
-    lines.append(Line("LoRA gradients", 4 * numbers, "fp32, one per parameter"))
-    lines.append(Line("optimizer state", optimizer_state_bytes(optimizer, shapes), optimizer))
+    held = savers.trained_bytes(values)
+    held_name = "fp32" if held == 4 else ("bf16" if values.get("training.full_bf16") else "fp16")
+    lines.append(Line("LoRA parameters", held * numbers,
+                      f"{numbers / 1e6:,.2f}M numbers in {held_name}, {network_type} rank {rank}"))
+    lines.append(Line("LoRA gradients", held * numbers, f"{held_name}, one per parameter"))
+    lines.append(Line("optimizer state", optimizer_state_bytes(optimizer, shapes, held), optimizer))
 
     # -- activations
     model = _activations(parts, values, width, height, batch, checkpointing, rank, network_type, train_te)
     kept = int(model.kept.bytes(compute_bytes, autocast))
     recompute = int(model.recompute.bytes(compute_bytes, autocast))
     detail = f"batch {batch} at {width}×{height}, {precision}, checkpointing {'on' if checkpointing else 'off'}"
+    if checkpointing and values.get("training.cpu_offload_checkpointing"):
+        kept = savers.offloaded_activations(kept, savers.checkpoint_units(parts.denoiser))
+        detail += ", block inputs parked on the CPU"
     lines.append(Line("activations", kept, detail))
-    working = recompute + _backward_scratch(parts, width, height, batch, compute_bytes, fp8)
+    working = recompute + _backward_scratch(parts, width, height, batch, compute_bytes, quant != "none")
     lines.append(Line("backward working memory", working,
                       "one checkpointed block rebuilt at a time, gradient buffers" if checkpointing
                       else "gradient buffers of the largest layers"))
@@ -189,6 +211,7 @@ def _activations(parts: ModelParts, values: Mapping[str, Any], width: int, heigh
 
 
 def _backward_scratch(parts: ModelParts, width: int, height: int, batch: int, compute_bytes: int, fp8: bool) -> int:
+    # `fp8`: the frozen weights are stored in fewer bits (fp8, int8, nf4): one layer is widened at a time
     """Gradients in flight at the widest layer: its output gradient and its input gradient."""
     scale = parts.vae_scale
     if parts.is_flux:

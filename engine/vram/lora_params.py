@@ -48,12 +48,15 @@ def unet_layers(config: Mapping[str, Any], with_resnets: bool) -> list[Layer]:
     return layers
 
 
-def flux_layers(config: Mapping[str, Any]) -> list[Layer]:
+def flux_layers(config: Mapping[str, Any], train_blocks: str = "all") -> list[Layer]:
+    """Every adapted linear of the trained blocks (`flux.train_blocks`: all, double or single)."""
     d = config["num_attention_heads"] * config["attention_head_dim"]
     feed_forward = [(d, 4 * d, 1, False), (4 * d, d, 1, False)]
     double = [(d, 6 * d, 1, False)] * 2 + [(d, d, 1, False)] * 8 + feed_forward * 2
     single = [(d, 3 * d, 1, False)] + [(d, d, 1, False)] * 3 + [(d, 4 * d, 1, False), (5 * d, d, 1, False)]
-    return double * config["num_layers"] + single * config["num_single_layers"]
+    doubles = config["num_layers"] if train_blocks in ("all", "double") else 0
+    singles = config["num_single_layers"] if train_blocks in ("all", "single") else 0
+    return double * doubles + single * singles
 
 
 def clip_layers(config: Mapping[str, Any]) -> list[Layer]:
@@ -61,9 +64,9 @@ def clip_layers(config: Mapping[str, Any]) -> list[Layer]:
     return ([(width, width, 1, False)] * 4 + [(width, mlp, 1, False), (mlp, width, 1, False)]) * config["num_hidden_layers"]
 
 
-def denoiser_layers(config: Mapping[str, Any], network_type: str) -> list[Layer]:
+def denoiser_layers(config: Mapping[str, Any], network_type: str, train_blocks: str = "all") -> list[Layer]:
     if config.get("_class_name") == "FluxTransformer2DModel":
-        return flux_layers(config)
+        return flux_layers(config, train_blocks)
     return unet_layers(config, with_resnets=network_type not in ("lora", "dylora"))
 
 

@@ -27,7 +27,11 @@ MIN_8BIT_SIZE = 4096
 BLOCK = 256
 
 
-def tensor_state_bytes(name: str, shape: Shape, starts_at_zero: bool = False) -> int:
+def tensor_state_bytes(name: str, shape: Shape, starts_at_zero: bool = False, param_bytes: int = 4) -> int:
+    """State bytes of one tensor; torch optimizers keep state like the parameter (2 bytes with full_bf16),
+    bitsandbytes' 8-bit ones 8-bit moments (or fp32 for small tensors) whatever the parameter is."""
+    if param_bytes != 4 and name not in _EIGHT_BIT_STATES:
+        return tensor_state_bytes(name, shape, starts_at_zero) * param_bytes // 4
     numbers = math.prod(shape)
     if name in _EIGHT_BIT_STATES:
         moments = _EIGHT_BIT_STATES[name]
@@ -46,11 +50,11 @@ def tensor_state_bytes(name: str, shape: Shape, starts_at_zero: bool = False) ->
     return states * 4 * numbers + (4 if name == "AdamW" else 0)
 
 
-def optimizer_state_bytes(name: str, tensors: Iterable[tuple[Shape, bool]]) -> int:
+def optimizer_state_bytes(name: str, tensors: Iterable[tuple[Shape, bool]], param_bytes: int = 4) -> int:
     """State bytes over (shape, starts at zero) of every trained tensor."""
     tensors = list(tensors)
     shapes = [shape for shape, _ in tensors]
-    total = sum(tensor_state_bytes(name, shape, zero) for shape, zero in tensors)
+    total = sum(tensor_state_bytes(name, shape, zero, param_bytes) for shape, zero in tensors)
     if name in _EIGHT_BIT_STATES and any(math.prod(shape) >= MIN_8BIT_SIZE for shape in shapes):
         total += _EIGHT_BIT_STATES[name] * 256 * 4  # the shared quantisation maps
     return total

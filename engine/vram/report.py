@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from .estimate import GIB, VramEstimate
-from .fixes import Fix
+from typing import Any, Mapping
+
+from .estimate import GIB, VramEstimate, estimate_vram
+from .fixes import Fix, plan_to_fit
 
 
 def verdict(estimate: VramEstimate, gpu_bytes: int | None) -> str:
@@ -29,5 +31,35 @@ def breakdown_lines(estimate: VramEstimate) -> list[str]:
 
 
 def fix_lines(fixes: list[Fix]) -> list[str]:
-    return [f"  {index}. {fix.label}: saves {fix.saving_bytes / GIB:.1f} GiB"
+    return [f"  {index}. {fix.label}: saves {fix.saving_bytes / GIB:.1f} GiB" + (f" ({_cost(fix)})" if _cost(fix) else "")
             for index, fix in enumerate(fixes, 1)]
+
+
+def _cost(fix: Fix) -> str:
+    parts = []
+    if fix.cost.speed >= 0.01:
+        parts.append(f"about {fix.cost.speed:.0%} slower")
+    elif fix.cost.speed <= -0.01:
+        parts.append("faster")
+    if fix.cost.note:
+        parts.append(fix.cost.note)
+    return "; ".join(parts)
+
+
+def plan_lines(values: Mapping[str, Any], gpu_bytes: int, known_keys: set[str] | None = None) -> list[str]:
+    """The settings that together make the run fit the card, as YAML-like lines, and the new estimate."""
+    found = plan_to_fit(values, gpu_bytes, known_keys)
+    size = f"{gpu_bytes / GIB:.0f} GiB"
+    if found is None:
+        return [f"no combination of the savers above fits {size}: use a larger GPU"]
+    changes, _ = found
+    after = estimate_vram({**values, **changes})
+    rows = [f"to fit {size}, set (estimate {after.total_gib:.1f} GiB):"]
+    rows += [f"  {key}: {_yaml(value)}" for key, value in changes.items()]
+    return rows
+
+
+def _yaml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from engine.config import load_run_file
+from engine.config.settings_subsets import describe_entry
 from engine.plan import plan_run
 from engine.problems import ProblemError
 
@@ -35,7 +36,8 @@ def validate_command(path: str) -> int:
     for concept in data.concepts:
         kind = "reg " if concept.is_regularization else ""
         print(f"  {kind}{concept.folder.name}: {concept.image_count} images × {concept.repeats} repeats, "
-              f"captions {concept.captions_found} found / {concept.captions_missing} missing")
+              f"captions {concept.captions_found} found / {concept.captions_missing} missing"
+              + (_subset_note(cfg, concept.subset) if concept.subset is not None else ""))
     if data.buckets:
         print("buckets: " + ", ".join(f"{w}×{h}: {n}" for (w, h), n in data.buckets.items()))
     print(f"steps per epoch: {plan.steps_per_epoch}")
@@ -60,10 +62,15 @@ def validate_command(path: str) -> int:
     return 0
 
 
+def _subset_note(cfg, index: int) -> str:
+    entry = cfg.dataset.subsets[index]
+    return f" (dataset.subsets[{index}]: {describe_entry(entry)})"
+
+
 def _print_vram(cfg, plan) -> None:
     from engine.config import SETTINGS
     from engine.vram import estimate_vram, planned_gpu_bytes, ways_to_fit
-    from engine.vram.report import breakdown_lines, fit_text, fix_lines
+    from engine.vram.report import breakdown_lines, fit_text, fix_lines, plan_lines
 
     estimate = estimate_vram(cfg.values, buckets=list(plan.dataset.buckets))
     if estimate is None:
@@ -74,6 +81,8 @@ def _print_vram(cfg, plan) -> None:
     for row in breakdown_lines(estimate):
         print(row)
     if gpu_bytes and not estimate.fits(gpu_bytes):
-        print("ways to fit, largest saving first:")
-        for row in fix_lines(ways_to_fit(cfg.values, set(SETTINGS.keys()))):
+        print("ways to fit, cheapest first (what each saves alone, and what it costs):")
+        for row in fix_lines(ways_to_fit(cfg.values, set(SETTINGS.keys()), gpu_bytes=gpu_bytes)):
+            print(row)
+        for row in plan_lines(cfg.values, gpu_bytes, set(SETTINGS.keys())):
             print(row)

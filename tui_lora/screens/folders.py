@@ -1,7 +1,8 @@
 """Step 2, Folders: images, regularisation, output and logging folders, with a live dataset summary.
 
 Folders are checked as they are typed (by the form); the dataset is scanned in a worker thread
-once typing pauses. An output name whose LoRA already exists is offered the next free versioned
+once typing pauses, and its concept folders fill the per-folder table (Enter edits a folder's own
+values). An output name whose LoRA already exists is offered the next free versioned
 name (`name_v2`) with one key press.
 """
 
@@ -24,11 +25,13 @@ from engine.problems import Problem, warning
 from ..checks import output_file
 from ..widgets.dataset_summary import DatasetSummaryView
 from ..widgets.doctor_panel import DoctorPanel
+from ..widgets.subsets_table import SubsetsTable
 from .form import FormScreen
 from .modals import MessageScreen
+from .subset_form import SubsetFormScreen
 
 _SCAN_DELAY = 0.4
-_SCAN_KEYS = {"folders.images", "folders.regularization"}
+_SCAN_KEYS = {"folders.images", "folders.regularization", "dataset.subsets"}
 
 
 class FoldersScreen(FormScreen):
@@ -104,6 +107,19 @@ class FoldersScreen(FormScreen):
         if key in _SCAN_KEYS or key == "training.caption_extension":
             self.schedule_scan()
 
+    # ------------------------------------------------------------------ per-folder values
+
+    def on_subsets_table_edit_requested(self, message: SubsetsTable.EditRequested) -> None:
+        message.stop()
+        table = message.table
+
+        def done(entry) -> None:
+            if entry is not None:
+                table.apply(message.folder, entry)  # posts Changed: the field updates the draft
+                table.focus()
+
+        self.app.push_screen(SubsetFormScreen(message.folder, message.entry, self.draft.typed(), message.concept), done)
+
     @property
     def checks_pending(self) -> bool:
         return self._timer is not None
@@ -151,3 +167,4 @@ class FoldersScreen(FormScreen):
             view.show_waiting(message.failure)
         else:
             view.show_summary(message.summary)
+            self.query_one(SubsetsTable).show_concepts(message.summary.concepts)

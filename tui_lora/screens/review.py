@@ -161,7 +161,7 @@ class ReviewScreen(StepScreen):
             if plan is None:
                 found = preflight.output_problems(config, **where) + preflight.environment_problems(config)
             else:
-                found = [p for p in preflight.preflight(config, plan, **where)
+                found = [p for p in preflight.preflight(config, plan, load_libraries=False, **where)
                          if p not in plan.problems and p not in plan.dataset.problems]
             self.post_message(self.EnvironmentChecked(found, complete=plan is not None))
         except Exception:  # noqa: BLE001 - a failed check must not take the wizard down; training checks again

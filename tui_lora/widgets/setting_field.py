@@ -1,7 +1,7 @@
 """One schema setting on a form: label, the right control for its kind, its hint, and a message line.
 
 The control follows the setting's kind: a Switch for booleans, a Select for choices, a text area
-for sample prompts and an Input for everything else (numbers with a validator built from the
+for sample prompts, a table for the per-folder overrides and an Input for everything else (numbers with a validator built from the
 schema). The message line shows, in words, an error, a warning, why the field does not apply, or
 a neutral note ("folder found"). A field that does not apply keeps its place with its control
 disabled; the field itself then takes focus, so its explanation can still be read.
@@ -24,6 +24,7 @@ from engine.problems import Problem
 
 from .path_input import PathInput
 from .path_suggester import PathSuggester
+from .subsets_table import SubsetsTable
 
 
 class SchemaValidator(Validator):
@@ -90,6 +91,8 @@ class SettingField(Widget):
         if s.kind == "choice":
             return Select([(str(c), c) for c in s.choices], value=self._value, allow_blank=False,
                           compact=True, id=cid)
+        if s.kind == "subsets":
+            return SubsetsTable(self._value, id=cid)
         if s.kind == "prompts":
             area = TextArea(str(self._value), id=cid, soft_wrap=True, tab_behavior="focus",
                             show_line_numbers=False, compact=True)
@@ -154,6 +157,10 @@ class SettingField(Widget):
         event.stop()
         if event.value is not Select.NULL:
             self._changed(event.value)
+
+    def on_subsets_table_changed(self, event: SubsetsTable.Changed) -> None:
+        event.stop()
+        self._changed(event.value)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         event.stop()

@@ -30,7 +30,7 @@ def vram_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | Non
     parts: list = [title, "\n  ", (verdict(estimate, gpu_bytes), "bold" if fits else "bold $error")]
     fixes: list[Fix] = []
     if not fits:
-        fixes = ways_to_fit(values, set(SETTINGS.keys()))[:SHOWN_FIXES]
+        fixes = ways_to_fit(values, set(SETTINGS.keys()), gpu_bytes=gpu_bytes)[:SHOWN_FIXES]
     if not fixes:  # the breakdown's largest lines, when there is room (fixes matter more)
         largest = sorted(estimate.lines, key=lambda line: line.bytes, reverse=True)[:_SHOWN_LINES]
         for line in largest:
@@ -43,13 +43,18 @@ def vram_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | Non
 
 
 def cpu_content(values: Mapping[str, Any], buckets: list[tuple[int, int]] | None) -> Content:
-    """A machine without a GPU: say the run uses the CPU, and what that means."""
+    """A machine without a GPU: say the run uses the CPU, and what a GPU would need (the run file is
+    often written here and trained on a rented card)."""
     estimate = estimate_vram(values, buckets=buckets)
-    size = f" The training itself needs about {estimate.total_gib:.1f} GiB of RAM." if estimate is not None else ""
-    return Content.assemble(
-        ("Device", "bold $accent"), "\n  ", ("No GPU found on this machine: the run will train on the CPU.", "bold"),
-        "\n  ", (f"Fine for the built-in tiny models; a real model takes hours per epoch.{size} "
-                  "Planning for a GPU elsewhere? Set hardware.vram_gb to check the fit.", "dim"))
+    parts: list = [("Device", "bold $accent"), "\n  ",
+                   ("No GPU found on this machine: the run will train on the CPU.", "bold"), "\n  ",
+                   ("Fine for the built-in tiny models; a real model takes hours per epoch. "
+                    "Planning for a GPU elsewhere? Set hardware.vram_gb to check the fit.", "dim")]
+    if estimate is not None:
+        parts += ["\n  ", f"On a GPU: {verdict(estimate, None).split(' (')[0]}"]
+        for line in sorted(estimate.lines, key=lambda line: line.bytes, reverse=True)[:_SHOWN_LINES]:
+            parts += ["\n  ", (f"  {line.name:<26} {line.bytes / GIB:5.1f} GiB", "dim")]
+    return Content.assemble(*parts)
 
 
 class VramPanel(Static):

@@ -75,6 +75,12 @@ class FluxFamily(ModelFamily):
         options = {name: cfg.values[f"flux.{name}"] for name in ref.TRAINING_OPTIONS}
         metadata.update(ref.lora_metadata(self.variant_of(base.unet.config), options))
         metadata["ss_network_module"] = "networks.lora_flux"  # sd-scripts' Flux LoRA module
+        if cfg.values.get("flux.train_blocks", "all") != "all":  # a lora_flux network argument in sd-scripts
+            import json
+
+            args = json.loads(metadata.get("ss_network_args") or "{}")
+            args["train_blocks"] = str(cfg.values["flux.train_blocks"])
+            metadata["ss_network_args"] = json.dumps(args)
         for key in ("modelspec.prediction_type", "modelspec.encoder_layer", "ss_clip_skip"):
             metadata.pop(key, None)  # flow matching is neither ε nor v; CLIP skip does not apply
         return metadata
@@ -120,6 +126,26 @@ class FluxFamily(ModelFamily):
 
         return default_targets(len(denoiser.transformer_blocks), len(denoiser.single_transformer_blocks))
 
+    def network_targets(self, denoiser: Any, values: Any) -> list[str]:
+        """sd-scripts' `train_blocks`: every block, or the double- or single-stream ones only."""
+        prefix = {"double": "transformer_blocks.", "single": "single_transformer_blocks."}.get(
+            values.get("flux.train_blocks") or "all")
+        targets = self.lora_targets(denoiser)
+        return [path for path in targets if path.startswith(prefix)] if prefix else targets
+
+    def block_counts(self, denoiser_config: Any) -> dict[str, int]:
+        return {"transformer_blocks": int(denoiser_config["num_layers"]),
+                "single_transformer_blocks": int(denoiser_config["num_single_layers"])}
+
+    def swap_split(self, blocks_to_swap: int) -> dict[str, int]:
+        # sd-scripts' split: a single block holds about half a double block's weights, so N counts
+        # N // 2 double blocks and twice the rest in single blocks
+        double = blocks_to_swap // 2
+        return {"transformer_blocks": double, "single_transformer_blocks": (blocks_to_swap - double) * 2}
+
+    def swappable_blocks(self, denoiser: Any) -> dict[str, list[Any]]:
+        return {name: list(getattr(denoiser, name)) for name in ("transformer_blocks", "single_transformer_blocks")}
+
     def sample_scheduler(self, sampler: str, base: Any) -> Any:
         from diffusers import FlowMatchEulerDiscreteScheduler
 
@@ -156,6 +182,8 @@ FLUX1 = FluxFamily(
     marks_v_in_version=False,
     writes_prediction_type=ref.WRITES_PREDICTION_TYPE,
     settings_section="flux",
+    swap_unsupported="",
+    train_block_groups=("double", "single"),
     has_legacy_flags=False,
     quick_picks=(("flux1-dev", ref.HUB_IDS["dev"]), ("flux1-schnell", ref.HUB_IDS["schnell"]),
                  ("builtin-tiny-flux1", "builtin-tiny-flux1")),
