@@ -33,7 +33,6 @@ PATTERNS = [
 ]
 KNOWN = {
     "engine/config/yamlio.py": 1,  # the YAML reader: the old flags become model.family, with a note
-    "engine/lorafile/names.py": 3,  # SD Kohya names: SDXL's LDM block numbers
     "engine/lora_size.py": 2,  # file-size estimate: UNet or Flux transformer layer walk
     "engine/vram/estimate.py": 3,  # VRAM estimate: UNet or Flux transformer activations
     "engine/vram/parts.py": 2,
