@@ -12,8 +12,8 @@ from .kohya_gui_presets import PRESETS, REFUSED, preset
 # Words of the importer's "this was dropped" notes (as opposed to notes on how a value was converted).
 UNSUPPORTED = ("has no counterpart", "is not a Kohya LoRA setting tui-lora knows")
 # What the GUI's presets still ask for that tui-lora does not do, and why (kept in the issue's closing note):
-# LyCORIS' train_norm also trains the norm layers' weights; tui-lora's networks adapt Linear/Conv layers only.
-REMAINING = {("sd15 - LoKr v1.1", "train_norm")}
+# Every preset imports whole (LyCORIS train_norm is network.train_norm).
+REMAINING: set[tuple[str, str]] = set()
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -34,6 +34,7 @@ def test_gui_presets_keep_their_lycoris_loader_and_scheduler_options():
         "CosineAnnealingLR", ["T_max=1000", "eta_min=0e-0"])
     lokr = _config("sd15 - LoKr v1.1").network
     assert lokr.lokr_decompose_both and lokr.rank_dropout_scale and lokr.use_tucker  # use_cp is LoKr's Tucker switch
+    assert lokr.train_norm  # LyCORIS train_norm: the LoKr trains its blocks' norm layers too
     assert _config("SDXL - LoKR v1.0").network.use_tucker
     kudou = _config("SDXL - LoRA kudou-reira prodigy v4.0")
     assert kudou.optimizer.scheduler_type == "CosineAnnealingLR" and kudou.optimizer.text_encoder_lr == 0

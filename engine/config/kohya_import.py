@@ -391,6 +391,12 @@ class _Conversion:
         """LyCORIS network_args: imported for the types that use them, otherwise Kohya ignores them too."""
         options = {key: self.take(key) for key in ("factor", "decompose_both", "use_cp", "use_tucker", "rank_dropout_scale")}
         ours = self.values["network.type"]
+        train_norm = self.take("train_norm")
+        if kohya_type.startswith("LyCORIS/") and ours in ("locon", "loha", "lokr"):
+            self.put("train_norm", train_norm)
+        elif train_norm is not _MISSING and not _same(train_norm, False):  # the GUI passes it to LyCORIS only
+            self.note("train_norm", f"{_show(train_norm)} was not imported: only LyCORIS' LoCon, LoHa and LoKr "
+                      "train norm layers")
         unit = self.take("unit")
         if ours == "dylora":
             self.put("unit", unit)

@@ -142,7 +142,7 @@ _NO_COUNTERPART_GROUPS: list[tuple[str, str, dict[str, Any]]] = [
     ("wandb", "stored W&B settings (log in with `wandb login`)", {"wandb_api_key": "", "wandb_run_name": ""}),
     ("dynamo", "torch.compile (dynamo)", {"dynamo_mode": "default", "dynamo_use_fullgraph": False, "dynamo_use_dynamic": False}),
     ("lycoris", "this LyCORIS option", {"LyCORIS_preset": "full", "use_scalar": False,
-                                        "bypass_mode": False, "train_norm": False}),
+                                        "bypass_mode": False}),
     ("lycoris", "DoRA (weight decomposition)", {"dora_wd": False}),
     ("blocks", "block-wise learning rates, ranks and alphas",
      dict.fromkeys(("down_lr_weight", "mid_lr_weight", "up_lr_weight", "block_lr_zero_threshold", "block_dims",

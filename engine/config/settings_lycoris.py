@@ -14,6 +14,10 @@ def _lokr_only(values):
     return None if values.get("network.type") == "lokr" else "only for lokr"
 
 
+def _locon_loha_lokr(values):
+    return None if values.get("network.type") in ("locon", "loha", "lokr") else "only for locon, loha and lokr"
+
+
 def _lycoris_only(values):
     return None if values.get("network.type") in ("loha", "lokr") else "only for loha and lokr"
 
@@ -63,12 +67,26 @@ LYCORIS_SETTINGS = [
         "so the strength of the change does not drop while training. Only matters with rank dropout.",
         "advanced", kohya="rank_dropout_scale", applies=_lycoris_only, tier="expected", ss_extra=False,
     ),
+    Setting(
+        "network.train_norm", "bool", False, "Train norm layers",
+        "Also learn a small change to every norm layer inside the UNet blocks the network adapts.",
+        "The group and layer norms in the adapted ResNet and transformer blocks scale and shift each "
+        "channel after normalising it. With this on, a per-channel offset for that scale and shift is "
+        "learned too, starting at zero, and stored in the file next to the other layers (as LyCORIS "
+        "does, under .w_norm and .b_norm). It adds very few numbers and lets the network rescale and "
+        "shift whole channels directly. Text-encoder norms are never trained.",
+        "advanced", kohya="train_norm", applies=_locon_loha_lokr, tier="expected", ss_extra=False,
+    ),
 ]
 
 
 def lycoris_rules(v) -> list[Problem]:
-    """A LoKr factor LyCORIS cannot use, and options set where they do nothing."""
+    """A LoKr factor LyCORIS cannot use, norm training where no file can hold it, and options set where
+    they do nothing."""
     out = []
+    if v["network.train_norm"] and (why := _locon_loha_lokr(v)):
+        out.append(error("network.train_norm", f"norm layers train {why} (LyCORIS' train_norm)",
+                         "set network.type to locon, loha or lokr, or turn network.train_norm off"))
     if v["network.lokr_factor"] == 0:
         out.append(error("network.lokr_factor", "0 is not a factor", "use -1 (automatic) or a whole number ≥ 1"))
     if v["network.rank_dropout_scale"] and not v["network.rank_dropout"] and v["network.type"] in ("loha", "lokr"):

@@ -100,6 +100,8 @@ def _network(config: RunConfig, out: GuiExport) -> None:
     kind = values["network.type"]
     family_type = FAMILY_PLAIN_LORA_TYPES.get(values["model.family"])
     out.data["LoRA_type"] = family_type if family_type and kind == "lora" else GUI_NETWORK_TYPES[kind]
+    if kind == "locon" and values["network.train_norm"]:
+        out.data["LoRA_type"] = "LyCORIS/LoCon"  # Kohya's own LoCon (networks.lora) trains no norm layers
     uses_conv = kind in ("locon", "loha", "lokr")
     out.data["conv_dim"] = values["network.conv_rank"] if uses_conv else 0
     out.data["conv_alpha"] = values["network.conv_alpha"] if uses_conv else 0

@@ -30,7 +30,7 @@ _FAMILY_KEYS = frozenset(key for keys in FAMILY_GUI_KEYS.values() for key in key
 _GUI_ONLY = _FAMILY_KEYS | frozenset(("model_list", "LoRA_type", "noise_offset_type",
                        "xformers", "epoch", "max_train_epochs", "max_train_steps", "lr_warmup", "unet_lr",
                        "text_encoder_lr", "conv_dim", "conv_alpha", "factor", "decompose_both", "use_tucker",
-                       "rank_dropout_scale", "unit", "full_matrix", "rank_dropout", "module_dropout", "sample_prompts",
+                       "rank_dropout_scale", "train_norm", "unit", "full_matrix", "rank_dropout", "module_dropout", "sample_prompts",
                        "num_processes", "gpu_ids", "num_cpu_threads_per_process", "stop_text_encoder_training",
                        "max_resolution", "optimizer"))
 # Dataset options: written in the dataset TOML (GUI key → (section, sd-scripts name)).
@@ -109,7 +109,7 @@ def _network(gui: dict[str, Any], options: dict[str, Any]) -> None:
         options["network_module"] = LYCORIS_MODULE
         args.append(f"algo={_ALGO_FOR_TYPE[lora_type]}")
         names = ("conv_dim", "conv_alpha", "factor", "decompose_both", "use_tucker", "rank_dropout_scale",
-                 "full_matrix", "rank_dropout", "module_dropout")
+                 "train_norm", "full_matrix", "rank_dropout", "module_dropout")
     elif lora_type == "Kohya LoCon":
         options["network_module"] = "networks.lora"
         names = ("conv_dim", "conv_alpha", "rank_dropout", "module_dropout")

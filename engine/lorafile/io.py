@@ -37,6 +37,7 @@ KNOWN_SUFFIXES = frozenset({
     "hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2",
     "lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2",
     "diff", "diff_b",
+    "w_norm", "b_norm",  # LyCORIS train_norm: weight / bias offsets of a norm layer
 })
 _MAX_LISTED = 5
 

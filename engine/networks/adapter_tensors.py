@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from engine.networks.inject import select_targets
+from engine.networks.norm_deltas import export_norm_deltas, import_norm_deltas, is_norm_entry
 from engine.networks.peft_layers import ADAPTER_NAME, adapter_layers, layer_kind
 from engine.problems import Problem, ProblemError, error, warning
 
@@ -44,7 +45,7 @@ def export_network(model: nn.Module, component: str) -> TensorsByModule:
         raise ValueError(f"the {component} carries no network to export")
     return {
         path: {key: _to_cpu(value) for key, value in _layer_tensors(layer).items()} for path, layer in layers.items()
-    }
+    } | export_norm_deltas(model)
 
 
 def import_network(
@@ -63,6 +64,8 @@ def import_network(
     layers = adapter_layers(model)
     if not layers:
         raise ValueError(f"the {component} carries no network to load weights into")
+    norm_entries = {path: tensors for path, tensors in tensors_by_module.items() if is_norm_entry(tensors)}
+    tensors_by_module = {path: tensors for path, tensors in tensors_by_module.items() if path not in norm_entries}
     matched: dict[str, tuple[nn.Module, Mapping[str, torch.Tensor]]] = {}
     unknown: list[str] = []
     for path, tensors in tensors_by_module.items():
@@ -95,6 +98,7 @@ def import_network(
         problems.extend(_check_module(component, path, layer, tensors))
     if any(problem.is_error for problem in problems):
         raise ProblemError(problems)
+    problems.extend(import_norm_deltas(model, component, norm_entries, _resolve_path))
 
     with torch.no_grad():
         for layer, tensors in matched.values():
@@ -120,6 +124,8 @@ def infer_rank_alpha(
     full_linear: list[tuple[int, float]] = []
     full_wide: list[tuple[int, float]] = []
     kinds: set[str] = set()
+    # train_norm's norm deltas say nothing about the network's shape
+    tensors_by_module = {path: tensors for path, tensors in tensors_by_module.items() if not is_norm_entry(tensors)}
     for path, tensors in tensors_by_module.items():
         kind = _tensors_kind(tensors)
         if kind is None:

@@ -24,6 +24,7 @@ from torch import nn
 
 from engine.networks import COMPONENTS, NETWORK_TYPES
 from engine.networks.dylora import make_dynamic
+from engine.networks.norm_deltas import add_norm_deltas, find_norms, norm_delta_parameters
 from engine.networks.peft_layers import ADAPTER_NAME, adapter_layers
 from engine.networks.regularizers import install_dropouts
 from engine.problems import ProblemError, error
@@ -48,6 +49,7 @@ def apply_network(
     lokr_full_matrix: bool = False,
     rank_dropout_scale: bool = False,
     dylora_unit: int = 1,
+    train_norm: bool = False,
     dtype: torch.dtype | None = torch.float32,
     targets: list[str] | None = None,
 ) -> list[str]:
@@ -58,7 +60,8 @@ def apply_network(
     rank_dropout_scale are LyCORIS' LoKr `factor`, `decompose_both`, `full_matrix` and
     `rank_dropout_scale` (see engine.config.settings_lycoris). dylora is a LoRA on lora's layers
     trained as sd-scripts' DyLoRA (engine.networks.dylora) in steps of `dylora_unit` ranks.
-    Adapter weights are kept in
+    `train_norm` (LyCORIS' option, engine.networks.norm_deltas) also trains the norm layers inside the
+    adapted blocks of a denoiser. Adapter weights are kept in
     `dtype` (float32 by default) whatever the base model's dtype; None keeps peft's choice.
     """
     if component not in COMPONENTS:
@@ -67,6 +70,8 @@ def apply_network(
     if lokr_factor == 0 or lokr_factor < -1 or int(lokr_factor) != lokr_factor:
         raise ProblemError([error("network.lokr_factor", f"{lokr_factor} is not a LoKr factor",
                                   "use -1 (automatic) or a whole number ≥ 1")])
+    if train_norm:
+        _check_train_norm(component, network_type, targets)
     if adapter_layers(model):
         raise ValueError(f"the {component} already carries a network; apply_network runs once per model")
 
@@ -122,6 +127,12 @@ def apply_network(
             _full_lokr_at_scale_one(layer)
     if network_type == "dylora":
         make_dynamic(model, int(dylora_unit))
+    if train_norm:
+        norms = find_norms(model, _container_types(component, network_type))
+        if not norms:
+            raise ProblemError([error("network.train_norm", f"the {component} has no norm layers inside the blocks "
+                                      "the network adapts", "turn network.train_norm off")])
+        add_norm_deltas(model, norms)
 
     for parameter in model.parameters():
         parameter.requires_grad_(False)
@@ -172,7 +183,7 @@ def network_parameters(model: nn.Module) -> list[nn.Parameter]:
                 parameters.append(entry)
             else:
                 parameters.extend(entry.parameters())
-    return parameters
+    return parameters + norm_delta_parameters(model)
 
 
 def _container_types(component: str, network_type: str) -> tuple[type, ...]:
@@ -273,6 +284,20 @@ def _init_loha_like_lycoris(layer: nn.Module) -> None:
     nn.init.normal_(layer.hada_w1_b[ADAPTER_NAME], std=1.0)
     nn.init.zeros_(layer.hada_w2_a[ADAPTER_NAME])
     nn.init.normal_(layer.hada_w2_b[ADAPTER_NAME], std=1.0)
+
+
+def _check_train_norm(component: str, network_type: str, targets: list[str] | None) -> None:
+    """LyCORIS trains norms for its own network types, in the denoiser's blocks found by class."""
+    why = None
+    if network_type not in ("locon", "loha", "lokr"):
+        why = (f"{network_type} files hold no norm layers (LyCORIS' train_norm)", "use locon, loha or lokr, or turn it off")
+    elif component != "unet":
+        why = ("only the UNet's norm layers train (the text encoders' adapted blocks hold none)",
+               "turn it off for text encoders")
+    elif targets is not None:
+        why = ("this model family's LoRA layout has no norm keys", "turn network.train_norm off")
+    if why:
+        raise ProblemError([error("network.train_norm", why[0], why[1])])
 
 
 def _check_dylora(rank: int, unit: int, dropout: float, rank_dropout: float, module_dropout: float) -> None:

@@ -49,6 +49,8 @@ def network_module_and_args(cfg: RunConfig, shape) -> tuple[str, dict]:
     elif shape.network_type == "locon":
         module = "networks.lora"
         args.update(conv_dim=shape.conv_rank, conv_alpha=shape.conv_alpha)
+        if cfg.network.train_norm:
+            args["train_norm"] = True  # LyCORIS' network argument (sd-scripts' LoRA has no norm deltas)
     else:
         module = "lycoris.kohya"
         args.update(algo=shape.network_type, conv_dim=shape.conv_rank, conv_alpha=shape.conv_alpha)
@@ -63,7 +65,7 @@ def network_module_and_args(cfg: RunConfig, shape) -> tuple[str, dict]:
 def lycoris_args(cfg: RunConfig, network_type: str) -> dict:
     """The LyCORIS options that differ from LyCORIS' defaults, under its network_args names."""
     n = cfg.network
-    wanted = {"use_tucker": n.use_tucker, "rank_dropout_scale": n.rank_dropout_scale}
+    wanted = {"use_tucker": n.use_tucker, "rank_dropout_scale": n.rank_dropout_scale, "train_norm": n.train_norm}
     if network_type == "lokr":
         wanted.update(factor=n.lokr_factor, decompose_both=n.lokr_decompose_both, full_matrix=n.lokr_full_matrix)
     defaults = {"factor": -1}

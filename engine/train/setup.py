@@ -117,7 +117,7 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
     split = swap_split_for(base.spec, base.unet.config, cfg.training.blocks_to_swap)
     # with block swapping the denoiser is placed once its layers are final (swapped weights never visit the GPU)
     base.unet.to("cpu" if split else device, dtype=weight_dtype)
-    model.adapted["unet"] = apply_network(base.unet, component="unet",
+    model.adapted["unet"] = apply_network(base.unet, component="unet", train_norm=cfg.network.train_norm,
                                           targets=base.spec.network_targets(base.unet, cfg.values), **common)
     trainable = trainable_text_encoders(base)
     for name, encoder in zip(TEXT_COMPONENTS, base.text_encoders):

@@ -204,6 +204,7 @@ SD_ONLY: dict[str, str] = {
     "training.max_token_length": "FLUX.1 reads 77 CLIP tokens; T5's length is flux.t5xxl_max_token_length",
     "training.attention": "FLUX.1 always uses PyTorch's attention",
     "sampling.sampler": "FLUX.1 samples with its own flow-matching Euler sampler",
+    "network.train_norm": "the FLUX.1 LoRA layout (sd-scripts' lora_flux) has no norm keys",
 }
 
 
