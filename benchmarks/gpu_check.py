@@ -23,6 +23,8 @@ readings in the step events.
 `--dry-run` runs the same code on the CPU with small models (the built-in tiny SD models, a small
 FLUX.1 built by the same builder), bf16, a few steps: CI runs it (`bash benchmarks/gpu_check.sh
 --dry-run`), so the script works the first time a GPU is there.
+SD 3.5 Medium (`sd35-medium`) and Large with an fp8 base (`sd35-large-fp8`) are built the same way
+from the SD 3.5 family's reference configs and trained at 1024 px with the same memory settings.
 """
 
 from __future__ import annotations
@@ -202,6 +204,82 @@ def build_flux1_fp8(folder: Path) -> dict:
     return {**build_flux1(folder), "training.fp8_base": True}
 
 
+def sd35_pipeline(configs: dict, device: str, dtype=None):
+    """A StableDiffusion3Pipeline at the sizes of `configs` (the SD 3.5 family's reference configs:
+    {"denoiser", "text_encoders" [CLIP-L, CLIP-G, T5-XXL], "vae"}, or smaller ones)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    from engine.families.sd35.tiny import build_t5_tokenizer
+    from engine.models.tokenizer import END_TOKEN, build_clip_tokenizer
+
+    dtype = dtype or torch.bfloat16
+    strip = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    clip_l, clip_g, t5_config = configs["text_encoders"]
+    transformer = _materialise(SD3Transformer2DModel, strip(configs["denoiser"]), dtype, device)
+    vae = _materialise(AutoencoderKL, strip(configs["vae"]), dtype, device)
+    encoders = [_materialise(CLIPTextModelWithProjection, _clip_config(config, pad), dtype, device)
+                for config, pad in ((clip_l, END_TOKEN), (clip_g, "!"))]
+    t5 = _materialise(T5EncoderModel, T5Config(**strip(t5_config), is_encoder_decoder=False, use_cache=False,
+                                               pad_token_id=0, eos_token_id=1), dtype, device)
+    return StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0), vae=vae,
+        text_encoder=encoders[0], tokenizer=build_clip_tokenizer(END_TOKEN), text_encoder_2=encoders[1],
+        tokenizer_2=build_clip_tokenizer("!"), text_encoder_3=t5, tokenizer_3=build_t5_tokenizer())
+
+
+def save_sd35_folder(pipe, folder: Path) -> None:
+    from engine.families.sd35.tiny import _finish_t5_tokenizer
+    from engine.models.tokenizer import END_TOKEN, write_clip_tokenizer
+
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    write_clip_tokenizer(folder / "tokenizer", pad_token=END_TOKEN)
+    write_clip_tokenizer(folder / "tokenizer_2", pad_token="!")
+    _finish_t5_tokenizer(folder / "tokenizer_3")
+
+
+# SD 3.5 as sd-scripts' SD3 guides set it up: 1024 px, rank 16, AdamW8bit, checkpointing, cached text encoders.
+SD35_SETTINGS = {"model.family": "sd35", "training.max_resolution": [1024, 1024], "optimizer.name": "AdamW8bit",
+                 "network.rank": 16, "network.alpha": 16.0, "optimizer.text_encoder_lr": 0.0,
+                 "training.gradient_checkpointing": True, "training.cache_text_encoder_outputs": True,
+                 "sd35.weighting_scheme": "logit_normal"}
+
+
+def _sd35_builder(variant: str, **extra):
+    def build(folder: Path) -> dict:
+        import torch
+
+        from engine.families.sd35.reference import reference_config
+
+        shared = folder.parent.parent / f"sd35-{variant}-shared" / "model"  # one saved folder per variant
+        if not (shared / "model_index.json").exists():
+            pipe = sd35_pipeline(small_sd35_configs(variant) if DRY_RUN else reference_config(variant), DEVICE)
+            save_sd35_folder(pipe, shared)
+            del pipe
+            gc.collect()
+            torch.cuda.empty_cache()
+        small = {"training.max_resolution": [64, 64], "buckets.min_resolution": 32} if DRY_RUN else {}
+        return {**SD35_SETTINGS, "model.path": str(shared), **extra, **small}
+    return build
+
+
+def small_sd35_configs(variant: str) -> dict:
+    """An SD 3.5 reference config cut down (same keys and structure), for the dry run."""
+    from engine.families.sd35.reference import reference_config
+
+    configs = reference_config(variant)
+    dual = [0] if configs["denoiser"].get("dual_attention_layers") else []
+    denoiser = dict(configs["denoiser"], num_layers=2, attention_head_dim=16, num_attention_heads=2, joint_attention_dim=64,
+                    caption_projection_dim=32, pooled_projection_dim=64, pos_embed_max_size=32, dual_attention_layers=dual)
+    clips = [dict(c, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, projection_dim=32)
+             for c in configs["text_encoders"][:2]]
+    t5 = dict(configs["text_encoders"][2], d_model=64, d_kv=8, d_ff=64, num_layers=1, num_heads=4)
+    vae = dict(configs["vae"], block_out_channels=[32, 32], layers_per_block=1, norm_num_groups=16,
+               down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    return {"denoiser": denoiser, "text_encoders": [*clips, t5], "vae": vae}
+
+
 def build_flux1_fp8_swap(folder: Path) -> dict:
     # sd-scripts' documented 12 GB setup: fp8 base, 16 blocks swapped, AdamW8bit, cached text, 1024 px
     return {**build_flux1_fp8(folder), "training.blocks_to_swap": 16 if not DRY_RUN else 3,
@@ -210,7 +288,9 @@ def build_flux1_fp8_swap(folder: Path) -> dict:
 
 # name -> (builder writing a diffusers folder and returning the run's settings, trained side)
 MODELS = {"sd15": (build_sd15, 512), "sdxl": (build_sdxl, 1024), "flux1": (build_flux1, 512),
-          "flux1-fp8": (build_flux1_fp8, 512), "flux1-fp8-swap": (build_flux1_fp8_swap, 1024)}
+          "flux1-fp8": (build_flux1_fp8, 512), "flux1-fp8-swap": (build_flux1_fp8_swap, 1024),
+          "sd35-medium": (_sd35_builder("5-medium"), 1024),
+          "sd35-large-fp8": (_sd35_builder("5-large", **{"training.fp8_base": True}), 1024)}
 DEFAULT_ONLY = "sd15,sdxl,flux1-fp8,flux1-fp8-swap"  # fits the 8 minutes a lent GPU gives (flux1: --only)
 DRY_RUN = False
 # the built-in tiny models stand in for the SD builders in a dry run (a real-size build takes minutes on a CPU)

@@ -27,6 +27,7 @@ from typing import Any
 
 from engine import families
 from engine.config.text_encoder import text_encoder_trained
+from engine.vram.parts import family_of
 
 # The reference models' layer configs live with each family (engine.families).
 REFERENCE_CONFIGS: dict[str, Mapping[str, Any]] = {name: f.reference_configs for name, f in families.REGISTRY.items()}
@@ -44,15 +45,21 @@ def flux_file_modules(config: Mapping[str, Any]) -> list[tuple[int, int, int]]:
 
 
 def count_parameters(unet: Mapping[str, Any], text_encoders: list[Mapping[str, Any]], *, rank: int,
-                     conv_rank: int, network_type: str, train_text_encoder: bool) -> tuple[int, int]:
+                     conv_rank: int, network_type: str, train_text_encoder: bool, counts: Any = None,
+                     values: Mapping[str, Any] | None = None) -> tuple[int, int]:
     """(numbers stored, number of adapted layers) for a LoRA of this model. The layer walk and the
-    tensor shapes are the VRAM estimate's, which tests hold exact against the tensors training makes."""
+    tensor shapes are the VRAM estimate's, which tests hold exact against the tensors training makes.
+    `counts`: the family's own denoiser counting (`ModelFamily.estimate_counts`), given the run's `values`."""
     from engine.vram.lora_params import denoiser_layers, network_shapes, text_encoder_layers
 
-    if unet.get("_class_name") == "FluxTransformer2DModel":
-        # fused modules: n·r × in down and Σout × n·r up, one alpha each
-        modules = flux_file_modules(unet)
-        numbers, count = sum(n * rank * (fan_in + fan_out) for fan_in, fan_out, n in modules), len(modules)
+    own = counts is not None
+    if own or unet.get("_class_name") == "FluxTransformer2DModel":
+        if own:  # its file's denoiser part, alphas included
+            numbers, count = counts.file_numbers(unet, rank, values or {})
+            numbers -= count  # the alphas are added back below, with the text encoders'
+        else:  # fused modules: n·r × in down and Σout × n·r up, one alpha each
+            modules = flux_file_modules(unet)
+            numbers, count = sum(n * rank * (fan_in + fan_out) for fan_in, fan_out, n in modules), len(modules)
         if train_text_encoder:
             layers = [layer for config in text_encoders for layer in text_encoder_layers(config)]
             shapes = network_shapes(layers, rank=rank, conv_rank=0, network_type="lora")
@@ -79,6 +86,10 @@ def model_configs(values: Mapping[str, Any]) -> tuple[dict, list[dict], str] | N
     if path.startswith("builtin-tiny"):
         return None  # shapes known only once it is built on first use
     family = families.of_values(values)
+    if family.estimate_counts() is not None:  # the family's own reference model for this path (its size varies)
+        data = family.vram_reference(path)
+        return data["denoiser"], list(data["text_encoders"])[:family.trainable_text_encoders or None], \
+            f"the built-in {data['source']} configs"
     reference = family.reference_configs
     # a transformer reference (FLUX.1) is named by its class, as its saved config would be
     unet = reference.get("unet") or {"_class_name": "FluxTransformer2DModel", **reference["transformer"]}
@@ -117,10 +128,11 @@ def estimate_file_size(values: Mapping[str, Any]) -> tuple[int | None, str]:
         return None, "known once the built-in model has been built (first training run)"
     unet, encoders, source = configs
     rank, conv_rank = values["network.rank"], values["network.conv_rank"]
+    counts = families.get(family_of(values)).estimate_counts()
     try:
         numbers, layers = count_parameters(
             unet, encoders, rank=rank, conv_rank=conv_rank, network_type=values["network.type"],
-            train_text_encoder=text_encoder_trained(values),
+            train_text_encoder=text_encoder_trained(values), counts=counts, values=values,
         )
     except (KeyError, TypeError, ValueError, IndexError):
         return None, f"could not read the layer shapes from {source}"

@@ -169,10 +169,11 @@ def test_network_types_without_counterpart_are_refused(kohya):
     assert problem.field == "LoRA_type" and "Standard" in problem.hint
 
 
-def test_sd3_models_are_refused():
+def test_a_config_with_two_model_family_switches_is_refused():
     with pytest.raises(ProblemError) as info:
         convert(flux1_checkbox=True, sd3_checkbox=True)
     assert {p.field for p in info.value.errors} == {"sd3_checkbox"}
+    assert "both on" in info.value.errors[0].message
 
 
 def test_numbers_stored_as_text_are_parsed():

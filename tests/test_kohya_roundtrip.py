@@ -44,6 +44,8 @@ FOLDED = {
 FLUX = {"model.quick_pick": "custom", "model.path": "/models/flux1-dev.safetensors", "model.family": "flux1",
         "model.config_dir": "/models/flux-configs", "model.clip_l": "/models/clip_l.safetensors",
         "model.t5xxl": "/models/t5xxl.safetensors", "model.ae": "/models/ae.safetensors", "training.attention": "sdpa"}
+SD35 = {"model.quick_pick": "sd35-large", "model.path": "stabilityai/stable-diffusion-3.5-large", "model.family": "sd35",
+        "training.attention": "sdpa"}
 CONTEXTS = [
     {},
     {"model.family": "sd2"},
@@ -62,6 +64,12 @@ CONTEXTS = [
     {"training.save_state": True, "training.save_every_n_steps": 100},
     {"training.ip_noise_gamma": 0.1},
     {**FLUX, "flux.timestep_sampling": "sigmoid"},
+    SD35,
+    {**SD35, "model.quick_pick": "custom", "model.path": "/models/sd3.5_large.safetensors",
+     "model.clip_l": "/models/clip_l.safetensors", "model.t5xxl": "/models/t5xxl.safetensors",
+     "model.config_dir": "/models/sd35-configs"},
+    {**SD35, "sd35.weighting_scheme": "logit_normal"},
+    {**SD35, "sd35.weighting_scheme": "mode"},
     {"optimizer.scheduler": "piecewise_constant"},
     {"training.cache_latents": False},
     {"folders.logging": "/logs", "logging.log_with": "tensorboard"},

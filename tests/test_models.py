@@ -29,9 +29,10 @@ from engine.problems import ProblemError
 torch.set_num_threads(1)
 
 FAMILY = {"builtin-tiny-sd1": "sd1", "builtin-tiny-sd2-v": "sd2-v", "builtin-tiny-sdxl": "sdxl"}
-# The SD-shaped built-ins; the FLUX.1 one has its own tests (test_tiny_flux.py, test_flux_training.py).
+# The SD-shaped built-ins; the FLUX.1 and SD 3.5 ones have their own tests (test_tiny_flux.py,
+# test_flux_training.py; test_sd35_*.py).
 BUILTIN_MODELS = tuple(FAMILY)
-assert set(BUILTIN_MODELS) | {"builtin-tiny-flux1"} == set(builtin_names())
+assert set(BUILTIN_MODELS) | {"builtin-tiny-flux1", "builtin-tiny-sd35"} == set(builtin_names())
 
 
 @pytest.fixture(scope="module")

@@ -40,11 +40,11 @@ from .kohya_tables import (
     NEAREST_NETWORK_TYPES,
     REFUSED_NETWORK_TYPES,
     REFUSED_MODEL_FLAGS,
-    FAMILY_GUI_RENAMED,
-    FAMILY_GUI_SWITCHES,
+    FLUX_GUI_RENAMES,
+    SDXL_GUI_RENAMES,
+    FLUX_NETWORK_TYPE,
     NOISE_BOTH,
-    gui_family,
-    keyed_family,
+    is_flux_config,
     HUB_PICKS,
     HUB_FAMILIES,
     NEAREST_OPTIMIZERS,
@@ -63,7 +63,7 @@ from .kohya_tables import (
 )
 from .kohya_tables import number as _number
 from .prompt_options import OPTIONS_HINT, parse_prompt_line
-from ..families.flux1.settings import FLUX_MODEL_SETTINGS, FLUX_SETTINGS, SD_ONLY
+from ..families.flux1.settings import FLUX, FLUX_MODEL_SETTINGS, FLUX_SETTINGS, SD_ONLY
 from .settings_memory import FLUX_GUI_KEYS
 from .settings_model import QUICK_PICKS
 from .settings_optimizer import NO_WARMUP_SCHEDULERS, OPTIMIZERS, SCHEDULERS
@@ -74,7 +74,7 @@ from .yamlio import dump_run_yaml, write_text_atomic
 MAX_KOHYA_FILE_BYTES = 5_000_000
 _BY_KOHYA = SETTINGS.by_kohya_key()  # each setting names its Kohya key once, in the schema
 # Kohya keys only sd-scripts' FLUX.1 trainer reads (the GUI saves them, filled, in every config).
-_FLUX_ONLY_KEYS = tuple(s.kohya for s in FLUX_MODEL_SETTINGS + FLUX_SETTINGS) + FLUX_GUI_KEYS
+_FLUX_ONLY_KEYS = tuple(s.kohya for s in FLUX_MODEL_SETTINGS + FLUX_SETTINGS) + tuple(FLUX_GUI_RENAMES) + FLUX_GUI_KEYS
 _MISSING = object()
 
 
@@ -161,9 +161,12 @@ class _Conversion:
 
     def __init__(self, data: Mapping[str, Any]):
         self.data = {str(k): v for k, v in data.items()}
-        self.family = gui_family(self.data)  # what the GUI's model switches select (None: SD 1.x)
-        self.keyed = keyed_family(self.data)  # a family those switches alone name (FLUX.1)
-        self.flux = self.keyed is not None  # its trainer ignores the SD objective's keys
+        self.flux = is_flux_config(self.data)
+        # a family whose Kohya names carry its GUI spellings (`KohyaNames.gui_renames` …) and whose GUI
+        # keys this config sets; FLUX.1 keeps its own handling below
+        self.named = [f for f in families.REGISTRY.values() if f.kohya.gui_renames or f.kohya.gui_options]
+        self.family = None if self.flux else next((f for f in self.named if f.kohya.gui_keys and all(
+            self.data.get(key) in (value, str(value)) for key, value in f.kohya.gui_keys.items())), None)
         self._rename_old_keys()
         self.notes: list[Problem] = []
         self._merge_additional_parameters()
@@ -203,8 +206,12 @@ class _Conversion:
                    ("stop_text_encoder_training_pct", "stop_text_encoder_training")]
         # the Flux and SDXL tabs' cache checkboxes are sd-scripts' plain cache flag, each read
         # only for its own model (an SD config keeps the other tab's checkbox filled, unread)
-        if self.family is not None:
+        if self.family:
             renames += list(self.family.kohya.gui_renames.items())
+        elif self.flux:
+            renames += list(FLUX_GUI_RENAMES.items())
+        elif SCOPES["sdxl"](self.data):
+            renames += list(SDXL_GUI_RENAMES.items())
         for old, new in renames:
             if old in self.data and (_is_empty(self.data.get(new)) or self.data[new] == self.data[old]):
                 self.data[new] = self.data.pop(old)
@@ -251,6 +258,11 @@ class _Conversion:
         if self.flux:  # sd-scripts' Flux trainer ignores the SD objective's keys: so does the import
             for key in SD_ONLY:
                 self.values.pop(key, None)
+        if self.family:  # as for Flux: what the family's trainer ignores is named (sources.py), not imported
+            ignored = set(self.family.kohya.ignored_options)
+            for setting in SETTINGS:
+                if setting.kohya in ignored:
+                    self.values.pop(setting.key, None)
         values, problems = validate_values(self.values)
         config = RunConfig(values)
         for problem in problems:
@@ -262,17 +274,27 @@ class _Conversion:
 
     # Each step reads its keys with `take`; whatever is left at the end is reported.
     def _refusals(self) -> None:
+        claimed = {key for f in self.named for key in f.kohya.gui_keys}
+        for f in self.named:
+            for key in f.kohya.gui_keys:
+                if self.flux and self.take(key) in (True, "true", "True", 1):  # the GUI lets one family be on
+                    self.refusals.append(error(key, "and flux1_checkbox are both on: a config trains one model family",
+                                               f"turn one off in the GUI (FLUX.1, or {f.label})"))
+                self.take(key)
+            if f is not self.family:  # Kohya reads a family's own keys only for that family
+                for key in f.kohya.gui_options:
+                    self.take(key)
         for key, family in REFUSED_MODEL_FLAGS.items():
-            if self.take(key) in (True, "true", "True", 1):
+            if key not in claimed and self.take(key) in (True, "true", "True", 1):
                 self.refusals.append(error(key, f"{family} models cannot be trained by tui-lora",
                                            "tui-lora trains SD 1.x, SD 2.x, SDXL and FLUX.1 LoRAs"))
-        for key in FAMILY_GUI_SWITCHES:  # read as the family (the old booleans again in _model)
-            self.take(key)
-        if not self.flux:  # Kohya reads the Flux keys only for FLUX.1
+        self.take("flux1_checkbox")
+        shared = set(self.family.kohya.gui_renames.values()) if self.family else set()  # its clip_l, t5xxl
+        if not self.flux:  # Kohya reads the Flux keys only for FLUX.1 (and those a family shares with it)
             for key in _FLUX_ONLY_KEYS:
-                self.take(key)
-        for key in FAMILY_GUI_RENAMED:  # renamed above when the config trains that family; else unread
-            self.take(key)
+                if key not in shared:
+                    self.take(key)
+        self.take("sdxl_cache_text_encoder_outputs")  # renamed above when the config is SDXL
 
     def _model(self) -> None:
         path_raw, listed = self.take("pretrained_model_name_or_path"), self.take("model_list")
@@ -284,8 +306,11 @@ class _Conversion:
             path = listed.strip()
         typed = {name: self._flag(name, raw) for name, raw in flags.items()}
         pick = path if path in QUICK_PICKS else HUB_PICKS.get(path.lower())
-        if self.keyed is not None:
-            self._keyed_model(self.keyed, path, pick, typed)
+        if self.family:
+            self._family_model(self.family, path, pick, typed)
+            return
+        if self.flux:
+            self._flux_model(path, pick, typed)
             return
         if pick:
             self.values["model.quick_pick"] = pick
@@ -313,10 +338,22 @@ class _Conversion:
         self.note("pretrained_model_name_or_path", f"the file names no base model; quick pick '{pick}' "
                   "is used (it matches the file's v2/sdxl flags)", "set model.quick_pick or model.path")
 
-    def _keyed_model(self, family: families.ModelFamily, path: str, pick: str | None,
-                     typed: Mapping[str, bool | None]) -> None:
-        """A family the GUI's switches name on their own: the old booleans do not apply to it."""
-        switch = ", ".join(family.kohya.gui_keys) or f"LoRA_type {family.kohya.gui_lora_type}"
+    def _flux_model(self, path: str, pick: str | None, typed: Mapping[str, bool | None]) -> None:
+        for name, value in typed.items():
+            if value:
+                self.note(name, f"is true in the file, but the file trains FLUX.1 (flux1_checkbox); {name} is ignored")
+        if pick and QUICK_PICKS[pick]["family"] == FLUX:
+            self.values["model.quick_pick"] = pick
+        elif path and not pick:
+            self.values.update({"model.quick_pick": "custom", "model.path": path, "model.family": FLUX})
+        else:
+            self.values["model.quick_pick"] = "flux1-dev"
+            why = f"'{path}' is not a FLUX.1 model" if path else "the file names no base model"
+            self.note("pretrained_model_name_or_path", f"{why}; quick pick 'flux1-dev' is used (the file trains FLUX.1)",
+                      "set model.quick_pick or model.path")
+
+    def _family_model(self, family: Any, path: str, pick: str | None, typed: Mapping[str, bool | None]) -> None:
+        switch = ", ".join(family.kohya.gui_keys)
         for name, value in typed.items():
             if value:
                 self.note(name, f"is true in the file, but the file trains {family.label} ({switch}); {name} is ignored")
@@ -325,7 +362,7 @@ class _Conversion:
         elif path and not pick:
             self.values.update({"model.quick_pick": "custom", "model.path": path, "model.family": family.name})
         else:
-            default = family.quick_picks[0][0]
+            default = next(name for name, source in family.quick_picks if not source.startswith("builtin-"))
             self.values["model.quick_pick"] = default
             why = f"'{path}' is not a {family.label} model" if path else "the file names no base model"
             self.note("pretrained_model_name_or_path", f"{why}; quick pick '{default}' is used (the file trains "
@@ -346,8 +383,8 @@ class _Conversion:
         if _is_empty(kohya_type):
             kohya_type = "Standard"
         ours = NETWORK_TYPES.get(kohya_type) if isinstance(kohya_type, str) else None
-        if self.keyed is not None and kohya_type == self.keyed.kohya.gui_lora_type != "Standard":
-            ours = "lora"  # the family's own plain LoRA (sd-scripts' networks.lora_flux for FLUX.1)
+        if kohya_type == FLUX_NETWORK_TYPE:
+            ours = "lora"  # sd-scripts' networks.lora_flux: a plain LoRA on FLUX.1's layers
         if ours is None and isinstance(kohya_type, str) and kohya_type in NEAREST_NETWORK_TYPES:
             ours, why = NEAREST_NETWORK_TYPES[kohya_type]
             self.note("LoRA_type", f"'{kohya_type}' is not supported: {why} (network.type: {ours})",
@@ -359,10 +396,9 @@ class _Conversion:
                                        "supported: " + ", ".join(t for t in NETWORK_TYPES if t != "LoCon")
                                        + "; change LoRA_type in the file (and its learning rates) and import again"))
             ours = "lora"
-        if self.keyed is not None and ours != "lora":
-            self.refusals.append(error("LoRA_type", f"{_show(kohya_type)} cannot be imported for {self.keyed.label}: "
-                                       f"only a plain LoRA is written in its Kohya form",
-                                       f"set LoRA_type to {self.keyed.kohya.gui_lora_type}"))
+        if self.flux and ours != "lora":
+            self.refusals.append(error("LoRA_type", f"{_show(kohya_type)} cannot be imported for FLUX.1: only a plain "
+                                       "LoRA is written in the Kohya Flux form", "set LoRA_type to Flux1"))
         self.values["network.type"] = ours
         full = self._lokr_full_matrix(kohya_type)
         rank = None if full else self.put("network_dim", self.take("network_dim"))
@@ -716,6 +752,12 @@ class _Conversion:
             if kohya_key in self.left:
                 self.put(kohya_key, self.take(kohya_key))
 
+    def _family_no_counterpart(self) -> dict[str, tuple[Any, str]]:
+        """{GUI key: (the GUI's default, what the feature is)} of the family this config trains."""
+        if self.family is None:
+            return {}
+        return {key: (default, feature) for feature, keys in self.family.kohya.no_counterpart for key, default in keys.items()}
+
     def _paths(self) -> None:
         for key in PATH_KEYS:
             value = self.data.get(key)
@@ -726,6 +768,11 @@ class _Conversion:
         for key in list(self.left):
             value = self.take(key)
             if key.startswith("_"):
+                continue
+            own = self._family_no_counterpart().get(key)
+            if own is not None:
+                if not _same(value, own[0]):
+                    self.note(key, f"{own[1]} has no counterpart in tui-lora; {_show(value)} was not imported")
                 continue
             known = NO_COUNTERPART.get(key)
             if known is None:

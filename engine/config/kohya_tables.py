@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .. import families
 from .settings_model import QUICK_PICKS
 
 
@@ -44,37 +43,21 @@ REFUSED_NETWORK_TYPES = {
     "LyCORIS/Native Fine-Tuning": "native fine-tuning trains full weight differences, not a LoRA",
 }
 REFUSED_MODEL_FLAGS = {"sd3_checkbox": "Stable Diffusion 3", "anima_checkbox": "Anima"}
-# Every family's GUI keys (its model switch and its tab's renamed options): each is read once.
-FAMILY_GUI_SWITCHES = tuple(dict.fromkeys(key for family in families.REGISTRY.values() for key in family.kohya.gui_keys))
-FAMILY_GUI_RENAMED = tuple(dict.fromkeys(key for family in families.REGISTRY.values() for key in family.kohya.gui_renames))
+# The GUI's FLUX.1 LoRA type (sd-scripts' networks.lora_flux): a plain LoRA on the Flux transformer.
+FLUX_NETWORK_TYPE = "Flux1"
+# The GUI's own names for sd-scripts' text-encoder cache flags on its FLUX.1 and SDXL tabs.
+FLUX_GUI_RENAMES = {"flux1_cache_text_encoder_outputs": "cache_text_encoder_outputs",
+                    "flux1_cache_text_encoder_outputs_to_disk": "cache_text_encoder_outputs_to_disk"}
+SDXL_GUI_RENAMES = {"sdxl_cache_text_encoder_outputs": "cache_text_encoder_outputs"}
 
 
 def _true(value: Any) -> bool:
     return value in (True, "true", "True", 1)
 
 
-def gui_family(data: Mapping[str, Any]) -> families.ModelFamily | None:
-    """The family a GUI config's model switches select (`ModelFamily.kohya.gui_keys`, or the family's own
-    LoRA type, which the GUI offers only with its switch on); None: the GUI's default, SD 1.x.
-
-    A later registered family wins when a config leaves an earlier one's switch on (the GUI keeps the
-    SDXL checkbox's state while the FLUX.1 one is on)."""
-    chosen = None
-    for family in families.REGISTRY.values():
-        names = family.kohya
-        switched = bool(names.gui_keys) and all(_true(data.get(key)) if value is True else data.get(key) == value
-                                                for key, value in names.gui_keys.items())
-        own_type = names.gui_lora_type != "Standard" and data.get("LoRA_type") == names.gui_lora_type
-        if switched or own_type:
-            chosen = family
-    return chosen
-
-
-def keyed_family(data: Mapping[str, Any]) -> families.ModelFamily | None:
-    """The family a config selects by its GUI keys alone: one the old v2/sdxl booleans cannot name
-    (FLUX.1), whose trainer reads its own options and ignores the SD objective's."""
-    family = gui_family(data)
-    return family if family is not None and not family.has_legacy_flags else None
+def is_flux_config(data: Mapping[str, Any]) -> bool:
+    """The GUI trains FLUX.1 when its Flux checkbox is on (it then offers the Flux1 LoRA type)."""
+    return _true(data.get("flux1_checkbox")) or data.get("LoRA_type") == FLUX_NETWORK_TYPE
 
 # Hub ids the GUI offers → quick picks; the `/blob/main/…` forms name single files of the same model.
 HUB_PICKS = {quick["path"].lower(): pick for pick, quick in QUICK_PICKS.items()} | {
@@ -104,7 +87,7 @@ NOISE_BOTH = "sd-scripts: both"
 SCOPES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "always": lambda d: True,
     "never": lambda d: False,  # SD3-only keys (those models are refused) and GUI-only state
-    "flux": lambda d: keyed_family(d) is not None,  # keys only a keyed family's trainer reads
+    "flux": is_flux_config,
     "blocks": lambda d: d.get("LoRA_type", "Standard") in ("Standard", "Kohya LoCon", "LoRA-FA", "Kohya DyLoRA"),
     "lycoris": lambda d: str(d.get("LoRA_type", "")).startswith("LyCORIS/"),
     "lokr": lambda d: d.get("LoRA_type") == "LyCORIS/LoKr",

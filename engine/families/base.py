@@ -83,6 +83,8 @@ class ModelFamily:
     # {"source", "denoiser", "text_encoders", "vae"}); None: no estimate without the model's own configs.
     vram_reference_file: Any = None
     has_legacy_flags: bool = True  # the old v2/v_parameterization/sdxl booleans can name it (SD families)
+    # The single-file companion settings (`model.<name>`) its `load_base` takes, by name.
+    companions: tuple[str, ...] = ("clip_l", "t5xxl", "ae")
     trainable_text_encoders: int | None = None  # how many of its text encoders (first ones) a LoRA may train; None: all
     # Why `training.blocks_to_swap` does nothing for it ("" where its denoiser is a stack of blocks that swap).
     swap_unsupported: str = ("not available for SD UNets (their blocks differ in size and feed skip connections; "
@@ -133,8 +135,9 @@ class ModelFamily:
         settings; called for every registered family on every run (`settings` is the schema table)."""
         return []
 
-    def vram_reference(self) -> dict[str, Any]:
-        """The family's real-size configs for the VRAM estimate (read from `vram_reference_file`)."""
+    def vram_reference(self, path: str = "") -> dict[str, Any]:
+        """The family's real-size configs for the VRAM estimate (read from `vram_reference_file`); `path`
+        is the run's model path, for a family whose reference models differ in size (SD 3.5 Medium/Large)."""
         import json
 
         if self.vram_reference_file is None:
@@ -155,6 +158,18 @@ class ModelFamily:
         """Whether a model path names this family when nothing else says (`model.family: auto` before
         the model is read: the VRAM estimate's guess). SD families: no; FLUX.1: "flux" in the path."""
         return False
+
+    def estimate_counts(self) -> Any:
+        """The family's own torch-free counting of its denoiser for the memory and file-size estimates, or
+        None (the default) for engine.vram's own walk of SD UNets and FLUX.1 transformers. An object (a
+        module will do) with plain-number functions: `parameters(config)`; `lora_layers(config)`, the
+        adapted layers as (in, out, kernel side, is a convolution); `file_numbers(config, rank, values)`,
+        (numbers, modules) of the denoiser part of its LoRA file; `text_tokens(values)`;
+        `image_tokens(config, latent_width, latent_height)`; `activations(config, *, image_tokens,
+        text_tokens, batch, checkpointing, lora_rank)` -> {"kept": slots, "recompute": slots} with slots
+        {"compute", "norm", "stat", "cast"} as in engine.vram.activations; `backward_scratch(config, *,
+        image_tokens, text_tokens, batch, compute_bytes, fp8)` -> bytes."""
+        return None
 
     # ------------------------------------------------------------------ metadata
 

@@ -19,11 +19,15 @@ class KohyaNames:
     # sd-scripts' --network_module for a plain LoRA of this family, and the GUI's LoRA_type for it.
     network_module: str = "networks.lora"
     gui_lora_type: str = "Standard"
-    # The GUI's own names, on this family's tab, for sd-scripts options ({"sdxl_cache_text_encoder_outputs":
-    # "cache_text_encoder_outputs"}): an import reads them as the option when the config trains this family.
-    gui_renames: Mapping[str, str] = field(default_factory=dict)
     # Options only a config of this family sets (its companion files): they name the family in a
     # config read without its script.
     marker_options: tuple[str, ...] = ()
     # Options its sd-scripts trainer reads but does not use; an import says so instead of dropping them.
     ignored_options: tuple[str, ...] = ()
+    # The GUI's own spellings of sd-scripts options for this family ({"sd3_clip_l": "clip_l"}): read
+    # as the option (whose setting's `kohya=` names it) when the GUI keys select the family.
+    gui_renames: Mapping[str, str] = field(default_factory=dict)
+    # GUI keys only this family reads (the GUI saves them, filled, in every config): dropped from others.
+    gui_options: tuple[str, ...] = ()
+    # Its GUI keys tui-lora has no counterpart for: (what the feature is, {GUI key: the GUI's default}).
+    no_counterpart: tuple[tuple[str, Mapping[str, object]], ...] = ()

@@ -195,10 +195,11 @@ def load_base_model(
     if kind == "missing":
         raise ProblemError([_missing_problem(path)])
 
+    given = dict(companions or {})  # single-file companions by setting name
     for spec in families.REGISTRY.values():  # a family with its own loader claims its models first
         if spec.claims_source(kind, location, requested):
             return spec.load_base(kind, location, path, family=requested, config_dir=config_dir, dtype=dtype,
-                                  cache_dir=cache_dir, companions=dict(companions or {}))
+                                  cache_dir=cache_dir, companions={name: given.get(name) for name in spec.companions})
     warnings: list[Problem] = []
     if kind == "single_file":
         parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, requested)

@@ -85,9 +85,11 @@ def nest_text_encoder_keys(folder: Path) -> None:
 
     weights = folder / "model.safetensors"
     tensors = load_file(str(weights))
-    if all(key.startswith("text_model.") for key in tensors):
+    # a CLIPTextModelWithProjection's projection sits beside `text_model`, as in real SD3/SDXL repos
+    outside = ("text_model.", "text_projection.")
+    if all(key.startswith(outside) for key in tensors):
         return
-    nested = {key if key.startswith("text_model.") else f"text_model.{key}": value for key, value in tensors.items()}
+    nested = {key if key.startswith(outside) else f"text_model.{key}": value for key, value in tensors.items()}
     save_file(nested, str(weights), metadata={"format": "pt"})
 
 

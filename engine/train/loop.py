@@ -248,13 +248,13 @@ class Trainer(RunReporting, Checkpointing):
         self.unet = named["unet"]
         self.trained_modules = list(named.values())
         base = self.model.base
-        self.text_encoders = [named.get(n, enc) for n, enc in zip(("text_encoder", "text_encoder_2"), base.text_encoders)]
+        self.text_encoders = [named.get(n, enc) for n, enc in zip(base.spec.text_encoder_components, base.text_encoders)]
         self.trainable_params = self.model.unet_parameters() + self.model.text_parameters()
         self.text_frozen = False
         self.caption_cache = ConditioningCache()
         for module in self.trained_modules:
             module.train()
-        for name, encoder in zip(("text_encoder", "text_encoder_2"), self.text_encoders):
+        for name, encoder in zip(base.spec.text_encoder_components, self.text_encoders):
             if name not in named:
                 encoder.eval()
         from .memory_savers import after_prepare

@@ -17,9 +17,3 @@ def run_family(cfg: RunConfig) -> families.ModelFamily | None:
     name = families.requested_family(cfg.values)
     return None if name == families.AUTO else families.get(name)
 
-
-def model_companions(cfg: RunConfig) -> dict[str, object]:
-    """The single-file companions the families add to the model section (FLUX.1's clip_l, t5xxl, ae), by
-    their short name: the loader hands them to the family that claims the model."""
-    return {setting.key.split(".", 1)[1]: cfg.values.get(setting.key)
-            for family in families.REGISTRY.values() for setting in family.settings_sections().get("model", ())}

@@ -13,7 +13,7 @@ import torch
 from ..config import SETTINGS, RunConfig
 from .. import families
 from ..families.load import load_base_model
-from .run_family import model_companions, run_family
+from .run_family import run_family
 from ..models.base_model import BaseModel
 from ..networks.inject import apply_network, network_parameters
 from ..networks.adapter_tensors import import_network, infer_rank_alpha
@@ -94,10 +94,15 @@ def network_shape(cfg: RunConfig, continue_from=None, unet=None) -> NetworkShape
     return shape
 
 
+def companion_files(cfg: RunConfig) -> dict[str, str | None]:
+    """The files beside a single-file model (every file setting of the model screen), by setting name."""
+    return {s.name: cfg.values[s.key] for s in SETTINGS if s.section == "model" and s.kind == "path" and s.disk == "read_file"}
+
+
 def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype, continue_from=None) -> TrainedModel:
     """The base model with its networks; `continue_from` is a LoRA file's path (or a read LoraFile)."""
     base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, family=run_family(cfg),
-                           companions=model_companions(cfg))
+                           companions=companion_files(cfg))
     # `auto` knows the family only now
     problems = base.spec.run_problems(cfg.values, SETTINGS) + family_problems(base.spec, cfg.values)
     if problems:
@@ -120,7 +125,7 @@ def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype,
     model.adapted["unet"] = apply_network(base.unet, component="unet", train_norm=cfg.network.train_norm,
                                           targets=base.spec.network_targets(base.unet, cfg.values), **common)
     trainable = trainable_text_encoders(base)
-    for name, encoder in zip(TEXT_COMPONENTS, base.text_encoders):
+    for name, encoder in zip(base.spec.text_encoder_components, base.text_encoders):
         encoder.to(device, dtype=weight_dtype)
         if train_te and encoder in trainable:
             model.adapted[name] = apply_network(encoder, component=name, **common)

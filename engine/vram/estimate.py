@@ -100,10 +100,11 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
     lines = estimate.lines
 
     # -- weights
-    denoiser = denoiser_parameters(parts.denoiser)
+    counts = parts.counts  # a family that counts its own denoiser (None: the UNet/FLUX.1 walk here)
+    denoiser = counts.parameters(parts.denoiser) if counts else denoiser_parameters(parts.denoiser)
     weight_dtype = precision if quant == "none" else quant
     per_weight = savers.weight_bytes_per_parameter(quant, compute_bytes)
-    kind = "transformer" if parts.is_flux else "UNet"
+    kind = "transformer" if parts.is_flux or counts else "UNet"
     swap = int(values.get("training.blocks_to_swap") or 0)
     split = families.get(parts.family).swap_split(swap) if parts.family in families.REGISTRY else {}
     off, flight = savers.swapped_parameters(parts.denoiser, split)
@@ -136,7 +137,8 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
     lokr = LokrSplit(int(values.get("network.lokr_factor") or -1), bool(values.get("network.lokr_decompose_both")),
                      bool(values.get("network.lokr_full_matrix")))
     train_blocks = str(values.get("flux.train_blocks") or "all")
-    shapes = network_shapes(denoiser_layers(parts.denoiser, network_type, train_blocks), rank=rank, conv_rank=conv_rank,
+    layers = counts.lora_layers(parts.denoiser) if counts else denoiser_layers(parts.denoiser, network_type, train_blocks)
+    shapes = network_shapes(layers, rank=rank, conv_rank=conv_rank,
                             network_type=network_type, lokr=lokr, dylora_unit=unit)
     if train_te:
         for config in parts.text_encoders:
@@ -159,7 +161,7 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
         kept = savers.offloaded_activations(kept, savers.checkpoint_units(parts.denoiser))
         detail += ", block inputs parked on the CPU"
     lines.append(Line("activations", kept, detail))
-    working = recompute + _backward_scratch(parts, width, height, batch, compute_bytes, quant != "none")
+    working = recompute + _backward_scratch(parts, values, width, height, batch, compute_bytes, quant != "none")
     lines.append(Line("backward working memory", working,
                       "one checkpointed block rebuilt at a time, gradient buffers" if checkpointing
                       else "gradient buffers of the largest layers"))
@@ -188,7 +190,13 @@ def _activations(parts: ModelParts, values: Mapping[str, Any], width: int, heigh
                  checkpointing: bool, rank: int, network_type: str, train_te: bool) -> act.ActivationModel:
     scale = parts.vae_scale
     windows = max(1, int(values.get("training.max_token_length") or 75) // 75)
-    if parts.is_flux:
+    counts = parts.counts
+    if counts:
+        found = counts.activations(parts.denoiser, image_tokens=counts.image_tokens(parts.denoiser, width // scale, height // scale),
+                                   text_tokens=counts.text_tokens(values), batch=batch, checkpointing=checkpointing,
+                                   lora_rank=rank)
+        model = act.ActivationModel(act.Slots(**found["kept"]), act.Slots(**found["recompute"]))
+    elif parts.is_flux:
         image_tokens = (width // scale // 2) * (height // scale // 2)
         text_tokens = flux_text_tokens(values, parts)
         model = act.flux_activations(parts.denoiser, image_tokens=image_tokens, text_tokens=text_tokens,
@@ -210,10 +218,15 @@ def _activations(parts: ModelParts, values: Mapping[str, Any], width: int, heigh
     return model
 
 
-def _backward_scratch(parts: ModelParts, width: int, height: int, batch: int, compute_bytes: int, fp8: bool) -> int:
+def _backward_scratch(parts: ModelParts, values: Mapping[str, Any], width: int, height: int, batch: int,
+                      compute_bytes: int, fp8: bool) -> int:
     # `fp8`: the frozen weights are stored in fewer bits (fp8, int8, nf4): one layer is widened at a time
     """Gradients in flight at the widest layer: its output gradient and its input gradient."""
     scale = parts.vae_scale
+    counts = parts.counts
+    if counts:
+        return counts.backward_scratch(parts.denoiser, image_tokens=counts.image_tokens(parts.denoiser, width // scale, height // scale),
+                                       text_tokens=counts.text_tokens(values), batch=batch, compute_bytes=compute_bytes, fp8=fp8)
     if parts.is_flux:
         d = parts.denoiser["num_attention_heads"] * parts.denoiser["attention_head_dim"]
         tokens = batch * ((width // scale // 2) * (height // scale // 2) + 512)

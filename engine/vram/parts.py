@@ -25,13 +25,18 @@ class ModelParts:
         return self.denoiser.get("_class_name") == "FluxTransformer2DModel"
 
     @property
+    def counts(self):
+        """The family's own denoiser counting (`ModelFamily.estimate_counts`), or None for engine.vram's walk."""
+        return families.get(self.family).estimate_counts() if self.family in families.REGISTRY else None
+
+    @property
     def vae_scale(self) -> int:
         """Image pixels per latent pixel along a side."""
         return 2 ** (len(self.vae["block_out_channels"]) - 1)
 
 
-def reference_parts(family: str) -> ModelParts:
-    data = families.get(family).vram_reference()  # each family ships its real-size configs
+def reference_parts(family: str, path: str = "") -> ModelParts:
+    data = families.get(family).vram_reference(path)  # each family ships its real-size configs
     return ModelParts(family, data["denoiser"], data["text_encoders"], data["vae"],
                       f"the built-in {data['source']} configs")
 
@@ -67,7 +72,7 @@ def model_parts(values: Mapping[str, Any]) -> ModelParts | None:
     config_dir = str(values.get("model.config_dir") or "")
     if config_dir and (parts := _folder_parts(Path(config_dir).expanduser(), family)) is not None:
         return parts
-    return reference_parts(family)
+    return reference_parts(family, path)
 
 
 def _diffusers_folder(path: str) -> Path | None:
@@ -88,7 +93,8 @@ def _folder_parts(folder: Path, family: str) -> ModelParts | None:
     if denoiser is None or vae is None:
         return None
     encoders = []
-    for name in ("text_encoder", "text_encoder_2"):
+    # every text-encoder folder any family has (SD 3.5's third is T5), in order; absent ones are skipped
+    for name in sorted({name for spec in families.REGISTRY.values() for name in spec.text_encoder_components}):
         config = _read(folder / name / "config.json")
         if config is not None:
             architectures = config.get("architectures") or []

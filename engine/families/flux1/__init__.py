@@ -192,8 +192,6 @@ FLUX1 = FluxFamily(
     kohya=KohyaNames(
         scripts=("flux_train_network",), gui_keys={"flux1_checkbox": True}, network_module="networks.lora_flux",
         gui_lora_type="Flux1", marker_options=("ae", "t5xxl"),
-        gui_renames={"flux1_cache_text_encoder_outputs": "cache_text_encoder_outputs",
-                     "flux1_cache_text_encoder_outputs_to_disk": "cache_text_encoder_outputs_to_disk"},
         # flow matching has no DDPM noise levels, and CLIP-L has one fixed length
         ignored_options=("noise_offset", "min_snr_gamma", "max_token_length", "multires_noise_iterations",
                          "adaptive_noise_scale", "clip_skip", "v_parameterization", "debiased_estimation_loss")),
