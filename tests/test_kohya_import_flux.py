@@ -139,24 +139,3 @@ def test_sdxl_tab_cache_checkbox_turns_on_text_encoder_caching_for_sdxl_only():
     sd15 = convert_kohya_settings({"pretrained_model_name_or_path": "sd15", "sdxl_cache_text_encoder_outputs": True})
     assert not sd15.config.training.cache_text_encoder_outputs  # the SDXL tab is not read for SD 1.x
 
-
-def test_the_family_is_selected_by_its_registered_gui_keys_not_by_a_name_in_the_importer(monkeypatch):
-    """Issue 22: the importer asks each family's `kohya.gui_keys` / own LoRA type which family a GUI
-    config trains; a family registered with its own switch is found without an importer change."""
-    import dataclasses
-
-    from engine import families
-    from engine.config.kohya_tables import gui_family, keyed_family
-    from engine.families.kohya_names import KohyaNames
-
-    assert gui_family({}) is None  # the GUI's default: SD 1.x, through the old booleans
-    assert gui_family({"sdxl": "True"}) is families.get("sdxl") and keyed_family({"sdxl": True}) is None
-    assert gui_family({"LoRA_type": "Flux1"}) is families.get("flux1")
-    assert gui_family({"flux1_checkbox": True, "sdxl": True}) is families.get("flux1")  # the later switch wins
-    newer = dataclasses.replace(families.get("flux1"), name="newer", label="Newer",
-                                kohya=KohyaNames(gui_keys={"newer_checkbox": True}, gui_lora_type="Newer1",
-                                                 gui_renames={"newer_cache": "cache_text_encoder_outputs"}))
-    monkeypatch.setitem(families.REGISTRY, "newer", newer)
-    assert keyed_family({"newer_checkbox": True}) is newer
-    assert keyed_family({"LoRA_type": "Newer1"}) is newer
-    assert gui_family({"newer_checkbox": False}) is None
