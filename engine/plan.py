@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from .config import RunConfig
 from .dataset.scan import DatasetSummary, scan_dataset
-from .dataset.subsets import subset_plan
 from .dataset.scan_options import scan_options
 from .lora_size import estimate_file_size
 from .optim.numbers import warmup_steps
@@ -46,8 +45,7 @@ def text_encoder_stop_step(cfg: RunConfig, total_steps: int) -> int | None:
 
 
 def scan_for(cfg: RunConfig) -> DatasetSummary:
-    return scan_dataset(cfg.folders.images, cfg.folders.regularization, **scan_options(cfg),
-                        subsets=subset_plan(cfg.values))
+    return scan_dataset(cfg.folders.images, cfg.folders.regularization, **scan_options(cfg))
 
 
 def plan_run(cfg: RunConfig, dataset: DatasetSummary | None = None) -> RunPlan:

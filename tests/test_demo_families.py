@@ -10,7 +10,7 @@ from tui_lora.commands.demo import demo_settings, tiny_picks
 
 def test_every_family_with_a_tiny_model_is_a_demo_choice():
     assert tiny_picks() == {"sd1": "builtin-tiny-sd1", "sdxl": "builtin-tiny-sdxl", "flux1": "builtin-tiny-flux1",
-                            "sd35": "builtin-tiny-sd35"}
+                            "sd35": "builtin-tiny-sd35", "zimage": "builtin-tiny-zimage"}
     assert demo_settings("flux1")["model.quick_pick"] == "builtin-tiny-flux1"
     with pytest.raises(ValueError, match="sd2"):
         demo_settings("sd2")
@@ -29,7 +29,8 @@ def test_flux_demo_trains_the_tiny_flux_model_into_a_kohya_flux_lora_beside_the_
     folder = tmp_path / "demo"
     assert main(["demo", "--family", "flux1", "--dir", str(folder)]) == 0
     lora = folder / "output" / "demo_flux1_lora.safetensors"
-    assert f"Your LoRA: {lora.resolve()}" in capsys.readouterr().out
+    said = capsys.readouterr().out.split("Your LoRA:", 1)[-1].split()  # the path may sit on its own line
+    assert said[0] == str(lora.resolve())
     with safe_open(str(lora), "pt") as handle:
         keys, metadata = set(handle.keys()), handle.metadata()
     assert "lora_unet_double_blocks_1_img_attn_qkv.lora_down.weight" in keys
@@ -68,3 +69,27 @@ def test_sd35_demo_trains_the_tiny_model_into_a_file_every_loader_takes_whole(tm
               str(tmp_path / "diffusers.safetensors"))
     assert load_lora_noting_complaints(pipe, tmp_path / "diffusers.safetensors") == []
     assert set(pipe.get_list_adapters()) >= {"transformer"}
+
+
+@pytest.mark.slow
+def test_zimage_demo_trains_the_tiny_model_into_a_file_diffusers_takes_whole(tmp_path, capsys):
+    from diffusers import ZImagePipeline
+    from safetensors import safe_open
+
+    from engine.families.zimage.tiny import ensure_tiny_zimage_model
+    from tests.helpers import load_lora_noting_complaints
+
+    folder = tmp_path / "demo"
+    assert main(["demo", "--family", "zimage", "--dir", str(folder)]) == 0
+    lora = folder / "output" / "demo_zimage_lora.safetensors"
+    assert lora.exists() and "Your LoRA" in capsys.readouterr().out
+    with safe_open(str(lora), "pt") as handle:
+        keys, metadata = set(handle.keys()), handle.metadata()
+    assert metadata["ss_base_model_version"] == "zimage"
+    modules = {key.removeprefix("diffusion_model.").rsplit(".", 2)[0] for key in keys if key.endswith(".weight")}
+    assert any(module.startswith("layers.1.") for module in modules)  # indices above 0 are written
+    pipe = ZImagePipeline.from_pretrained(str(ensure_tiny_zimage_model()))
+    assert load_lora_noting_complaints(pipe, lora) == []
+    loaded = {name for name, module in pipe.transformer.named_modules()
+              if hasattr(module, "lora_A") and "default_0" in module.lora_A}
+    assert loaded == modules  # every module of the file became a LoRA layer, and no other

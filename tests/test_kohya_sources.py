@@ -159,9 +159,11 @@ def test_dataset_toml_subsets_become_concept_folders_and_differences_are_named()
     assert (cfg.buckets.enabled, cfg.buckets.no_upscale, cfg.training.caption_extension) == (True, True, ".txt")
     # values every subset shares are the run's; the training subset's keep_tokens is the run's too
     assert (cfg.augment.flip, cfg.captions.keep_tokens) == (True, 1)
-    # until the per-folder setting exists, the regularisation subset's own keep_tokens is named
-    assert "dataset.subsets" not in cfg.values
-    assert "tui-lora does not keep per-folder values yet" in notes(result)["subset '1_woman' keep_tokens"]
+    # each subset's own values (the regularisation subset's keep_tokens 0) land in the per-folder setting
+    subsets = cfg.values["dataset.subsets"]
+    assert [(s["image_dir"], s["num_repeats"], s["is_reg"], s["keep_tokens"]) for s in subsets] == [
+        ("/data/ayaka/img/10_ayaka woman", 10, False, 1), ("/data/ayaka/reg/1_woman", 1, True, 0)]
+    assert not [field for field in notes(result) if field.startswith("subset ")]  # kept, so not warned about
 
 
 def test_subsets_land_in_the_per_folder_setting_once_it_exists(monkeypatch):
@@ -175,11 +177,12 @@ def test_subsets_land_in_the_per_folder_setting_once_it_exists(monkeypatch):
     assert not [n for n in read.notes if n.field.startswith("subset ")]  # kept, so not warned about
 
 
-def test_a_subset_whose_folder_name_does_not_carry_its_repeats_is_named(tmp_path):
+def test_a_subset_whose_folder_name_does_not_carry_its_repeats_keeps_them_per_folder(tmp_path):
     source = tmp_path / "ds.toml"
     source.write_text('[[datasets]]\n[[datasets.subsets]]\nimage_dir = "/data/cat/images"\nnum_repeats = 12\n')
-    said = notes(import_kohya_file(source))
-    assert "does not carry its 12 repeats" in said["subset 'images' num_repeats"]
+    result = import_kohya_file(source)
+    assert [(s["image_dir"], s["num_repeats"]) for s in result.config.values["dataset.subsets"]] == [("/data/cat/images", 12)]
+    assert "subset 'images' num_repeats" not in notes(result)
 
 
 @pytest.mark.parametrize("text, words", [

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.dataset.subsets import subset_plan
+
 SCAN_OPTION_NAMES = ("caption_extension", "batch_size", "epochs", "max_resolution", "buckets_enabled", "bucket_min",
-                     "bucket_max", "bucket_step", "bucket_no_upscale", "gradient_accumulation_steps", "num_processes")
+                     "bucket_max", "bucket_step", "bucket_no_upscale", "gradient_accumulation_steps", "num_processes", "subsets")
 
 
 def scan_options(cfg) -> dict[str, Any]:
@@ -25,4 +27,5 @@ def scan_options(cfg) -> dict[str, Any]:
         "bucket_no_upscale": cfg.buckets.no_upscale,
         "gradient_accumulation_steps": cfg.training.gradient_accumulation_steps,
         "num_processes": cfg.hardware.num_processes,
+        "subsets": subset_plan(cfg.values),  # the folders' own values (dataset.subsets)
     }

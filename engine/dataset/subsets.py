@@ -81,6 +81,11 @@ class SubsetPlan:
                               replace(run_options, **changes))
             self.rules.setdefault(entry_folder(entry), rule)
 
+    def __eq__(self, other: object) -> bool:  # two plans built from the same values are the same plan
+        return isinstance(other, SubsetPlan) and (self.run_options, self.rules) == (other.run_options, other.rules)
+
+    __hash__ = None  # mutable-looking and compared by value: not a dict key
+
     def _key(self, folder: Path) -> str | None:
         full = os.path.normpath(os.path.abspath(folder))
         return full if full in self.rules else folder.name if folder.name in self.rules else None

@@ -12,7 +12,7 @@ from engine.families.base import ModelFamily
 from engine.families.native import native_resolution_of, native_resolution_of_folder
 from engine.families.registry import (AUTO, REGISTRY, for_file, from_flags, get, label, of_values, read_family, register,
                                       requested_family, split_by_prediction, with_naming)
-from engine.families import flux1, sd1, sd2, sd35, sdxl
+from engine.families import flux1, sd1, sd2, sd35, sdxl, zimage
 
 # One line per family package, in the order the UI lists them.
 register(*sd1.FAMILIES)
@@ -20,6 +20,7 @@ register(*sd2.FAMILIES)
 register(*sdxl.FAMILIES)
 register(*flux1.FAMILIES)
 register(*sd35.FAMILIES)
+register(*zimage.FAMILIES)
 
 FAMILY_NAMES: tuple[str, ...] = tuple(REGISTRY)
 

@@ -154,6 +154,16 @@ class ModelFamily:
         SD families: no, `engine.families.detect` reads the original SD checkpoints' markers."""
         return False
 
+    def memory_walk(self) -> Any:
+        """A torch-free walk of this family's own layers for the VRAM estimate, or None: engine/vram's
+        built-in walk of an SD UNet or a FLUX.1 transformer applies. Otherwise an object with
+        denoiser_parameters(config), text_encoder_parameters(config), lora_layers(config) -> [(in, out,
+        kernel, is_conv)], image_tokens(width, height, vae_scale), text_tokens(values), activations(config,
+        *, image_tokens, text_tokens, batch, checkpointing, lora_rank) -> (kept, recompute) element counts
+        by dtype class ("compute", "norm", "stat", "cast"), and backward_scratch(config, *, image_tokens,
+        text_tokens, batch, compute_bytes, fp8) -> bytes."""
+        return None
+
     def guessed_from_path(self, path: str) -> bool:
         """Whether a model path names this family when nothing else says (`model.family: auto` before
         the model is read: the VRAM estimate's guess). SD families: no; FLUX.1: "flux" in the path."""

@@ -84,6 +84,9 @@ def estimate_vram(values: Mapping[str, Any], buckets: list[tuple[int, int]] | No
     parts = parts or model_parts(values)
     if parts is None:
         return None
+    walk = families.get(parts.family).memory_walk() if parts.family in families.REGISTRY else None
+    if walk is not None:
+        return _walked_estimate(walk, values, buckets, parts)
     precision = mixed_precision_of(values)
     compute_bytes = _DTYPE_BYTES[precision]
     autocast = precision != "fp32"
@@ -236,3 +239,52 @@ def _backward_scratch(parts: ModelParts, values: Mapping[str, Any], width: int, 
     tokens = batch * (width // scale) * (height // scale)
     widest = tokens * 8 * parts.denoiser["block_out_channels"][0]  # GEGLU projection at full size
     return int(2 * widest * compute_bytes)
+
+
+def _walked_estimate(walk: Any, values: Mapping[str, Any], buckets: list[tuple[int, int]] | None,
+                     parts: ModelParts) -> VramEstimate:
+    """The estimate of a family that walks its own layers (`ModelFamily.memory_walk`): the same lines."""
+    precision = mixed_precision_of(values)
+    compute_bytes = _DTYPE_BYTES[precision]
+    autocast = precision != "fp32"
+    fp8 = bool(values.get("training.fp8_base"))
+    batch = int(values.get("training.batch_size") or 1)
+    checkpointing = bool(values.get("training.gradient_checkpointing"))
+    rank = int(values.get("network.rank") or 8)
+    optimizer = values.get("optimizer.name") or "AdamW8bit"
+    width, height = largest_area(values, buckets)
+    estimate = VramEstimate(family=parts.family, source=parts.source, resolution=(width, height))
+    lines = estimate.lines
+    denoiser = walk.denoiser_parameters(parts.denoiser)
+    weight_dtype = "fp8" if fp8 else precision
+    lines.append(Line("transformer weights", denoiser * _DTYPE_BYTES[weight_dtype],
+                      f"{denoiser / 1e6:,.0f}M parameters in {weight_dtype}"))
+    cached = bool(values.get("training.cache_text_encoder_outputs")) and not values.get("sampling.prompts")
+    for index, config in enumerate(parts.text_encoders):
+        count = walk.text_encoder_parameters(config)
+        lines.append(Line(f"text encoder {index + 1} weights", 0 if cached else count * compute_bytes,
+                          "off the GPU: its outputs are cached" if cached else f"{count / 1e6:,.0f}M parameters in {precision}"))
+    vae = vae_parameters(parts.vae)
+    vae_leaves = bool(values.get("training.cache_latents", True)) and not values.get("sampling.prompts")
+    lines.append(Line("VAE weights", 0 if vae_leaves else vae * 4,
+                      "off the GPU once latents are cached" if vae_leaves else f"{vae / 1e6:,.0f}M parameters in fp32"))
+    shapes = network_shapes(walk.lora_layers(parts.denoiser), rank=rank, conv_rank=0, network_type="lora")
+    numbers = sum(math.prod(shape) for shape, _ in shapes)
+    lines.append(Line("LoRA parameters", 4 * numbers, f"{numbers / 1e6:,.2f}M numbers in fp32, lora rank {rank}"))
+    lines.append(Line("LoRA gradients", 4 * numbers, "fp32, one per parameter"))
+    lines.append(Line("optimizer state", optimizer_state_bytes(optimizer, shapes, 4), optimizer))
+    image = walk.image_tokens(width, height, parts.vae_scale)
+    text = walk.text_tokens(values)
+    kept, recompute = walk.activations(parts.denoiser, image_tokens=image, text_tokens=text, batch=batch,
+                                       checkpointing=checkpointing, lora_rank=rank)
+    lines.append(Line("activations", int(act.Slots(**kept).bytes(compute_bytes, autocast)),
+                      f"batch {batch} at {width}×{height}, {precision}, checkpointing {'on' if checkpointing else 'off'}"))
+    working = act.Slots(**recompute).bytes(compute_bytes, autocast) + walk.backward_scratch(
+        parts.denoiser, image_tokens=image, text_tokens=text, batch=batch, compute_bytes=compute_bytes, fp8=fp8)
+    lines.append(Line("backward working memory", int(working),
+                      "one checkpointed block rebuilt at a time, gradient buffers" if checkpointing
+                      else "gradient buffers of the largest layers"))
+    allocated = estimate.allocated_bytes
+    lines.append(Line("CUDA context", CUDA_CONTEXT, "driver and library handles, outside torch's count"))
+    lines.append(Line("allocator overhead", int(allocated * ALLOCATOR_SLACK), "reserved beyond allocated"))
+    return estimate

@@ -19,7 +19,7 @@ from engine.dataset.scan_options import SCAN_OPTION_NAMES, scan_options
 from engine.dataset.buckets import BucketPicker, BucketSettings, Size, check_bucket_settings
 from engine.dataset.images import read_image_header
 from engine.dataset.scan import scan_dataset
-from engine.dataset.subsets import SubsetPlan, subset_plan
+from engine.dataset.subsets import SubsetPlan
 
 from .balance import balance_of, check_balance
 from .blocking import blocking_findings
@@ -77,7 +77,6 @@ class DoctorOptions:
             keep_tokens_known=config_path is not None,
             tokenizer_dir=tokenizer_folder(cfg.model.path, cfg.model.config_dir or "") if find_tokenizer else None,
             config_path=config_path,
-            subsets=subset_plan(cfg.values),
             **extra,
         )
 
@@ -106,8 +105,7 @@ def run_doctor(options: DoctorOptions, progress: Progress | None = None,
         return known.header() if known is not None else read_image_header(path)
 
     scan = {name: getattr(options, name) for name in SCAN_OPTION_NAMES}
-    summary = scan_dataset(images_root, reg_root, **{**scan, "caption_extension": ext}, read_header=read_header,
-                           subsets=options.subsets)
+    summary = scan_dataset(images_root, reg_root, **{**scan, "caption_extension": ext}, read_header=read_header)
     report = DoctorReport(images_root, summary.regularization_dir, options.config_path)
     report.image_count, report.cached_count = len(facts), cache.hits
 
