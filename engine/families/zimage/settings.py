@@ -135,7 +135,6 @@ NOT_FOR_ZIMAGE: dict[str, str] = {
     "training.clip_skip": "Z-Image reads Qwen3's second-to-last layer, always",
     "training.max_token_length": "Z-Image's caption length is zimage.max_sequence_length",
     "training.attention": "Z-Image always uses PyTorch's attention",
-    "model.v_parameterization": "Z-Image is trained by flow matching",
     "sampling.sampler": "Z-Image samples with its own flow-matching Euler sampler",
 }
 QWEN_FROZEN = "Qwen3 stays frozen for Z-Image (as in the diffusers example and ai-toolkit)"
