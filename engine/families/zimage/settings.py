@@ -153,8 +153,11 @@ def _wrap(setting: Setting, reason_for_zimage, default_for_zimage=None) -> Setti
         def model_default(values):
             if is_zimage(values):
                 return default_for_zimage
-            return inner_default(values) if inner_default else (list(setting.default) if isinstance(setting.default, list)
-                                                                  else setting.default)
+            if inner_default:
+                return inner_default(values)
+            if setting.key in values:  # an explicit empty value keeps its meaning for other families
+                return values[setting.key]
+            return list(setting.default) if isinstance(setting.default, list) else setting.default
         changes["model_default"] = model_default
     return replace(setting, **changes)
 
