@@ -89,9 +89,9 @@ def test_missing_keys_take_defaults_and_model_defaults(tmp_path):
     assert (cfg.buckets.min_resolution, cfg.buckets.max_resolution) == (64, 128)
     assert cfg.model.path == "builtin-tiny-sd1"
     cfg, _ = load_text(tmp_path, "model: {quick_pick: sd21-768-v}\nfolders: {images: imgs}\n")
-    assert cfg.training.max_resolution == [768, 768] and cfg.model.v2 and cfg.model.v_parameterization
+    assert cfg.training.max_resolution == [768, 768] and cfg.model.family == "sd2-v"
     cfg, _ = load_text(tmp_path, "model: {quick_pick: sdxl-base}\nfolders: {images: imgs}\n")
-    assert cfg.model.sdxl and cfg.training.max_resolution == [1024, 1024] and cfg.buckets.max_resolution == 2048
+    assert cfg.model.family == "sdxl" and cfg.training.max_resolution == [1024, 1024] and cfg.buckets.max_resolution == 2048
 
 
 def test_unknown_key_suggests_the_right_one(tmp_path):
@@ -193,20 +193,46 @@ def test_dim_from_weights_without_weights_is_an_error():
     assert "network.dim_from_weights" not in fields(ok, "error")
 
 
-def test_v_parameterization_without_v2_warns():
-    probs = problems_for(model__quick_pick="custom", model__path="m", model__v_parameterization=True)
-    assert "model.v_parameterization" in fields(probs, "warning")
-    probs = problems_for(model__quick_pick="sd21-768-v")
-    assert not fields(probs, "warning") & {"model.v_parameterization"}
+def test_old_family_flags_are_read_once_as_model_family(tmp_path):
+    cfg, notes = load_text(tmp_path, """
+        model: {quick_pick: custom, path: m, v2: true, v_parameterization: true}
+        folders: {images: imgs}
+    """)
+    assert cfg.model.family == "sd2-v"
+    assert {"model.v2", "model.v_parameterization"} <= fields(notes, "warning")
+    assert any("model.v2 is the old spelling: write model.family: sd2-v" in p.message for p in notes)
+    saved = dump_run_yaml(cfg)
+    assert "family: sd2-v" in saved and "v2:" not in saved and "v_parameterization" not in saved
+    assert "model.v2" not in SETTINGS and "model.sdxl" not in SETTINGS  # nothing after the reader sees them
+    cfg, _ = load_text(tmp_path, "model: {quick_pick: custom, path: m, sdxl: true}\nfolders: {images: imgs}\n")
+    assert cfg.model.family == "sdxl"
+    cfg, _ = load_text(tmp_path, "model: {quick_pick: sdxl-base, v2: false}\nfolders: {images: imgs}\n")
+    assert cfg.model.family == "sdxl"  # a flag the file leaves out follows the pick
 
 
-def test_quick_pick_flags_must_agree():
-    assert "model.sdxl" in fields(problems_for(model__quick_pick="sd15", model__sdxl=True), "error")
+def test_v_parameterization_without_v2_warns_and_is_not_a_family(tmp_path):
+    cfg, notes = load_text(tmp_path, """
+        model: {quick_pick: custom, path: m, v_parameterization: true}
+        folders: {images: imgs}
+    """)
+    assert cfg.model.family == "sd1"
+    assert any(p.field == "model.v_parameterization" and "does not fit" in p.message for p in notes)
 
 
-def test_sdxl_and_v2_together_is_an_error():
-    probs = problems_for(model__quick_pick="custom", model__path="m", model__sdxl=True, model__v2=True)
-    assert "model.v2" in fields(probs, "error")
+def test_quick_pick_flags_must_agree(tmp_path):
+    errors = errors_of(tmp_path, "model: {quick_pick: sd15, sdxl: true}\nfolders: {images: imgs}\n")
+    assert "model.family" in {p.field for p in errors}
+
+
+def test_sdxl_and_v2_together_is_an_error(tmp_path):
+    errors = errors_of(tmp_path, "model: {quick_pick: custom, path: m, sdxl: true, v2: true}\nfolders: {images: imgs}\n")
+    assert "model.v2" in {p.field for p in errors}
+
+
+def test_old_flags_that_contradict_model_family_are_an_error(tmp_path):
+    errors = errors_of(tmp_path, "model: {quick_pick: custom, path: m, family: sd1, sdxl: true}\n"
+                                 "folders: {images: imgs}\n")
+    assert "model.sdxl" in {p.field for p in errors}
 
 
 def test_ckpt_output_warns():

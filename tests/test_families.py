@@ -28,8 +28,7 @@ from tests.helpers import load_lora_noting_complaints, write_small_concepts
 pytestmark = pytest.mark.slow
 
 FAMILY_SETTINGS = {
-    "sd2-v": {"model.quick_pick": "custom", "model.path": "builtin-tiny-sd2-v", "model.v2": True,
-              "model.v_parameterization": True},
+    "sd2-v": {"model.quick_pick": "custom", "model.path": "builtin-tiny-sd2-v", "model.family": "sd2-v"},
     "sdxl": {"model.quick_pick": "builtin-tiny-sdxl"},
 }
 SAMPLE = {"prompt": "red thing", "steps": 2, "seed": 5}
@@ -73,12 +72,12 @@ def trained(tmp_path_factory, model_cache):
 
 
 @pytest.mark.parametrize("settings, field", [
-    ({"model.quick_pick": "custom", "model.path": "builtin-tiny-sdxl", "model.sdxl": False}, "model.sdxl"),
-    ({"model.quick_pick": "custom", "model.path": "builtin-tiny-sd2-v", "model.v2": True}, "model.v_parameterization"),
-    ({"model.quick_pick": "custom", "model.path": "builtin-tiny-sd2-v", "model.v_parameterization": True}, "model.v2"),
-    ({"model.quick_pick": "custom", "model.path": "builtin-tiny-sd1", "model.sdxl": True}, "model.sdxl"),
+    ({"model.quick_pick": "custom", "model.path": "builtin-tiny-sdxl", "model.family": "sd1"}, "model.family"),
+    ({"model.quick_pick": "custom", "model.path": "builtin-tiny-sd2-v", "model.family": "sd2"}, "model.family"),
+    ({"model.quick_pick": "custom", "model.path": "builtin-tiny-sd2-v", "model.family": "sd1"}, "model.family"),
+    ({"model.quick_pick": "custom", "model.path": "builtin-tiny-sd1", "model.family": "sdxl"}, "model.family"),
 ])
-def test_family_flags_that_contradict_the_model_stop_the_run_before_anything_is_written(tmp_path, settings, field):
+def test_a_family_that_contradicts_the_model_stop_the_run_before_anything_is_written(tmp_path, settings, field):
     write_small_concepts(tmp_path / "images")
     cfg = _config(tmp_path, "sdxl", **{k.replace(".", "__"): v for k, v in settings.items()})
     with pytest.raises(ProblemError) as caught:
@@ -89,7 +88,7 @@ def test_family_flags_that_contradict_the_model_stop_the_run_before_anything_is_
 
 def test_sdxl_pick_defaults_to_1024_px_and_2048_px_buckets():
     cfg = RunConfig.from_values({"model.quick_pick": "sdxl-base", "folders.images": "x"})
-    assert (cfg.model.sdxl, cfg.training.max_resolution, cfg.buckets.max_resolution) == (True, [1024, 1024], 2048)
+    assert (cfg.model.family, cfg.training.max_resolution, cfg.buckets.max_resolution) == ("sdxl", [1024, 1024], 2048)
 
 
 def test_v_parameterization_trains_against_the_velocity():

@@ -32,12 +32,7 @@ PATTERNS = [
     re.compile(r"""[=!]=\s*["']""" + DENOISERS + r"""["']|["']""" + DENOISERS + r"""["']\s*[=!]="""),
 ]
 KNOWN = {
-    "engine/config/rules.py": 5,  # the old flags' consistency rules
-    "engine/config/settings_model.py": 3,  # the old flags' settings (read from YAML and Kohya files)
-    "engine/config/runconfig.py": 1,  # the quick pick fills the old flags
-    "engine/train/preflight.py": 3,  # checks the old flags against the model
-    "engine/train/setup.py": 2,  # hands the old flags to the loader
-    "engine/lorafile/names.py": 3,  # SD Kohya names: SDXL's LDM block numbers
+    "engine/config/yamlio.py": 1,  # the YAML reader: the old flags become model.family, with a note
     "engine/lora_size.py": 2,  # file-size estimate: UNet or Flux transformer layer walk
     "engine/vram/estimate.py": 3,  # VRAM estimate: UNet or Flux transformer activations
     "engine/vram/parts.py": 2,

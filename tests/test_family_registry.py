@@ -41,9 +41,9 @@ def test_run_files_with_the_old_booleans_load_as_a_family(flags, family):
     assert cfg.model.family == family
 
 
-def test_a_named_family_sets_the_old_booleans_it_implies():
+def test_the_old_booleans_are_no_settings_once_a_file_is_read():
     cfg = RunConfig.from_values({"model.quick_pick": "custom", "model.path": "/m", "model.family": "sd2-v"})
-    assert (cfg.model.v2, cfg.model.v_parameterization, cfg.model.sdxl) == (True, True, False)
+    assert not {"model.v2", "model.v_parameterization", "model.sdxl"} & set(cfg.values)
 
 
 def test_a_custom_model_with_no_family_detects_it():
@@ -53,11 +53,11 @@ def test_a_custom_model_with_no_family_detects_it():
 
 
 def test_a_family_the_booleans_contradict_is_an_error_on_the_boolean():
-    values = RunConfig.from_values({"model.quick_pick": "custom", "model.path": "/m", "folders.images": "x",
-                                    "model.family": "sdxl", "model.v2": True}).values
-    problems = [p for p in check_rules(values) if p.is_error]
-    assert {p.field for p in problems} == {"model.v2"}
-    assert any("model.family is sdxl" in p.message for p in problems)
+    text = "model:\n  quick_pick: custom\n  path: /m\n  family: sdxl\n  v2: true\nfolders:\n  images: x\n"
+    with pytest.raises(ProblemError) as caught:
+        config_from_document(load_yaml_text(text, "run.yaml"), "run.yaml")
+    assert {p.field for p in caught.value.errors} == {"model.v2"}
+    assert any("model.family is sdxl" in p.message for p in caught.value.errors)
 
 
 def test_a_quick_pick_fixes_the_family():
@@ -126,9 +126,9 @@ def test_every_family_names_its_metadata_as_sd_scripts_does():
 def test_auto_accepts_whatever_family_the_model_is_and_a_named_one_is_checked(model_cache):
     from engine.families.load import load_base_model
 
-    assert load_base_model("builtin-tiny-sdxl", family="auto").family == "sdxl"
+    assert load_base_model("builtin-tiny-sdxl", family=None).family == "sdxl"
     with pytest.raises(ProblemError) as caught:
-        load_base_model("builtin-tiny-sdxl", family="sd1")
+        load_base_model("builtin-tiny-sdxl", family=families.get("sd1"))
     assert "model.family" in {p.field for p in caught.value.errors}
 
 
@@ -140,7 +140,7 @@ def test_no_family_is_registered_twice_and_each_has_a_label():
 
 
 @run_async
-async def test_choosing_a_family_in_the_wizard_sets_the_old_booleans(wizard_env):
+async def test_the_wizard_shows_no_old_booleans_and_keeps_the_chosen_family(wizard_env):
     from tui_lora.app import WizardApp
     from tui_lora.draft import Draft
 
@@ -150,9 +150,8 @@ async def test_choosing_a_family_in_the_wizard_sets_the_old_booleans(wizard_env)
         await choose(pilot, "model.quick_pick", "custom", tab=False)
         await choose(pilot, "model.family", "sdxl", tab=False)
         fields = app.screen.fields()
-        assert fields["model.sdxl"].control.value is True
-        assert fields["model.v2"].control.value is False
-        assert app.draft.values["model.sdxl"] is True
+        assert not {"model.v2", "model.v_parameterization", "model.sdxl"} & set(fields)
+        assert app.draft.values["model.family"] == "sdxl" and app.draft.typed()["model.family"] == "sdxl"
 
 
 def test_a_draft_built_with_only_a_quick_pick_trains_that_pick_family():
@@ -160,6 +159,6 @@ def test_a_draft_built_with_only_a_quick_pick_trains_that_pick_family():
     # in code, or one whose pick changed) must not decide the family.
     from tui_lora.draft import Draft
 
-    typed = Draft({"model.quick_pick": "sdxl-base", "model.family": "sd1", "model.sdxl": False}).typed()
-    assert typed["model.family"] == "sdxl" and typed["model.sdxl"] is True
+    typed = Draft({"model.quick_pick": "sdxl-base", "model.family": "sd1"}).typed()
+    assert typed["model.family"] == "sdxl"
     assert typed["buckets.max_resolution"] == 2048

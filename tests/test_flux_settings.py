@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from engine import families
 from engine.config import SETTINGS, validate_values
 from engine.problems import ProblemError
 
@@ -109,12 +110,12 @@ def test_single_flux_transformer_file_is_detected_and_asks_for_its_encoders_and_
     file = _bfl_file(tmp_path / "flux1-dev.safetensors", guidance=True)
     assert describe_model_path(str(file)).family == "flux1"
     with pytest.raises(ProblemError) as info:
-        load_base_model(str(file), family="auto", t5xxl=str(tmp_path / "missing.safetensors"))
+        load_base_model(str(file), family=None, companions={"t5xxl": str(tmp_path / "missing.safetensors")})
     messages = {p.field: p.message for p in info.value.errors}
     assert {"model.clip_l", "model.t5xxl", "model.ae", "model.config_dir"} <= set(messages)
     assert "does not exist" in messages["model.t5xxl"]
     with pytest.raises(ProblemError) as info:
-        load_base_model(str(file), family="sdxl")
+        load_base_model(str(file), family=families.get("sdxl"))
     assert {p.field for p in info.value.errors} == {"model.family"}
 
 

@@ -43,7 +43,7 @@ def validation_fields(result: ImportResult) -> set[str]:
 def test_full_gui_lora_config_imports_every_value():
     result = import_kohya_config(DATA / "lora_sd15_full.json")
     cfg = result.config
-    assert cfg.model.quick_pick == "sd15" and not cfg.model.sdxl
+    assert cfg.model.quick_pick == "sd15" and cfg.model.family == "sd1"
     assert (cfg.folders.images, cfg.folders.regularization) == ("/srv/lora/marisol/img", "/srv/lora/marisol/reg")
     assert (cfg.folders.output, cfg.folders.logging, cfg.folders.output_name) == (
         "/srv/lora/marisol/model", "/srv/lora/marisol/log", "marisol_v3")
@@ -87,7 +87,7 @@ def test_full_config_writes_a_run_file_that_loads_back_equal(tmp_path):
 def test_lycoris_locon_config_keeps_conv_layers_and_prodigy_args():
     result = import_kohya_config(DATA / "locon_lycoris_prodigy.json")
     cfg = result.config
-    assert cfg.model.quick_pick == "sd21-768-v" and cfg.model.v2 and cfg.model.v_parameterization
+    assert cfg.model.quick_pick == "sd21-768-v" and cfg.model.family == "sd2-v"
     assert (cfg.network.type, cfg.network.rank, cfg.network.alpha) == ("locon", 32, 16.0)
     assert (cfg.network.conv_rank, cfg.network.conv_alpha) == (16, 8.0)
     assert cfg.optimizer.name == "Prodigy" and cfg.optimizer.learning_rate == 1.0
@@ -102,7 +102,7 @@ def test_lycoris_locon_config_keeps_conv_layers_and_prodigy_args():
 def test_sdxl_config_picks_sdxl_base_and_validates_cleanly():
     result = import_kohya_config(DATA / "sdxl_lora.json")
     cfg = result.config
-    assert cfg.model.quick_pick == "sdxl-base" and cfg.model.sdxl and cfg.model.path == "stabilityai/stable-diffusion-xl-base-1.0"
+    assert cfg.model.quick_pick == "sdxl-base" and cfg.model.family == "sdxl" and cfg.model.path == "stabilityai/stable-diffusion-xl-base-1.0"
     assert cfg.training.max_resolution == [1024, 1024] and cfg.buckets.min_resolution == 512
     assert (cfg.optimizer.name, cfg.optimizer.scheduler) == ("Adafactor", "constant_with_warmup")
     assert cfg.optimizer.text_encoder_lr == 0.0 and cfg.optimizer.unet_lr == 3e-4
@@ -355,15 +355,15 @@ def test_model_list_and_hub_ids_become_quick_picks():
     assert convert(pretrained_model_name_or_path="stabilityai/stable-diffusion-2-1", model_list="custom",
                    v2=True, v_parameterization=True).config.model.quick_pick == "sd21-768-v"
     result = convert(pretrained_model_name_or_path="stabilityai/stable-diffusion-xl-base-1.0", sdxl=False)
-    assert result.config.model.sdxl and "SDXL" in notes_by_key(result)["sdxl"]
+    assert result.config.model.family == "sdxl" and "SDXL" in notes_by_key(result)["sdxl"]
 
 
 def test_custom_model_keeps_its_path_and_family_flags():
     cfg = convert(pretrained_model_name_or_path="/models/illustrious.safetensors", sdxl=True, model_list="custom").config
-    assert (cfg.model.quick_pick, cfg.model.path, cfg.model.sdxl, cfg.model.v2) == (
-        "custom", "/models/illustrious.safetensors", True, False)
+    assert (cfg.model.quick_pick, cfg.model.path, cfg.model.family) == (
+        "custom", "/models/illustrious.safetensors", "sdxl")  # the old sdxl checkbox, read once as the family
     cfg = convert(pretrained_model_name_or_path="stabilityai/stable-diffusion-2").config
-    assert cfg.model.v2 and cfg.model.v_parameterization
+    assert cfg.model.family == "sd2-v"
 
 
 def test_file_without_model_picks_one_matching_its_flags():

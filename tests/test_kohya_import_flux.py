@@ -138,3 +138,4 @@ def test_sdxl_tab_cache_checkbox_turns_on_text_encoder_caching_for_sdxl_only():
     assert "sdxl_cache_text_encoder_outputs" not in {n.field for n in sdxl.notes}
     sd15 = convert_kohya_settings({"pretrained_model_name_or_path": "sd15", "sdxl_cache_text_encoder_outputs": True})
     assert not sd15.config.training.cache_text_encoder_outputs  # the SDXL tab is not read for SD 1.x
+

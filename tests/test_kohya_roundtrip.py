@@ -48,8 +48,8 @@ SD35 = {"model.quick_pick": "sd35-large", "model.path": "stabilityai/stable-diff
         "training.attention": "sdpa"}
 CONTEXTS = [
     {},
-    {"model.family": "sd2", "model.v2": True},
-    {"model.family": "sdxl", "model.sdxl": True},
+    {"model.family": "sd2"},
+    {"model.family": "sdxl"},
     FLUX,
     {"network.weights": "/loras/start.safetensors"},
     {"captions.shuffle": True},
@@ -190,8 +190,7 @@ def test_every_kohya_setting_survives_sd_scripts_toml_and_command(tmp_path):
 @pytest.mark.parametrize("pick", ["sd15", "sdxl-base", "flux1-dev", "sd21-768-v"])
 def test_a_quick_pick_comes_back_as_itself(tmp_path, pick):
     config = RunConfig({**base_values(tmp_path), "model.quick_pick": pick, "model.path": None, "model.family": None})
-    config = RunConfig({k: v for k, v in config.values.items() if k not in ("model.family", "model.v2",
-                        "model.v_parameterization", "model.sdxl", "model.path")})
+    config = RunConfig({k: v for k, v in config.values.items() if k not in ("model.family", "model.path")})
     imported = convert_kohya_settings(export_gui(config).data).config
     assert (imported.model.quick_pick, imported.model.family) == (pick, config.model.family)
 

@@ -18,6 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from engine import families
 from engine.families import detect as fam
 from engine.families.load import describe_model_path, load_base_model
 from engine.models.base_model import BaseModel
@@ -27,16 +28,12 @@ from engine.problems import ProblemError
 
 torch.set_num_threads(1)
 
-FLAGS = {
-    "builtin-tiny-sd1": {"v2": False, "v_parameterization": False, "sdxl": False},
-    "builtin-tiny-sd2-v": {"v2": True, "v_parameterization": True, "sdxl": False},
-    "builtin-tiny-sdxl": {"v2": False, "v_parameterization": False, "sdxl": True},
-}
 FAMILY = {"builtin-tiny-sd1": "sd1", "builtin-tiny-sd2-v": "sd2-v", "builtin-tiny-sdxl": "sdxl"}
 # The SD-shaped built-ins; the FLUX.1 and SD 3.5 ones have their own tests (test_tiny_flux.py,
 # test_flux_training.py; test_sd35_*.py).
 BUILTIN_MODELS = tuple(FAMILY)
-assert set(BUILTIN_MODELS) | {"builtin-tiny-flux1", "builtin-tiny-sd35"} == set(builtin_names())
+# the transformer families' tiny models are tested in their own files (test_tiny_flux, test_sd35_*, test_zimage_*)
+assert set(BUILTIN_MODELS) | {"builtin-tiny-flux1", "builtin-tiny-sd35", "builtin-tiny-zimage"} == set(builtin_names())
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +46,7 @@ def cache_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(cache_root) -> dict[str, BaseModel]:
-    return {name: load_base_model(name, cache_dir=str(cache_root), **FLAGS[name]) for name in BUILTIN_MODELS}
+    return {name: load_base_model(name, cache_dir=str(cache_root), family=families.get(FAMILY[name])) for name in BUILTIN_MODELS}
 
 
 def _fields(exc: ProblemError) -> set[str]:
@@ -188,29 +185,20 @@ def test_sd2_folder_with_an_epsilon_scheduler_is_plain_sd2(cache_root, tmp_path)
     config_file = folder / "scheduler" / "scheduler_config.json"
     config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "prediction_type": "epsilon"}))
     assert fam.family_of_folder(folder) == "sd2"
-    model = load_base_model(str(folder), v2=True)
+    model = load_base_model(str(folder), family=families.get("sd2"))
     assert (model.family, model.prediction_type) == ("sd2", "epsilon")
 
 
 @pytest.mark.parametrize(
-    ("name", "flags", "wrong"),
-    [
-        ("builtin-tiny-sd1", {"v2": True}, {"model.v2"}),
-        ("builtin-tiny-sd1", {"sdxl": True}, {"model.sdxl"}),
-        ("builtin-tiny-sd1", {"v_parameterization": True}, {"model.v_parameterization"}),
-        ("builtin-tiny-sd2-v", {}, {"model.v2", "model.v_parameterization"}),
-        ("builtin-tiny-sd2-v", {"v2": True}, {"model.v_parameterization"}),
-        ("builtin-tiny-sdxl", {"v2": True}, {"model.v2", "model.sdxl"}),
-    ],
+    ("name", "named"),
+    [("builtin-tiny-sd1", "sd2"), ("builtin-tiny-sd1", "sdxl"), ("builtin-tiny-sd2-v", "sd1"),
+     ("builtin-tiny-sd2-v", "sd2"), ("builtin-tiny-sdxl", "sd2-v")],
 )
-def test_flags_that_contradict_the_model_stop_loading_with_the_fix(cache_root, name, flags, wrong):
+def test_a_family_that_contradicts_the_model_stops_loading_with_the_fix(cache_root, name, named):
     with pytest.raises(ProblemError) as caught:
-        load_base_model(name, cache_dir=str(cache_root), **flags)
-    assert _fields(caught.value) == wrong
-    for problem in caught.value.errors:
-        assert problem.hint.startswith(f"set {problem.field}: ")
-    expected = fam.flags_for_family(FAMILY[name])
-    assert all(p.hint == f"set {p.field}: {str(expected[p.field[6:]]).lower()}" for p in caught.value.errors)
+        load_base_model(name, cache_dir=str(cache_root), family=families.get(named))
+    [problem] = caught.value.errors
+    assert problem.field == "model.family" and problem.hint == f"set model.family: {FAMILY[name]} (or auto)"
 
 
 # ----------------------------------------------------------------------------- other sources
@@ -396,9 +384,9 @@ def test_sdxl_single_file_loads_both_text_encoders_from_original_names(cache_roo
     save_file(_single_file_state(pipe), str(path))
     assert describe_model_path(str(path), str(config_dir)).family == "sdxl"
     with pytest.raises(ProblemError) as caught:
-        load_base_model(str(path), config_dir=str(config_dir))  # model.sdxl left off
-    assert _fields(caught.value) == {"model.sdxl"}
-    model = load_base_model(str(path), config_dir=str(config_dir), sdxl=True)
+        load_base_model(str(path), config_dir=str(config_dir), family=families.get("sd1"))
+    assert _fields(caught.value) == {"model.family"}
+    model = load_base_model(str(path), config_dir=str(config_dir), family=families.get("sdxl"))
     assert model.family == "sdxl"
     encoders = zip((pipe.text_encoder, pipe.text_encoder_2), model.text_encoders)
     _assert_same_weights([(pipe.unet, model.unet), (pipe.vae, model.vae), *encoders])
@@ -416,8 +404,9 @@ def test_single_file_without_config_dir_offline_says_which_configs_to_fetch(sing
 def test_single_file_with_configs_of_another_family_is_refused(single_file, cache_root):
     path, _, _ = single_file
     with pytest.raises(ProblemError) as caught:
-        load_base_model(str(path), config_dir=str(builtin_model_dir("builtin-tiny-sdxl", cache_root)), sdxl=True)
-    assert {"model.sdxl", "model.config_dir"} & _fields(caught.value)
+        load_base_model(str(path), config_dir=str(builtin_model_dir("builtin-tiny-sdxl", cache_root)),
+                        family=families.get("sdxl"))
+    assert {"model.family", "model.config_dir"} & _fields(caught.value)
     with pytest.raises(ProblemError) as caught:
         load_base_model(str(path), config_dir=str(builtin_model_dir("builtin-tiny-sdxl", cache_root)))
     assert _fields(caught.value) == {"model.config_dir"}

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from engine import families
 from engine.config import SETTINGS
 from engine.train.entry import run_config
 from engine.train.sampling import (
@@ -54,7 +55,7 @@ def test_every_schema_sampler_is_built_from_the_models_scheduler_config():
 
     choices = SETTINGS["sampling.sampler"].choices
     assert set(choices) == set(SAMPLERS)
-    base = load_base_model("builtin-tiny-sd2-v", v2=True, v_parameterization=True)
+    base = load_base_model("builtin-tiny-sd2-v", family=families.get("sd2-v"))
     for name in choices:
         scheduler = build_sampler(name, base.scheduler_config, base.prediction_type)
         assert isinstance(scheduler, getattr(diffusers, SAMPLERS[name][0]))

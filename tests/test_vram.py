@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from engine import families
+from engine.families.builtin import builtin_family
 from engine.vram import GIB, estimate_vram, ways_to_fit
 from engine.vram.counts import (clip_parameters, denoiser_parameters, t5_encoder_parameters,
                                 text_encoder_parameters, vae_parameters)
@@ -30,7 +32,7 @@ def test_reference_configs_give_the_published_parameter_counts():
 def test_parameter_counts_match_the_built_tiny_models(name):
     from engine.families.load import load_base_model
 
-    base = load_base_model(name, v2="sd2" in name, v_parameterization="sd2" in name, sdxl="sdxl" in name)
+    base = load_base_model(name, family=families.get(builtin_family(name)))
     parts = _tiny_parts(name)
     assert denoiser_parameters(parts.denoiser) == sum(p.numel() for p in base.unet.parameters())
     assert vae_parameters(parts.vae) == sum(p.numel() for p in base.vae.parameters())
@@ -104,7 +106,7 @@ def _measure_unet(name: str, resolution: int, batch: int, checkpointing: bool, n
     from engine.networks.inject import apply_network
     from tests.vram_support import saved_activation_bytes
 
-    base = load_base_model(name, v2="sd2" in name, v_parameterization="sd2" in name, sdxl="sdxl" in name)
+    base = load_base_model(name, family=families.get(builtin_family(name)))
     unet = base.unet
     apply_network(unet, component="unet", network_type=network_type, rank=4, alpha=1,
                   conv_rank=4 if network_type != "lora" else 0, conv_alpha=1)
@@ -170,7 +172,7 @@ COMMUNITY_CASES = [
     # (what the communities report, values, GPU GiB it must fit)
     ("SD 1.5 LoRA, 512 px, batch 1", _values(), 8),
     ("SDXL LoRA, 1024 px, checkpointing, 8-bit optimizer",
-     _values(**{"model.sdxl": True, "training.max_resolution": [1024, 1024],
+     _values(**{"model.family": "sdxl", "training.max_resolution": [1024, 1024],
                 "training.gradient_checkpointing": True, "optimizer.text_encoder_lr": 0}), 12),
     ("FLUX.1-dev LoRA, fp8 base, 512 px",
      _values(**{"model.family": "flux1", "training.fp8_base": True, "training.gradient_checkpointing": True,
@@ -186,7 +188,7 @@ def test_well_known_setups_fit_where_their_communities_say(label, values, gpu_gi
 
 
 def test_sdxl_without_checkpointing_on_an_8_gib_gpu_gets_ranked_fixes():
-    values = _values(**{"model.sdxl": True, "training.max_resolution": [1024, 1024], "training.batch_size": 2,
+    values = _values(**{"model.family": "sdxl", "training.max_resolution": [1024, 1024], "training.batch_size": 2,
                         "optimizer.name": "AdamW"})
     fixes = ways_to_fit(values)
     savings = [fix.saving_bytes for fix in fixes]
@@ -203,7 +205,7 @@ def test_fixes_never_offer_a_setting_the_schema_lacks():
     from engine.config import SETTINGS
 
     keys = set(SETTINGS.keys())
-    for fix in ways_to_fit(_values(**{"model.sdxl": True, "optimizer.name": "AdamW"}), keys):
+    for fix in ways_to_fit(_values(**{"model.family": "sdxl", "optimizer.name": "AdamW"}), keys):
         assert set(fix.changes) <= keys, fix
 
 

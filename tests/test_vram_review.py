@@ -20,7 +20,7 @@ def _panel_text(app) -> str:
 @run_async
 async def test_review_says_whether_the_run_fits_and_a_number_key_applies_a_fix(dataset, wizard_env, monkeypatch):
     monkeypatch.setattr("engine.vram.gpu.gpu_memory_bytes", lambda index=0: None)  # no NVML: use the setting
-    draft = Draft({"model.quick_pick": "sdxl-base", "model.sdxl": True, "folders.images": "dataset/images",
+    draft = Draft({"model.quick_pick": "sdxl-base", "folders.images": "dataset/images",
                    "training.max_resolution": "1024, 1024", "hardware.vram_gb": "12",
                    "optimizer.text_encoder_lr": "0"})
     app = WizardApp(draft)

@@ -28,7 +28,7 @@ async def test_every_screen_filled_by_keys_saves_the_expected_yaml(dataset, wiza
 
         assert isinstance(app.screen, ModelScreen)
         await choose(pilot, "model.quick_pick", "builtin-tiny-sd1")
-        assert app.draft.values["model.sdxl"] is False  # the pick set the family flags
+        assert app.draft.values["model.family"] == "sd1"  # the pick set the family
         await pilot.press("ctrl+n")
         await settle(pilot)
 

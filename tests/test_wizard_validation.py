@@ -135,9 +135,9 @@ async def test_quick_pick_sets_family_flags_and_locks_them(wizard_env):
         assert isinstance(app.screen, ModelScreen)
         await choose(pilot, "model.quick_pick", "sdxl-base", tab=False)
         fields = app.screen.fields()
-        assert fields["model.sdxl"].control.value is True
-        assert fields["model.sdxl"].control.disabled
+        assert fields["model.family"].control.value == "sdxl"
+        assert fields["model.family"].control.disabled
         assert app.screen.fields()["model.path"].control.placeholder == "auto: stabilityai/stable-diffusion-xl-base-1.0"
         await choose(pilot, "model.quick_pick", "custom", tab=False)
-        assert not fields["model.sdxl"].control.disabled
+        assert not fields["model.family"].control.disabled
         assert fields["model.path"].message_kind == "error"  # a custom model needs a path

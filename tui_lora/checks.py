@@ -85,11 +85,6 @@ def describe_model(path: str, config_dir: str | None = None) -> ModelCheck:
     return ModelCheck(words, description.kind, description.family, list(description.problems))
 
 
-def family_flags(family: str) -> dict[str, bool]:
-    """`model.family` and the old model.* flags that agree with a detected family."""
-    return {"model.family": family, **{f"model.{flag}": value for flag, value in families.get(family).legacy_flags().items()}}
-
-
 def disk_problems(field_values: Mapping[str, Any]) -> list[Problem]:
     """`path_check` problems of every path setting in a draft's field values."""
     problems: list[Problem] = []

@@ -317,17 +317,20 @@ class _Conversion:
             if path.lower() != QUICK_PICKS[pick]["path"].lower() and path != pick:
                 self.note("pretrained_model_name_or_path", f"'{path}' is imported as quick pick '{pick}' "
                           f"({QUICK_PICKS[pick]['path']})", "the same model, from its current Hub location")
+            implied = families.get(QUICK_PICKS[pick]["family"]).legacy_flags()
             for name, value in typed.items():
-                if value is not None and value != QUICK_PICKS[pick][name]:
+                if value is not None and value != implied[name]:
                     self.note(name, f"is {str(value).lower()} in the file, but '{path}' is "
-                              f"{'' if QUICK_PICKS[pick][name] else 'not '}{_FLAG_WORDS[name]}; the model's own value is used")
+                              f"{'' if implied[name] else 'not '}{_FLAG_WORDS[name]}; the model's own value is used")
             return
         if path:
             self.values["model.quick_pick"] = "custom"
             self.values["model.path"] = path
             known = HUB_FAMILIES.get(path.lower())
-            for name, value in zip(("v2", "v_parameterization", "sdxl"), known or (None, None, None)):
-                self.values[f"model.{name}"] = typed[name] if typed[name] is not None else bool(value)
+            # the old booleans are read here, once, as model.family
+            flags = {name: typed[name] if typed[name] is not None else bool(value)
+                     for name, value in zip(("v2", "v_parameterization", "sdxl"), known or (None, None, None))}
+            self.values["model.family"] = families.from_flags(**flags)
             return
         sdxl, v2, vpred = typed["sdxl"], typed["v2"], typed["v_parameterization"]
         pick = "sdxl-base" if sdxl else ("sd21-768-v" if v2 and vpred else "sd21-base" if v2 else "sd15")
@@ -366,11 +369,14 @@ class _Conversion:
                       f"{family.label})", "set model.quick_pick or model.path")
 
     def _flag(self, name: str, raw: Any) -> bool | None:
+        """One of the old v2 / v_parameterization / sdxl booleans (read only to name the family)."""
         if raw is _MISSING or _is_empty(raw):
             return None
-        value = self.put(name, raw)
-        self.values.pop(_BY_KOHYA[name].key, None)
-        return value
+        text = str(raw).strip().lower()
+        if isinstance(raw, bool) or text in ("true", "false", "1", "0", "yes", "no"):
+            return raw if isinstance(raw, bool) else text in ("true", "1", "yes")
+        self.note(name, f"{_show(raw)} is not true or false; not imported")
+        return None
 
     def _network(self) -> None:
         kohya_type = self.take("LoRA_type")

@@ -170,4 +170,5 @@ TRAIN_ONLY_FLAGS = {"network_train_unet_only": ("unet_lr", "text_encoder_lr"),
                     "network_train_text_encoder_only": ("text_encoder_lr", "unet_lr")}
 # GUI keys read by the importer's own code rather than through a setting's `kohya` name.
 SPECIAL_KOHYA_KEYS = frozenset(("optimizer_args", "lr_scheduler_args", "learning_rate", "unet_lr", "text_encoder_lr",
-                                "max_train_steps", "max_train_epochs", "noise_offset_type", "sample_prompts"))
+                                "max_train_steps", "max_train_epochs", "noise_offset_type", "sample_prompts",
+                                "v2", "v_parameterization", "sdxl"))  # the old family booleans: read as model.family

@@ -16,7 +16,7 @@ from ..dataset.buckets import bucket_limit_problems
 from .runconfig import SETTINGS
 from .settings_subsets import subset_rules
 from .text_encoder import text_encoder_trained
-from .settings_model import LEGACY_FLAGS, QUICK_PICKS
+from .settings_model import QUICK_PICKS
 from .settings_memory import memory_rules
 from .settings_objective import objective_rules
 from .settings_step_saves import step_save_rules
@@ -53,42 +53,12 @@ def _model_rules(v) -> list[Problem]:
             out.append(error("model.family", f"'{pick}' is {families.label(implied['family'])}, not "
                              f"{families.label(v['model.family'])}",
                              f"set model.family: {implied['family']}, or model.quick_pick: custom"))
-        for flag in LEGACY_FLAGS:
-            if v[f"model.{flag}"] != implied[flag]:
-                out.append(error(f"model.{flag}", f"'{pick}' is {'' if implied[flag] else 'not '}{_flag_words(flag)}",
-                                 f"set model.{flag}: {str(implied[flag]).lower()}, or model.quick_pick: custom"))
-    else:
-        if pick == "custom" and not v["model.path"]:
-            out.append(error("model.path", "a custom model needs a path", "give a diffusers folder, a .safetensors/.ckpt file or a hub id"))
-        if v["model.family"] in families.REGISTRY:
-            out += _family_flag_rules(v)
-    if v["model.sdxl"] and v["model.v2"]:
-        out.append(error("model.v2", "a model cannot be both SDXL and SD 2.x", "turn one of model.v2 / model.sdxl off"))
-    if v["model.v_parameterization"] and not v["model.v2"] and not v["model.sdxl"]:
-        out.append(warning("model.v_parameterization", "v-prediction is normally used only with SD 2.x 768 models",
-                           "set model.v2: true if this is an SD 2.x model"))
+    elif pick == "custom" and not v["model.path"]:
+        out.append(error("model.path", "a custom model needs a path", "give a diffusers folder, a .safetensors/.ckpt file or a hub id"))
     if v["model.save_as"] == "ckpt":
         out.append(warning("model.save_as", "ckpt files are Python pickles: opening one can run code, and they keep no metadata",
                            "use safetensors unless an old tool needs ckpt"))
     return out
-
-
-def _family_flag_rules(v) -> list[Problem]:
-    """The old booleans must agree with a named family (v-prediction is free outside SD 2.x)."""
-    family = families.get(v["model.family"])
-    expected = family.legacy_flags()
-    out = []
-    checked = LEGACY_FLAGS if families.split_by_prediction(family) else ("v2", "sdxl")
-    for flag in checked:
-        if v[f"model.{flag}"] != expected[flag]:
-            out.append(error(f"model.{flag}", f"is {str(v[f'model.{flag}']).lower()} but model.family is "
-                             f"{family.name} ({family.label})",
-                             f"set model.{flag}: {str(expected[flag]).lower()}, or change model.family"))
-    return out
-
-
-def _flag_words(flag: str) -> str:
-    return {"v2": "an SD 2.x model", "v_parameterization": "a v-prediction model", "sdxl": "an SDXL model"}[flag]
 
 
 def _folder_rules(v) -> list[Problem]:

@@ -53,7 +53,7 @@ SETTINGS = SettingsTable(_adjusted(
     + OBJECTIVE_SETTINGS + _family_settings("objective") + MEMORY_FLUX_SETTINGS + OPTIMIZER_SETTINGS + SCHEDULER_CLASS_SETTINGS
     + DATASET_SETTINGS + SUBSET_SETTINGS + SAMPLING_SETTINGS + RUN_SETTINGS
 ))
-FAMILY_FLAGS = ("model.family", "model.v2", "model.v_parameterization", "model.sdxl")  # set by the quick pick
+FAMILY_FLAGS = ("model.family",)  # set by the quick pick
 
 
 def parse_nested(document: Any, *, source: str = "run file") -> tuple[dict[str, Any], list[Problem]]:

@@ -19,12 +19,8 @@ def _menu() -> dict[str, tuple[str, str]]:
 
 
 _PICKS = _menu()
-# Each pick's path, family and the old family booleans that family implies.
-QUICK_PICKS: dict[str, dict] = {
-    pick: {"path": path, "family": family, **families.get(family).legacy_flags()}
-    for pick, (path, family) in _PICKS.items()
-}
-LEGACY_FLAGS = ("v2", "v_parameterization", "sdxl")
+# Each pick's path and family.
+QUICK_PICKS: dict[str, dict] = {pick: {"path": path, "family": family} for pick, (path, family) in _PICKS.items()}
 
 
 def is_tiny(values) -> bool:
@@ -32,27 +28,14 @@ def is_tiny(values) -> bool:
 
 
 def model_family(values) -> families.ModelFamily:
-    """The family the settings name (for `auto`, the one the old booleans describe: SD 1.x when unset)."""
+    """The family the settings name (for `auto`, SD 1.x: what an unnamed model is taken as)."""
     return families.of_values(values)
 
 
 def fill_family(values: dict) -> None:
-    """Fill `model.family` and the old booleans so they agree: from the quick pick, else from each other.
-
-    A run file from before `model.family` names the family with the booleans; a newer one names it
-    with `model.family` and the booleans follow.
-    """
+    """Fill `model.family` from the quick pick when the file does not name it (`auto` for a custom model)."""
     implied = QUICK_PICKS.get(values.get("model.quick_pick", "sd15"))
-    for key in ("family", *LEGACY_FLAGS):
-        if f"model.{key}" not in values and implied:
-            values[f"model.{key}"] = implied[key]
-    if "model.family" not in values:
-        given = [flag for flag in LEGACY_FLAGS if f"model.{flag}" in values]
-        values["model.family"] = (families.from_flags(**{flag: bool(values[f"model.{flag}"]) for flag in given})
-                                  if given else families.AUTO)
-    name = values["model.family"]
-    for flag, value in (families.get(name).legacy_flags() if name in families.REGISTRY else {}).items():
-        values.setdefault(f"model.{flag}", value)
+    values.setdefault("model.family", implied["family"] if implied else families.AUTO)
 
 
 MODEL_SETTINGS = [
@@ -97,31 +80,6 @@ MODEL_SETTINGS = [
         "makes the trainer check the model against it and stop with an error when they differ. Set by "
         "the quick pick.",
         "model", choices=(families.AUTO, *families.FAMILY_NAMES),
-    ),
-    Setting(
-        "model.v2", "bool", False, "Stable Diffusion 2.x",
-        "The base is an SD 2.x model (OpenCLIP text encoder).",
-        "SD 2.x models use a different text encoder (OpenCLIP ViT-H) and a different key layout than "
-        "SD 1.x. The trainer checks this against the loaded model and stops with an error when they "
-        "disagree. It is also written into the LoRA's metadata so other tools know its family.",
-        "model", kohya="v2", ss_extra=False,
-    ),
-    Setting(
-        "model.v_parameterization", "bool", False, "V-prediction",
-        "The base predicts velocity instead of noise (SD 2.x 768 px models).",
-        "Most models learn to predict the noise that was added to an image. The SD 2.x 768 px models "
-        "instead predict a mix of noise and image called velocity. Training must use the same target "
-        "as the base model, or the LoRA learns the wrong thing. The scheduler's config of the loaded "
-        "model tells which one it uses, and a mismatch is an error.",
-        "model", kohya="v_parameterization", ss_extra=False,
-    ),
-    Setting(
-        "model.sdxl", "bool", False, "SDXL",
-        "The base is SDXL (two text encoders, size conditioning, 1024 px).",
-        "SDXL has two text encoders and is told each training image's original size and crop. Its "
-        "LoRA files name their layers differently. Set by the quick pick; for a custom model it is "
-        "checked against the loaded model.",
-        "model", kohya="sdxl", ss_extra=False,
     ),
     Setting(
         "model.save_as", "choice", "safetensors", "File format",

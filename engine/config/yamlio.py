@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from .. import families
 from ..atomic import read_regular_file, write_bytes_atomic
-from ..problems import Problem, ProblemError, error
+from ..problems import Problem, ProblemError, error, warning
+from .settings_model import QUICK_PICKS
 from .runconfig import SCHEMA_VERSION, SETTINGS, RunConfig, parse_nested
 from .validation import validate_values
 
@@ -131,11 +133,63 @@ def read_run_text(path: str | os.PathLike) -> str:
 
 def config_from_document(document: Any, source: str) -> tuple[RunConfig, list[Problem]]:
     """Typed config plus warnings; raises ProblemError with every error found."""
+    document, old = old_family_flags(document)
     given, unreadable = parse_nested(document, source=source)
+    unreadable = old + unreadable
     values, problems = validate_values(given, earlier=unreadable)
     if any(p.is_error for p in problems):
         raise ProblemError(problems)
     return RunConfig(values), problems
+
+
+OLD_FLAGS = ("v2", "v_parameterization", "sdxl")  # the family booleans before `model.family`
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def old_family_flags(document: Any) -> tuple[Any, list[Problem]]:
+    """Read the old `model.v2` / `model.v_parameterization` / `model.sdxl` booleans once, as `model.family`.
+
+    Files written before `model.family` name the family with them; they keep loading, with a note
+    that names the new key. After this nothing sees the booleans. A file that names both keeps its
+    `model.family`, and booleans that contradict it are an error.
+    """
+    model = document.get("model") if isinstance(document, dict) else None
+    if not isinstance(model, dict) or not any(flag in model for flag in OLD_FLAGS):
+        return document, []
+    model = dict(model)
+    flags, problems = {}, []
+    for flag in OLD_FLAGS:
+        if flag not in model:
+            continue
+        raw = model.pop(flag)
+        text = str(raw).strip().lower()
+        if isinstance(raw, bool) or text in _TRUE + _FALSE:
+            flags[flag] = raw if isinstance(raw, bool) else text in _TRUE
+        else:
+            problems.append(error(f"model.{flag}", f"{raw!r} is not true or false", "write model.family instead"))
+    named = model.get("family")
+    picked = QUICK_PICKS.get(model.get("quick_pick", "sd15"))  # a flag the file leaves out follows the pick
+    implied = families.from_flags(**{**(families.get(picked["family"]).legacy_flags() if picked else {}), **flags})
+    if named in families.REGISTRY:
+        family = families.get(named)
+        checked = OLD_FLAGS if families.split_by_prediction(family) else ("v2", "sdxl")  # v-prediction is free elsewhere
+        problems += [error(f"model.{flag}", f"is {str(flags[flag]).lower()} but model.family is {named} "
+                           f"({family.label})", f"remove '{flag}': model.family names the family")
+                     for flag in checked if flag in flags and flags[flag] != family.legacy_flags()[flag]]
+    elif named in (None, families.AUTO):
+        model["family"] = implied
+        expected = families.get(implied).legacy_flags()
+        for flag in [flag for flag in flags if flags[flag] != expected[flag]]:
+            # v2 with sdxl names no family; v-prediction on SD 1.x / SDXL is not a family of its own
+            make = warning if flag == "v_parameterization" else error
+            problems.append(make(f"model.{flag}", f"is {str(flags[flag]).lower()} but the file's other settings "
+                                 f"name {families.label(implied)}, which it does not fit",
+                                 f"write model.family (one of {', '.join(families.REGISTRY)}) instead of the old flags"))
+    for flag in flags:
+        problems.append(warning(f"model.{flag}", f"model.{flag} is the old spelling: write model.family: "
+                                f"{model.get('family', implied)}", f"replace '{flag}' with 'family'; the wizard saves "
+                                "the new key"))
+    return {**document, "model": model}, problems
 
 
 def load_run_file(path: str | os.PathLike) -> tuple[RunConfig, list[Problem]]:

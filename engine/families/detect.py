@@ -184,84 +184,29 @@ def single_file_records_v_prediction(keys: list[str] | set[str]) -> bool:
     return "v_pred" in keys
 
 
-# ----------------------------------------------------------------------------- flag checks
-
-
-def check_family_flags(
-    family: Family,
-    *,
-    v2: bool,
-    v_parameterization: bool,
-    sdxl: bool,
-    prediction_type: str | None = None,
-    source: str = "the model",
-) -> list[Problem]:
-    """Errors for each of `model.v2`, `model.sdxl`, `model.v_parameterization` that contradicts the model.
-
-    `prediction_type` is the model's own (the scheduler's), needed for SD 1.x or SDXL models trained
-    for v-prediction; by default it follows the family.
-    """
-    spec = families.get(family)
-    if prediction_type is None:
-        prediction_type = spec.prediction_type
-    expected = spec.legacy_flags(prediction_type)
-    is_sd2, is_sdxl = expected["v2"], expected["sdxl"]
-    is_v = prediction_type == "v_prediction"
-    name = families.label(family)
-    problems: list[Problem] = []
-
-    if sdxl != is_sdxl:
-        problems.append(
-            error(
-                "model.sdxl",
-                f"model.sdxl is {_word(sdxl)} but {source} is {name}",
-                f"set model.sdxl: {_word(is_sdxl)}",
-            )
-        )
-    if v2 != is_sd2:
-        problems.append(
-            error(
-                "model.v2",
-                f"model.v2 is {_word(v2)} but {source} is {name}"
-                + (" (v2 means SD 2.x, not SDXL)" if v2 and is_sdxl else ""),
-                f"set model.v2: {_word(is_sd2)}",
-            )
-        )
-    if v_parameterization != is_v:
-        what = "predicts velocity (v-prediction)" if is_v else "predicts noise (epsilon), not velocity"
-        problems.append(
-            error(
-                "model.v_parameterization",
-                f"model.v_parameterization is {_word(v_parameterization)} but {source} {what}",
-                f"set model.v_parameterization: {_word(is_v)}",
-            )
-        )
-    return problems
+# ----------------------------------------------------------------------------- family checks
 
 
 def check_family(
     detected: Family,
     requested: str | None,
-    flags: Mapping[str, bool],
     *,
     prediction_type: str | None = None,
     source: str = "the model",
 ) -> list[Problem]:
-    """A named `model.family` (and the old flags) against the family the model shows."""
-    problems: list[Problem] = []
-    if requested not in (None, families.AUTO):
-        wanted = families.get(requested)
-        found = families.get(detected)
-        if wanted.naming != found.naming:
-            problems.append(error("model.family", f"model.family is {requested} but {source} is {found.label}",
-                                  f"set model.family: {detected} (or auto)"))
-    return problems + check_family_flags(detected, **flags, prediction_type=prediction_type, source=source)
+    """A named `model.family` against the family the model shows.
 
-
-def flags_for_family(family: Family, prediction_type: str | None = None) -> dict[str, bool]:
-    """The `model.v2` / `model.v_parameterization` / `model.sdxl` values that agree with a family."""
-    return families.get(family).legacy_flags(prediction_type)
-
-
-def _word(value: bool) -> str:
-    return "true" if value else "false"  # as written in the YAML run file
+    `prediction_type` is the model's own (its scheduler's), when known: where two families share a
+    layout and differ only by objective (SD 2.x and SD 2.x v) it tells them apart. Elsewhere a
+    model's own objective is trained as it is (an SD 1.x or SDXL model trained for v-prediction).
+    """
+    if requested in (None, families.AUTO):
+        return []
+    wanted, found = families.get(requested), families.get(detected)
+    actual = found
+    if families.split_by_prediction(found):
+        actual = families.for_file(found.naming, (prediction_type or found.prediction_type) == "v_prediction")
+    if wanted.naming == actual.naming and (wanted is actual or not families.split_by_prediction(wanted)):
+        return []
+    return [error("model.family", f"model.family is {requested} but {source} is {actual.label}",
+                  f"set model.family: {actual.name} (or auto)")]

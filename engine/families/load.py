@@ -17,6 +17,7 @@ from typing import Any, Mapping, NamedTuple
 
 from engine import families
 import engine.families.detect as fam
+from engine.families.base import ModelFamily
 from engine.families.builtin import builtin_family, builtin_names, ensure_builtin_model
 from engine.models import hub as hf
 from engine.models.base_model import BaseModel
@@ -168,47 +169,40 @@ def _config_dir_problems(config_dir: str | None) -> list[Problem]:
 def load_base_model(
     path: str,
     *,
+    family: ModelFamily | None = None,
+    companions: Mapping[str, str | None] | None = None,
     config_dir: str | None = None,
-    v2: bool = False,
-    v_parameterization: bool = False,
-    sdxl: bool = False,
-    family: str | None = None,
     dtype: Any = None,
     cache_dir: str | None = None,
-    clip_l: str | None = None,
-    t5xxl: str | None = None,
-    ae: str | None = None,
-    companions: Mapping[str, str | None] | None = None,
 ) -> BaseModel:
     """Load `path` (builtin name, diffusers folder, single file or hub id) as a frozen `BaseModel`.
 
     `dtype` is a torch dtype (default float32). `cache_dir` is the tui-lora cache root for built-in
     models. Raises `ProblemError` for anything the user can fix: missing files, offline downloads,
-    unsupported models, and family flags that contradict the model.
+    unsupported models, and a family that contradicts the model.
 
-    `family` is `model.family`: `auto` accepts whatever family the model is (the flags are then
-    ignored); a family name, or None with the old flags, is checked against the model.
+    `family` is the run's family object, worked out once by preflight from `model.family`; None
+    (`auto`) accepts whatever family the model is. `companions` are the single-file companions by
+    setting name (FLUX.1's `clip_l` / `t5xxl` / `ae`), handed to a family that loads its own models.
     """
     import torch
 
     dtype = dtype if dtype is not None else torch.float32
-    flags = {"v2": v2, "v_parameterization": v_parameterization, "sdxl": sdxl}
-    if family not in (None, families.AUTO):
-        flags = {**families.get(family).legacy_flags(), "v_parameterization": v_parameterization or
-                 families.get(family).is_v_prediction}
-    auto = family == families.AUTO
+    auto = family is None
+    requested = families.AUTO if auto else family.name
+    flags = families.get(families.from_flags()).legacy_flags() if auto else family.legacy_flags()
     kind, location = _classify(path)
     if kind == "missing":
         raise ProblemError([_missing_problem(path)])
 
-    given = {"clip_l": clip_l, "t5xxl": t5xxl, "ae": ae, **(companions or {})}  # single-file companions by name
+    given = dict(companions or {})  # single-file companions by setting name
     for spec in families.REGISTRY.values():  # a family with its own loader claims its models first
-        if spec.claims_source(kind, location, family):
-            return spec.load_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
+        if spec.claims_source(kind, location, requested):
+            return spec.load_base(kind, location, path, family=requested, config_dir=config_dir, dtype=dtype,
                                   cache_dir=cache_dir, companions={name: given.get(name) for name in spec.companions})
     warnings: list[Problem] = []
     if kind == "single_file":
-        parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, auto)
+        parts, prediction_type = _load_single_file(location, config_dir, flags, dtype, warnings, requested)
         source = location
     else:
         if kind == "builtin":
@@ -219,7 +213,7 @@ def load_base_model(
             source = location
             hf.raise_errors(_folder_problems(Path(location)))
         if not auto:
-            _precheck_folder_flags(source if kind != "hub" else hf.cached_hub_snapshot(source), flags, path, family)
+            _precheck_folder(source if kind != "hub" else hf.cached_hub_snapshot(source), path, requested)
         parts = _load_diffusers(source, hub=kind == "hub", dtype=dtype)
         prediction_type = fam.prediction_type_of(parts[4])
 
@@ -231,7 +225,7 @@ def load_base_model(
     )
     if not auto:
         hf.raise_errors(
-            fam.check_family(detected, family, flags, prediction_type=prediction_type, source=_display(path, source))
+            fam.check_family(detected, requested, prediction_type=prediction_type, source=_display(path, source))
         )
 
     from diffusers import DDPMScheduler
@@ -263,14 +257,14 @@ def _display(path: str, source: str) -> str:
     return path if path in builtin_names() else source
 
 
-def _precheck_folder_flags(folder: str | None, flags: dict[str, bool], path: str, requested: str | None) -> None:
-    """Check the flags against the json configs before spending time (and memory) on weights."""
+def _precheck_folder(folder: str | None, path: str, requested: str | None) -> None:
+    """Check the named family against the json configs before spending time (and memory) on weights."""
     if folder is None:
         return
     family = fam.family_of_folder(folder)
     if family is not None:
         prediction = fam.prediction_type_of_folder(folder)
-        hf.raise_errors(fam.check_family(family, requested, flags, prediction_type=prediction, source=path))
+        hf.raise_errors(fam.check_family(family, requested, prediction_type=prediction, source=path))
 
 
 def _load_diffusers(source: str, *, hub: bool, dtype: Any):
@@ -325,7 +319,7 @@ def _fix_tokenizer_length(tokenizer: Any, encoder: Any) -> None:
 
 
 def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool], dtype: Any, warnings: list,
-                      auto: bool = False):
+                      requested: str):
     """Load an original-layout checkpoint through diffusers' `from_single_file`.
 
     Returns the parts and the prediction type to train with.
@@ -337,9 +331,10 @@ def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool],
     spec = families.get(file_family or config_family or families.from_flags(**flags))
     # Only a marker key records v-prediction; otherwise the flag decides, as in the Kohya scripts.
     prediction_type = "v_prediction" if recorded_v or flags["v_parameterization"] else "epsilon"
-    if file_family and not auto:  # wrong flags fail before the weights are read
+    auto = requested == families.AUTO
+    if file_family and not auto:  # a wrong family fail before the weights are read
         expected = _with_v_prediction(file_family) if prediction_type == "v_prediction" else file_family
-        hf.raise_errors(fam.check_family_flags(expected, **flags, prediction_type=prediction_type, source=path))
+        hf.raise_errors(fam.check_family(expected, requested, prediction_type=prediction_type, source=path))
 
     import diffusers
 
@@ -366,8 +361,8 @@ def _load_single_file(path: str, config_dir: str | None, flags: dict[str, bool],
     elif configured != prediction_type and not recorded_v:
         warnings.append(
             warning(
-                "model.v_parameterization",
-                f"the configs say {configured} but model.v_parameterization says {prediction_type}; "
+                "model.family",
+                f"the configs say {configured} but model.family {requested} trains {prediction_type}; "
                 "a single file does not record this, so the setting wins",
             )
         )

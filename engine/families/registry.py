@@ -72,22 +72,15 @@ def split_by_prediction(family: ModelFamily) -> bool:
 
 
 def of_values(values: Mapping[str, Any]) -> ModelFamily:
-    """The family a run's settings name: `model.family` unless `auto`, else the old flags."""
+    """The family a run's settings name: `model.family`, else (`auto`) the one unnamed models are taken as."""
     name = values.get("model.family")
-    if name in REGISTRY:
-        return REGISTRY[name]
-    return REGISTRY[from_flags(v2=bool(values.get("model.v2")),
-                               v_parameterization=bool(values.get("model.v_parameterization")),
-                               sdxl=bool(values.get("model.sdxl")))]
+    return REGISTRY[name] if name in REGISTRY else REGISTRY[from_flags()]
 
 
 def requested_family(values: Mapping[str, Any]) -> str:
-    """The family a run asks for: `model.family`, else one the old booleans name, else `auto`."""
+    """The family a run asks for: `model.family` (a registered name), else `auto`."""
     name = values.get("model.family")
-    if name in REGISTRY:
-        return name
-    flags = {flag: bool(values.get(f"model.{flag}")) for flag in ("v2", "v_parameterization", "sdxl")}
-    return from_flags(**flags) if any(flags.values()) else AUTO
+    return name if name in REGISTRY else AUTO
 
 
 def read_family(metadata: Mapping[str, str]) -> str | None:

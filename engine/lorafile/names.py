@@ -50,6 +50,23 @@ UNET_PREFIX = "lora_unet_"
 SINGLE_TE_PREFIX = "lora_te_"
 SDXL_TE_PREFIXES = {"text_encoder": "lora_te1_", "text_encoder_2": "lora_te2_"}
 
+
+@dataclass(frozen=True)
+class NamingScheme:
+    """How one Kohya naming scheme spells keys: a family picks its scheme by `ModelFamily.naming`."""
+
+    te_prefixes: Mapping[str, str]  # text-encoder component -> key prefix
+    ldm_unet: bool = False  # UNet keys use the original (LDM) block numbers, mapped from the UNet's config
+
+
+# SD 1.x and 2.x share the diffusers-path spelling with one text encoder; SDXL numbers the UNet's
+# LDM blocks and has two encoders.
+SCHEMES: dict[str, NamingScheme] = {
+    "sd1": NamingScheme({"text_encoder": SINGLE_TE_PREFIX}),
+    "sd2": NamingScheme({"text_encoder": SINGLE_TE_PREFIX}),
+    "sdxl": NamingScheme(SDXL_TE_PREFIXES, ldm_unet=True),
+}
+
 # The real SDXL base UNet config (only the keys the naming needs); used when reading an SDXL file
 # without the caller's config.
 SDXL_BASE_UNET_CONFIG: dict[str, Any] = {
@@ -261,19 +278,20 @@ class KohyaNames:
         if family not in FAMILIES:
             raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
         self.family = family
-        if family == "sdxl" and unet_config is None:
-            raise ValueError("SDXL names need the UNet's config (pass unet.config)")
-        self._sdxl = SdxlUnetNames(unet_config) if family == "sdxl" else None
+        self.scheme = SCHEMES[family]
+        if self.scheme.ldm_unet and unet_config is None:
+            raise ValueError(f"{family} names need the UNet's config (pass unet.config)")
+        self._sdxl = SdxlUnetNames(unet_config) if self.scheme.ldm_unet else None
         # Reading SD1/SD2 files never meets LDM names; reading SDXL ones uses this config.
         self._reader_sdxl = self._sdxl or SdxlUnetNames(unet_config or SDXL_BASE_UNET_CONFIG)
 
     # -- writing -----------------------------------------------------------------------------
     def te_prefix(self, component: Component) -> str:
-        if self.family == "sdxl":
-            return SDXL_TE_PREFIXES[component]  # KeyError for "unet" is a caller bug
-        if component != "text_encoder":
+        if len(self.scheme.te_prefixes) > 1:
+            return self.scheme.te_prefixes[component]  # KeyError for "unet" is a caller bug
+        if component not in self.scheme.te_prefixes:
             raise ValueError(f"{self.family} has one text encoder; got component {component!r}")
-        return SINGLE_TE_PREFIX
+        return self.scheme.te_prefixes[component]
 
     def prefix(self, component: Component, module_path: str) -> str:
         """Kohya key prefix for a module, e.g. `lora_unet_input_blocks_4_1_proj_in`."""

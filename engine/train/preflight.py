@@ -9,8 +9,10 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import families
 from ..config import RunConfig
 from ..problems import Problem, error, warning
+from .run_family import run_family
 from .model_files import model_file_problems
 
 if TYPE_CHECKING:  # the plan scans images (numpy, PIL): not needed before the run registers
@@ -87,27 +89,23 @@ def _model_problems(cfg: RunConfig) -> list[Problem]:
 
 
 def _family_flag_problems(cfg: RunConfig, kind: str, family: str | None) -> list[Problem]:
-    """model.v2 / v_parameterization / sdxl against the family the configs or file header show.
+    """A named model.family against the family the configs or file header show.
 
     Checked here, before anything is written, as well as when the weights load. Where the
-    prediction type cannot be read (single files, hub SD 1.x/SDXL), the flag is taken as given.
+    prediction type cannot be read (single files, hub SD 1.x/SDXL), the family's own is taken.
     """
-    from .. import families
     from ..families import detect as fam
 
-    requested = families.requested_family(cfg.values)
-    if family is None or requested == families.AUTO:
+    wanted = run_family(cfg)
+    if family is None or wanted is None:
         return []  # `auto` takes whatever family the model is
-    flags = {"v2": cfg.model.v2, "v_parameterization": cfg.model.v_parameterization, "sdxl": cfg.model.sdxl}
-    prediction = "v_prediction" if cfg.model.v_parameterization else "epsilon"
+    prediction = wanted.prediction_type
     spec = families.get(family)
     if kind == "builtin" or families.split_by_prediction(spec) and kind != "single_file":
         prediction = None  # the family says it (SD 2.x folders are told apart by their scheduler)
     elif kind == "folder":
         prediction = fam.prediction_type_of_folder(cfg.model.path) or prediction
-    if kind == "single_file" and prediction == "v_prediction":
-        family = families.from_flags(**spec.legacy_flags(prediction))  # a file cannot tell SD 2.x v apart
-    return [p for p in fam.check_family(family, requested, flags, prediction_type=prediction, source=cfg.model.path)
+    return [p for p in fam.check_family(family, wanted.name, prediction_type=prediction, source=cfg.model.path)
             if p.is_error]
 
 

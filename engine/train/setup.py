@@ -12,8 +12,8 @@ import torch
 
 from ..config import SETTINGS, RunConfig
 from .. import families
-from ..families import requested_family
 from ..families.load import load_base_model
+from .run_family import run_family
 from ..models.base_model import BaseModel
 from ..networks.inject import apply_network, network_parameters
 from ..networks.adapter_tensors import import_network, infer_rank_alpha
@@ -101,9 +101,8 @@ def companion_files(cfg: RunConfig) -> dict[str, str | None]:
 
 def build_model(cfg: RunConfig, device: torch.device, weight_dtype: torch.dtype, continue_from=None) -> TrainedModel:
     """The base model with its networks; `continue_from` is a LoRA file's path (or a read LoraFile)."""
-    base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, v2=cfg.model.v2,
-                           v_parameterization=cfg.model.v_parameterization, sdxl=cfg.model.sdxl,
-                           family=requested_family(cfg.values), companions=companion_files(cfg))
+    base = load_base_model(cfg.model.path, config_dir=cfg.model.config_dir, family=run_family(cfg),
+                           companions=companion_files(cfg))
     # `auto` knows the family only now
     problems = base.spec.run_problems(cfg.values, SETTINGS) + family_problems(base.spec, cfg.values)
     if problems:

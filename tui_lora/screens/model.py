@@ -13,7 +13,7 @@ from engine import families
 from engine.families.detect import check_family
 from engine.problems import Problem, warning
 
-from ..checks import ModelCheck, describe_model, family_flags
+from ..checks import ModelCheck, describe_model
 from .form import FormScreen
 
 _CHECK_DELAY = 0.3  # seconds of no typing before the path is checked
@@ -46,11 +46,6 @@ class ModelScreen(FormScreen):
         if key == "model.quick_pick":
             for flag in self.draft.apply_quick_pick():
                 self.set_field(flag, self.draft.values[flag])
-        if key == "model.family" and self.draft.values[key] in families.REGISTRY:
-            # the old booleans follow the family, so the two never disagree
-            for flag, value in family_flags(self.draft.values[key]).items():
-                if flag != key and self.draft.values.get(flag) != value:
-                    self.set_field(flag, value)
         if key in ("model.quick_pick", "model.path", "model.config_dir"):
             self.schedule_check()
 
@@ -80,9 +75,8 @@ class ModelScreen(FormScreen):
         self.check, self.checked_path = message.check, message.path
         custom = self.draft.values["model.quick_pick"] == "custom"
         if custom and is_new_path and message.check.family:
-            # a path that was just typed: set the flags to what the model is
-            for flag, value in family_flags(message.check.family).items():
-                self.set_field(flag, value)
+            # a path that was just typed: set the family to what the model is
+            self.set_field("model.family", message.check.family)
         self.refresh_fields()
 
     def extra_problems(self) -> list[Problem]:
@@ -97,8 +91,7 @@ class ModelScreen(FormScreen):
         typed = self.draft.typed()
         requested = families.requested_family(typed)
         if family and self.draft.values["model.quick_pick"] == "custom" and requested != families.AUTO:
-            flags = {flag: typed[f"model.{flag}"] for flag in ("v2", "v_parameterization", "sdxl")}
-            problems += check_family(family, requested, flags, source=self.checked_path)
+            problems += check_family(family, requested, source=self.checked_path)
         return problems
 
     def notes(self) -> dict[str, str]:

@@ -110,7 +110,7 @@ class FluxFamily(ModelFamily):
         from engine.families.flux1.loading import load_flux_base
 
         return load_flux_base(kind, location, path, family=family, config_dir=config_dir, dtype=dtype,
-                              cache_dir=cache_dir, **companions)
+                              cache_dir=cache_dir, **{"clip_l": None, "t5xxl": None, "ae": None, **companions})
 
     def write_lora(self, path: Any, weights: Any, *, base: Any, metadata: Any, save_dtype: Any, fmt: str) -> None:
         from engine.families.flux1.lora_io import save_flux_lora

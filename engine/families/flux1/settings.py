@@ -203,7 +203,6 @@ SD_ONLY: dict[str, str] = {
     "training.clip_skip": "FLUX.1 uses CLIP-L's pooled output, which no layer skip changes",
     "training.max_token_length": "FLUX.1 reads 77 CLIP tokens; T5's length is flux.t5xxl_max_token_length",
     "training.attention": "FLUX.1 always uses PyTorch's attention",
-    "model.v_parameterization": "FLUX.1 is trained by flow matching",
     "sampling.sampler": "FLUX.1 samples with its own flow-matching Euler sampler",
     "network.train_norm": "the FLUX.1 LoRA layout (sd-scripts' lora_flux) has no norm keys",
 }

@@ -178,7 +178,6 @@ SD_ONLY: dict[str, str] = {
     "training.clip_skip": "SD 3.5 reads CLIP's penultimate layer, as it was trained",
     "training.max_token_length": "SD 3.5's CLIPs read 77 tokens; T5's length is sd35.t5xxl_max_token_length",
     "training.attention": "SD 3.5 always uses PyTorch's attention",
-    "model.v_parameterization": "SD 3.5 is trained by flow matching",
     "sampling.sampler": "SD 3.5 samples with its own flow-matching Euler sampler",
 }
 

@@ -135,7 +135,6 @@ NOT_FOR_ZIMAGE: dict[str, str] = {
     "training.clip_skip": "Z-Image reads Qwen3's second-to-last layer, always",
     "training.max_token_length": "Z-Image's caption length is zimage.max_sequence_length",
     "training.attention": "Z-Image always uses PyTorch's attention",
-    "model.v_parameterization": "Z-Image is trained by flow matching",
     "sampling.sampler": "Z-Image samples with its own flow-matching Euler sampler",
 }
 QWEN_FROZEN = "Qwen3 stays frozen for Z-Image (as in the diffusers example and ai-toolkit)"
@@ -154,8 +153,11 @@ def _wrap(setting: Setting, reason_for_zimage, default_for_zimage=None) -> Setti
         def model_default(values):
             if is_zimage(values):
                 return default_for_zimage
-            return inner_default(values) if inner_default else (list(setting.default) if isinstance(setting.default, list)
-                                                                  else setting.default)
+            if inner_default:
+                return inner_default(values)
+            if setting.key in values:  # an explicit empty value keeps its meaning for other families
+                return values[setting.key]
+            return list(setting.default) if isinstance(setting.default, list) else setting.default
         changes["model_default"] = model_default
     return replace(setting, **changes)
 
