@@ -25,6 +25,9 @@ FLUX.1 built by the same builder), bf16, a few steps: CI runs it (`bash benchmar
 --dry-run`), so the script works the first time a GPU is there.
 SD 3.5 Medium (`sd35-medium`) and Large with an fp8 base (`sd35-large-fp8`) are built the same way
 from the SD 3.5 family's reference configs and trained at 1024 px with the same memory settings.
+Z-Image-Turbo (`zimage`, and `zimage-fp8` with an fp8 base) likewise, from the Z-Image family's
+reference configs (6.2B transformer, 4.0B Qwen3, FLUX.1's autoencoder) at 1024 px, as ai-toolkit's
+Z-Image presets train it; neither is in the default set (`--only zimage,zimage-fp8`).
 """
 
 from __future__ import annotations
@@ -280,6 +283,73 @@ def small_sd35_configs(variant: str) -> dict:
     return {"denoiser": denoiser, "text_encoders": [*clips, t5], "vae": vae}
 
 
+def zimage_pipeline(transformer_config: dict, qwen_config: dict, vae_config: dict, device: str, dtype=None):
+    """A ZImagePipeline at the given sizes (Z-Image's reference configs or smaller ones), weights made on
+    `device`; the tokenizer is the tiny model's local one (its ids fit any Qwen3 vocabulary)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    from engine.families.zimage import reference as zref
+    from engine.families.zimage.tokenizer import PAD_TOKEN, build_qwen_tokenizer
+
+    dtype = dtype or torch.bfloat16
+    strip = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    tokenizer = build_qwen_tokenizer()
+    transformer = _materialise(ZImageTransformer2DModel, strip(transformer_config), dtype, device)
+    qwen_settings = Qwen3Config(**strip(qwen_config), pad_token_id=tokenizer.convert_tokens_to_ids(PAD_TOKEN))
+    qwen = _materialise(Qwen3Model, qwen_settings, dtype, device)
+    vae = _materialise(AutoencoderKL, strip(vae_config), dtype, device)
+    return ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(**zref.SCHEDULER_CONFIG), vae=vae,
+                          text_encoder=qwen, tokenizer=tokenizer, transformer=transformer)
+
+
+def save_zimage_folder(pipe, folder: Path) -> None:
+    from engine.families.zimage.tokenizer import write_qwen_tokenizer
+
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    write_qwen_tokenizer(folder / "tokenizer")
+
+
+def small_zimage_configs() -> tuple[dict, dict, dict]:
+    """Z-Image's reference configs with every width and depth cut down (same keys and structure)."""
+    from engine.families.zimage import reference as zref
+
+    transformer = dict(zref.TRANSFORMER_CONFIG, dim=64, n_heads=2, n_kv_heads=2, n_layers=2, n_refiner_layers=2,
+                       cap_feat_dim=32, axes_dims=[8, 12, 12], axes_lens=[1024, 64, 64])
+    qwen = dict(zref.QWEN3_CONFIG, vocab_size=1024, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    vae = dict(zref.VAE_CONFIG, block_out_channels=[32, 32], layers_per_block=1, norm_num_groups=16,
+               down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    return transformer, qwen, vae
+
+
+# Z-Image-Turbo as ai-toolkit's presets train it: 1024 px, rank 16, AdamW8bit, checkpointing, cached Qwen3.
+ZIMAGE_SETTINGS = {"model.family": "zimage", "training.max_resolution": [1024, 1024], "buckets.max_resolution": 2048,
+                   "optimizer.name": "AdamW8bit", "network.rank": 16, "network.alpha": 16.0,
+                   "optimizer.text_encoder_lr": 0.0, "training.gradient_checkpointing": True,
+                   "training.cache_text_encoder_outputs": True}
+
+
+def _zimage_builder(**extra):
+    def build(folder: Path) -> dict:
+        import torch
+
+        from engine.families.zimage import reference as zref
+
+        shared = folder.parent.parent / "zimage-shared" / "model"  # one saved folder for both entries
+        if not (shared / "model_index.json").exists():
+            configs = small_zimage_configs() if DRY_RUN else (zref.TRANSFORMER_CONFIG, zref.QWEN3_CONFIG, zref.VAE_CONFIG)
+            pipe = zimage_pipeline(*configs, DEVICE)
+            save_zimage_folder(pipe, shared)
+            del pipe
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        return {**ZIMAGE_SETTINGS, "model.path": str(shared), **extra}
+    return build
+
+
 def build_flux1_fp8_swap(folder: Path) -> dict:
     # sd-scripts' documented 12 GB setup: fp8 base, 16 blocks swapped, AdamW8bit, cached text, 1024 px
     return {**build_flux1_fp8(folder), "training.blocks_to_swap": 16 if not DRY_RUN else 3,
@@ -290,7 +360,8 @@ def build_flux1_fp8_swap(folder: Path) -> dict:
 MODELS = {"sd15": (build_sd15, 512), "sdxl": (build_sdxl, 1024), "flux1": (build_flux1, 512),
           "flux1-fp8": (build_flux1_fp8, 512), "flux1-fp8-swap": (build_flux1_fp8_swap, 1024),
           "sd35-medium": (_sd35_builder("5-medium"), 1024),
-          "sd35-large-fp8": (_sd35_builder("5-large", **{"training.fp8_base": True}), 1024)}
+          "sd35-large-fp8": (_sd35_builder("5-large", **{"training.fp8_base": True}), 1024),
+          "zimage": (_zimage_builder(), 1024), "zimage-fp8": (_zimage_builder(**{"training.fp8_base": True}), 1024)}
 DEFAULT_ONLY = "sd15,sdxl,flux1-fp8,flux1-fp8-swap"  # fits the 8 minutes a lent GPU gives (flux1: --only)
 DRY_RUN = False
 # the built-in tiny models stand in for the SD builders in a dry run (a real-size build takes minutes on a CPU)

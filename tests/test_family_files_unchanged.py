@@ -21,7 +21,8 @@ from tests.helpers import small_run, write_small_concepts
 
 HASHES = Path(__file__).parent / "data" / "family_lora_hashes.json"
 CLOCK_KEYS = ("modelspec.date", "ss_training_started_at", "ss_training_finished_at")
-PICKS = ("builtin-tiny-sd1", "builtin-tiny-sd2-v", "builtin-tiny-sdxl", "builtin-tiny-flux1", "builtin-tiny-sd35")
+PICKS = ("builtin-tiny-sd1", "builtin-tiny-sd2-v", "builtin-tiny-sdxl", "builtin-tiny-flux1", "builtin-tiny-sd35",
+         "builtin-tiny-zimage")
 
 
 def lora_digest(path: Path) -> str:

@@ -319,6 +319,12 @@ class ModelFamily:
         return encode_captions(tokenizers, encoders, captions, sdxl=self.text_conditioning == "clip_pair_pooled",
                                clip_skip=clip_skip, max_token_length=max_token_length, device=device)
 
+    def conditioning_class(self) -> type:
+        """The dataclass `encode_text` returns; the text-output disk cache reads its files back into it."""
+        from engine.diffusion.text import Conditioning
+
+        return Conditioning
+
     def denoise(self, denoiser: Any, noisy: Any, timesteps: Any, conditioning: Any, *,
                 size_conditions: Any, dtype: Any) -> Any:
         """One call of the UNet on noisy latents with the captions' conditioning."""
@@ -332,6 +338,17 @@ class ModelFamily:
         from engine.diffusion.samplers import build_sampler
 
         return build_sampler(sampler, base.scheduler_config, base.prediction_type)
+
+    def fp8_keep_patterns(self) -> tuple[str, ...]:
+        """Name patterns (regular expressions, searched) of denoiser layers that fp8 base weights
+        leave in the compute dtype, because float8 would cost too much precision there."""
+        return ()
+
+    def sample_defaults(self, source: str) -> dict[str, Any]:
+        """Steps and CFG (`{"steps": int, "cfg": float}`, either may be left out) for sample prompts that
+        set none, for the base loaded from `source`; {} keeps the generic defaults (a step-distilled
+        model needs its own few steps and no guidance)."""
+        return {}
 
     def sample_options(self, prompt: Any, clip_skip: int) -> dict[str, Any]:
         """The family's own pipeline arguments for one sample prompt."""

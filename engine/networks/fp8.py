@@ -3,12 +3,16 @@
 Every frozen `nn.Linear` of the denoiser keeps its weight as `torch.float8_e4m3fn` (1 byte a number)
 and widens it to the mixed-precision dtype inside its forward, so the maths runs in bf16/fp16 while
 the stored model takes about half the memory. The LoRA's own layers are trainable and stay as they
-are; norms, embeddings and convolutions are small and stay in the compute dtype.
+are; norms, embeddings and convolutions are small and stay in the compute dtype, and so do the
+modules a family names as too precision-sensitive for fp8 (ModelFamily.fp8_keep_patterns: Z-Image's
+timestep and caption embedders, as diffusers keeps them out of its layerwise casting).
 """
 
 from __future__ import annotations
 
+import re
 import types
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -40,14 +44,22 @@ def _fp8_linear_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return F.linear(x.to(self.fp8_compute_dtype), weight, bias)
 
 
-def store_in_fp8(model: nn.Module, compute_dtype: torch.dtype) -> int:
-    """Turn the frozen linear layers of `model` to fp8 storage; returns how many were turned."""
+def store_in_fp8(model: nn.Module, compute_dtype: torch.dtype, keep: Iterable[str] = ()) -> int:
+    """Turn the frozen linear layers of `model` to fp8 storage; returns how many were turned.
+
+    A layer whose qualified name matches one of the `keep` regular expressions (searched, as
+    diffusers matches its skip patterns) stays in the compute dtype.
+    """
     if FP8 is None or compute_dtype not in (torch.bfloat16, torch.float16):
         raise ValueError("fp8 storage needs torch.float8_e4m3fn and a bf16/fp16 compute dtype")
+    kept = [re.compile(pattern) for pattern in keep]
     turned = 0
-    for module in model.modules():
+    for name, module in model.named_modules():
         if type(module) is not nn.Linear or module.weight.requires_grad:
             continue  # adapters (trainable) and peft's wrappers keep their weights
+        if any(pattern.search(name) for pattern in kept):
+            module.to(compute_dtype)
+            continue
         module.weight.data = module.weight.data.to(FP8)
         module.fp8_compute_dtype = compute_dtype
         module.forward = types.MethodType(_fp8_linear_forward, module)

@@ -62,12 +62,15 @@ def _bnb_linear(layer: nn.Linear, kind: str, compute_dtype: torch.dtype, device:
     return new.to(device)
 
 
-def quantize_frozen_linears(model: nn.Module, kind: str, compute_dtype: torch.dtype, device: torch.device) -> int:
-    """Store every frozen `nn.Linear` of `model` as `kind` (fp8, nf4, int8); returns how many were turned."""
+def quantize_frozen_linears(model: nn.Module, kind: str, compute_dtype: torch.dtype, device: torch.device,
+                            fp8_keep: tuple[str, ...] = ()) -> int:
+    """Store every frozen `nn.Linear` of `model` as `kind` (fp8, nf4, int8); returns how many were turned.
+
+    `fp8_keep`: name patterns of layers fp8 leaves in the compute dtype (see fp8.store_in_fp8)."""
     if kind == "none":
         return 0
     if kind == "fp8":
-        return store_in_fp8(model, compute_dtype)
+        return store_in_fp8(model, compute_dtype, fp8_keep)
     if kind not in BNB_KINDS:
         raise ValueError(f"unknown quantization {kind!r}")
     layers = _frozen_linears(model)

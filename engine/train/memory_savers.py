@@ -84,7 +84,7 @@ def store_frozen(model: Any, cfg: Any, device: torch.device, weight_dtype: torch
         raise ProblemError(problems)
     if kind != "none":
         state.quantized["denoiser"] = kind
-        quantize_frozen_linears(base.unet, kind, weight_dtype, device)
+        quantize_frozen_linears(base.unet, kind, weight_dtype, device, base.spec.fp8_keep_patterns())
     if text_kind != "none":
         for index, encoder in enumerate(base.text_encoders):
             quantize_frozen_linears(encoder, text_kind, weight_dtype, device)

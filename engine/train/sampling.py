@@ -46,13 +46,17 @@ class SamplePrompt:
     height: int
 
 
-def resolve_prompts(entries: list[str | Mapping[str, Any]], *, width: int, height: int, seed: int) -> list[SamplePrompt]:
+def resolve_prompts(entries: list[str | Mapping[str, Any]], *, width: int, height: int, seed: int,
+                    defaults: Mapping[str, Any] | None = None) -> list[SamplePrompt]:
     """The schema's `sampling.prompts` entries with every option filled in.
 
-    Defaults: the training resolution, DEFAULT_STEPS steps, CFG DEFAULT_CFG, and seed `seed + index`
+    Defaults: the training resolution, the family's steps and CFG (`defaults`, see
+    ModelFamily.sample_defaults) else DEFAULT_STEPS and DEFAULT_CFG, and seed `seed + index`
     so each prompt keeps its seed from one sample to the next and the images show only the LoRA's
     progress.
     """
+    steps = int((defaults or {}).get("steps", DEFAULT_STEPS))
+    guidance = float((defaults or {}).get("cfg", DEFAULT_CFG))
     prompts = []
     for index, entry in enumerate(entries):
         parsed, problems = read_prompt_entry(entry, f"sampling.prompts[{index}]")
@@ -63,8 +67,8 @@ def resolve_prompts(entries: list[str | Mapping[str, Any]], *, width: int, heigh
             prompt=str(values["prompt"]).strip(),
             negative=str(values.get("negative") or ""),
             seed=int(values["seed"]) if values.get("seed") is not None else seed + index,
-            steps=int(values.get("steps") or DEFAULT_STEPS),
-            cfg=float(values["cfg"]) if values.get("cfg") is not None else DEFAULT_CFG,
+            steps=int(values.get("steps") or steps),
+            cfg=float(values["cfg"]) if values.get("cfg") is not None else guidance,
             width=_snap(values.get("width") or width),
             height=_snap(values.get("height") or height),
         ))
@@ -156,8 +160,9 @@ class SampleImages:
         self.last_step = step
         cfg = self.cfg
         width, height = cfg.training.max_resolution
-        prompts = resolve_prompts(cfg.sampling.prompts, width=width, height=height, seed=trainer.seed)
         base = trainer.model.base
+        prompts = resolve_prompts(cfg.sampling.prompts, width=width, height=height, seed=trainer.seed,
+                                  defaults=base.spec.sample_defaults(base.source))
         roots = [base.unet, base.vae, *base.text_encoders]
         trainer.phase("sampling", f"sampling {len(prompts)} image{'s' if len(prompts) != 1 else ''}")
         try:

@@ -2,7 +2,8 @@
 
 Family-agnostic: the conditioning is whatever the family's `encode_text` returns (a dataclass of
 per-caption tensors: SD's hidden states and pooled vector, FLUX.1's T5 states, CLIP-L pooled and
-mask). The disk cache sits beside the latent cache (`<cache root>/text`), one small safetensors
+mask, Z-Image's Qwen3 states and mask), and the family names that class (`conditioning_class`), so a
+file is read back into it by field name. The disk cache sits beside the latent cache (`<cache root>/text`), one small safetensors
 file per caption whose name is a digest of the caption, the family, the encoding options (CLIP
 skip, token lengths, T5 mask) and a fingerprint of the encoders' weights, so a changed caption,
 encoder or length simply misses and is encoded again; nothing is ever read from a stale entry.
@@ -21,19 +22,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..diffusion.text import Conditioning, ConditioningCache
+from ..diffusion.text import ConditioningCache
 
 
 def text_cache_root() -> Path:
     from ..models.tiny import default_cache_root
 
     return default_cache_root() / "text"
-
-
-def _conditioning_classes() -> dict[str, type]:
-    from ..families.flux1.objective import FluxConditioning
-
-    return {cls.__name__: cls for cls in (Conditioning, FluxConditioning)}
 
 
 def encoders_fingerprint(encoders: list[Any]) -> str:
@@ -52,8 +47,9 @@ def encoders_fingerprint(encoders: list[Any]) -> str:
 class TextOutputCache:
     """Fills a `ConditioningCache` with every caption of the run, from disk when allowed."""
 
-    def __init__(self, identity: str, *, disk: bool, device: Any):
+    def __init__(self, identity: str, *, disk: bool, device: Any, kind: type):
         self.identity = identity
+        self.kind = kind  # the family's conditioning dataclass: what a disk entry is read back into
         self.device = device
         self.disk = disk
         self.hits = 0
@@ -100,8 +96,8 @@ class TextOutputCache:
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
         except Exception:  # a torn cache file is just a miss  # noqa: BLE001
             return None
-        kind = _conditioning_classes().get(meta.get("kind", ""))
-        if kind is None or meta.get("caption") != caption:
+        kind = self.kind
+        if meta.get("kind") != kind.__name__ or meta.get("caption") != caption:
             return None
         cache.kind = kind
         return tuple(tensors[f.name].to(self.device) if f.name in tensors else None for f in fields(kind))
@@ -133,7 +129,8 @@ def cache_text_outputs(trainer: Any) -> None:
     captions = [process_caption(item.caption, rng=rng) for item in trainer.plan.dataset.items]
     identity = json.dumps([base.family, trainer.text_options, encoders_fingerprint(trainer.text_encoders)],
                           sort_keys=True, default=str)
-    cache = TextOutputCache(identity, disk=cfg.training.cache_text_encoder_outputs_to_disk, device=trainer.device)
+    cache = TextOutputCache(identity, disk=cfg.training.cache_text_encoder_outputs_to_disk, device=trainer.device,
+                            kind=base.spec.conditioning_class())
     cache.fill(trainer.caption_cache, captions, trainer._encode_captions, batch_size=cfg.training.batch_size,
                progress=lambda done, total: trainer.emit("caching", stage="text", done=done, total=total,
                                                          reused=cache.hits, encoded=cache.misses))

@@ -50,6 +50,11 @@ class FluxFamily(ModelFamily):
         return {"t5_max_tokens": self.t5_max_tokens(variant, cfg.flux.t5xxl_max_token_length),
                 "t5_mask": bool(cfg.flux.apply_t5_attn_mask)}
 
+    def conditioning_class(self) -> type:
+        from engine.families.flux1.objective import FluxConditioning
+
+        return FluxConditioning
+
     def encode_text(self, tokenizers: list[Any], encoders: list[Any], captions: list[str], *, device: Any,
                     t5_max_tokens: int = 512, t5_mask: bool = False) -> Any:
         from engine.families.flux1.objective import encode_flux_captions

@@ -45,6 +45,11 @@ class ZImageFamily(ModelFamily):
         return encode_zimage_captions(tokenizers[0], encoders[0], captions, max_sequence_length=max_sequence_length,
                                       device=device)
 
+    def conditioning_class(self) -> type:
+        from .objective import ZImageConditioning
+
+        return ZImageConditioning
+
     def settings_sections(self) -> dict[str, list[Any]]:
         return {"model": settings.MODEL_SETTINGS, "objective": settings.ZIMAGE_SETTINGS}
 
@@ -119,6 +124,13 @@ class ZImageFamily(ModelFamily):
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         return FlowMatchEulerDiscreteScheduler.from_config(base.scheduler_config)  # the model's own flow sampler
+
+    def fp8_keep_patterns(self) -> tuple[str, ...]:
+        return ref.FP8_KEEP_PATTERNS
+
+    def sample_defaults(self, source: str) -> dict[str, Any]:
+        variant = self.variant_of(source)
+        return {"steps": ref.SAMPLE_STEPS[variant], "cfg": ref.SAMPLE_GUIDANCE[variant]}
 
     def sample_options(self, prompt: Any, clip_skip: int) -> dict[str, Any]:
         return {"negative_prompt": prompt.negative or None}

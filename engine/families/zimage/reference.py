@@ -32,10 +32,13 @@ NATIVE_SIDE = 1024
 HUB_IDS = {"turbo": "Tongyi-MAI/Z-Image-Turbo", "base": "Tongyi-MAI/Z-Image"}
 LORA_PREFIX = "diffusion_model."  # ai-toolkit's key form, which ComfyUI maps through z_image_to_diffusers
 
-# Sampling as the model cards and ai-toolkit's presets use it: Turbo is distilled to ~8 steps with
-# guidance baked in (CFG off); the base model wants ~30 steps with real guidance.
-SAMPLE_STEPS = {"turbo": 9, "base": 30}
-SAMPLE_GUIDANCE = {"turbo": 0.0, "base": 4.0}
+# Sample defaults: Turbo is distilled to ~8 steps with guidance baked in (CFG off); the base model
+# takes ZImagePipeline's own defaults (50 steps, guidance 5).
+SAMPLE_STEPS = {"turbo": 8, "base": 50}
+SAMPLE_GUIDANCE = {"turbo": 0.0, "base": 5.0}
+# The transformer's layers diffusers keeps out of layerwise casting (_skip_layerwise_casting_patterns):
+# the timestep and caption embedders are small and lose too much precision in float8.
+FP8_KEEP_PATTERNS = ("t_embedder", "cap_embedder")
 TRAINING_SHIFT = 3.0  # ai-toolkit's training scheduler and ComfyUI's sampling shift for Z-Image
 MAX_SEQUENCE_LENGTH = 512  # ZImagePipeline's and the diffusers example's caption token limit
 
@@ -79,8 +82,9 @@ REFERENCE_CONFIGS: dict[str, Any] = {"transformer": TRANSFORMER_CONFIG, "text_en
 def variant_of(name_or_path: str | None, scheduler_config: Mapping[str, Any] | None = None) -> str:
     """'turbo' or 'base': both share one architecture, so only the name tells them apart."""
     text = str(name_or_path or "").lower()
+    built_in = text.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1].startswith("builtin")  # also its cached folder
     return "base" if text and "turbo" not in text and ("z-image" in text or "zimage" in text) and \
-        not text.startswith("builtin") else "turbo"
+        not built_in else "turbo"
 
 
 def lora_metadata(options: Mapping[str, Any] | None = None) -> dict[str, str]:
