@@ -38,8 +38,12 @@ def test_lora_metadata_extras_come_from_the_schema_and_leak_no_paths():
                      "model.path": "/home/me/models/base.safetensors", "network.scale_weight_norms": 1.0})
     extra = extra_metadata(cfg)
     assert extra["scale_weight_norms"] == 1.0 and "gradient_checkpointing" in extra
-    # the flux: options describe FLUX.1 LoRAs only; an SD file does not record them
-    expected = {s.kohya for s in SETTINGS if s.kohya and s.ss_extra and s.kind != "path" and s.section != "flux"}
+    # a family's own section (flux:, sd35:, zimage:) describes that family's LoRAs only; this run names none
+    from engine import families
+
+    sections = {family.settings_section for family in families.REGISTRY.values() if family.settings_section}
+    assert {"flux", "sd35", "zimage"} <= sections
+    expected = {s.kohya for s in SETTINGS if s.kohya and s.ss_extra and s.kind != "path" and s.section not in sections}
     assert set(extra) == expected
     assert not any("/home/me" in str(value) for value in extra.values())
     assert "network_dim" not in extra  # sd-scripts' own ss_network_dim holds the rank

@@ -83,7 +83,7 @@ class Trainer(RunReporting, Checkpointing):
         threads = choose_threads(cfg.training.cpu_threads_per_process, on_gpu=use_cuda)
         torch.set_num_threads(threads.threads)
         self.cpu_threads = threads.threads
-        self.emit("log", message=f"CPU threads: {threads.threads} ({threads.reason})", cpu_threads=threads.threads)
+        self.cpu_threads_reason = threads.reason  # logged once the run has started (only phases come before)
         device = torch.device("cuda" if use_cuda else "cpu")
         self.mixed_precision = resolve_mixed_precision(cfg.training.mixed_precision, device)
         trackers = self._trackers()

@@ -116,6 +116,7 @@ class RunReporting:
                   total_epochs=self.plan.epochs, dataset=data.to_event_dict(), lr_curve=self.lr_curve(),
                   resumed_from_step=self.progress.step or None, family=self.model.base.family,
                   vram_estimate=self._vram_estimate())
+        self.emit("log", message=f"CPU threads: {self.cpu_threads} ({self.cpu_threads_reason})", cpu_threads=self.cpu_threads)
 
     def _vram_estimate(self) -> dict | None:
         """The torch-free estimate the dashboard shows beside the measured peak (None if unknown)."""
