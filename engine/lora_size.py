@@ -88,13 +88,19 @@ def model_configs(values: Mapping[str, Any]) -> tuple[dict, list[dict], str] | N
     family = families.of_values(values)
     if family.estimate_counts() is not None:  # the family's own reference model for this path (its size varies)
         data = family.vram_reference(path)
-        return data["denoiser"], list(data["text_encoders"])[:family.trainable_text_encoders or None], \
+        return data["denoiser"], _adaptable(family, data["text_encoders"]), \
             f"the built-in {data['source']} configs"
     reference = family.reference_configs
     # a transformer reference (FLUX.1) is named by its class, as its saved config would be
     unet = reference.get("unet") or {"_class_name": "FluxTransformer2DModel", **reference["transformer"]}
-    encoders = list(reference["text_encoders"])[:family.trainable_text_encoders or None]
+    encoders = _adaptable(family, reference["text_encoders"])
     return unet, encoders, f"the reference {family.naming.upper()} layout"
+
+
+def _adaptable(family: Any, encoders: Any) -> list[dict]:
+    """The encoders a LoRA of this family may adapt (its first `trainable_text_encoders`; None: all; 0: none)."""
+    count = family.trainable_text_encoders
+    return list(encoders) if count is None else list(encoders)[:count]
 
 
 def _trainable(denoiser: dict, encoders: list[dict]) -> list[dict]:

@@ -170,7 +170,7 @@ def with_zimage_adjustments(table: list[Setting]) -> list[Setting]:
         if s.key in NOT_FOR_ZIMAGE:
             out.append(_wrap(s, lambda values, reason=NOT_FOR_ZIMAGE[s.key]: reason))
         elif s.key == "optimizer.text_encoder_lr":
-            out.append(_wrap(s, lambda values: QWEN_FROZEN, default_for_zimage=0.0))
+            out.append(_wrap(s, lambda values: QWEN_FROZEN))  # disabled with the reason; Qwen3 is never adapted
         elif s.key == "model.ae":
             out.append(_wrap(s, _single_file_zimage))
         else:
@@ -190,7 +190,7 @@ def zimage_rules(v: Mapping[str, Any], table: Any) -> list[Problem]:
     for key, reason in NOT_FOR_ZIMAGE.items():
         if key in v and v[key] != table[key].default:
             out.append(error(key, f"does not apply to Z-Image: {reason}", f"remove {key} (or set it to {table[key].default!r})"))
-    if v.get("optimizer.text_encoder_lr") not in (None, 0, 0.0):
+    if v.get("optimizer.text_encoder_lr") not in (None, 0, 0.0, table["optimizer.text_encoder_lr"].default):
         out.append(warning("optimizer.text_encoder_lr", f"does nothing: {QWEN_FROZEN}", "set optimizer.text_encoder_lr: 0"))
     if v.get("network.type", "lora") != "lora":
         out.append(error("network.type", f"{v['network.type']} is not offered for Z-Image (its files are plain LoRA)",
